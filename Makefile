@@ -1,0 +1,56 @@
+# Two commands on a fresh machine: `make run` (the whole system) and `make test` (all tests).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON_VERSION ?= 3.12
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help install infra run test test-unit lint format stop clean bench
+
+help:
+	@echo "make run    - install what is missing, start the whole system in the foreground (Ctrl-C stops it)"
+	@echo "make test   - install what is missing, start Postgres + Kafka, run all tests"
+	@echo "make lint   - ruff (lint + format check) and mypy --strict"
+	@echo "make stop   - stop Postgres and Kafka started by run/test"
+	@echo "make bench  - run the benchmarks in bench/"
+
+# The virtualenv is rebuilt when pyproject.toml changes; a no-op otherwise.
+install: $(STAMP)
+$(STAMP): pyproject.toml
+	@infra/python.sh $(PYTHON_VERSION) $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+infra: install
+	infra/postgres.sh start
+	infra/kafka.sh start
+
+run: install
+	infra/run.sh
+
+test: infra
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+stop:
+	-infra/kafka.sh stop
+	-infra/postgres.sh stop
+
+bench: infra
+	$(PY) bench/bench_commands.py
+
+clean: stop
+	rm -rf .data

@@ -1,0 +1,1 @@
+"""The write side over HTTP: auth and task commands. Appends events to the store, nothing else."""

@@ -1,0 +1,33 @@
+"""Domain errors → HTTP answers, always JSON `{"detail": ...}`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+
+from event_store.application import VersionConflictError
+from event_store.domain.model import (
+    EmailAlreadyRegisteredError,
+    InvalidTitleError,
+    TaskNotFoundError,
+    TaskStateError,
+)
+
+_STATUS_AND_DETAIL: dict[type[Exception], tuple[int, str | None]] = {
+    EmailAlreadyRegisteredError: (status.HTTP_409_CONFLICT, "email already registered"),
+    TaskNotFoundError: (status.HTTP_404_NOT_FOUND, "task not found"),
+    VersionConflictError: (status.HTTP_409_CONFLICT, None),
+    TaskStateError: (status.HTTP_409_CONFLICT, None),
+    InvalidTitleError: (status.HTTP_422_UNPROCESSABLE_CONTENT, None),
+}
+
+
+def install_domain_error_handlers(app: FastAPI) -> None:
+    for exc_type, (code, detail) in _STATUS_AND_DETAIL.items():
+
+        async def handler(
+            request: Request, exc: Exception, code: int = code, detail: str | None = detail
+        ) -> JSONResponse:
+            return JSONResponse(status_code=code, content={"detail": detail or str(exc)})
+
+        app.add_exception_handler(exc_type, handler)

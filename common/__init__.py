@@ -1,0 +1,1 @@
+"""Contracts shared by every process: settings, DB/Kafka wiring, the public events, auth."""

@@ -1,0 +1,124 @@
+"""The public event contract: what travels on Kafka topic `events` (JSON, key = user id).
+
+Defined once here and imported by the relay (producer), projector and mailer (consumers).
+docs/events.md explains it; docs/events.schema.json is generated from these models
+(`python -m common.events > docs/events.schema.json`) and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, datetime
+from typing import Annotated, Literal
+from uuid import UUID, uuid5
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+SCHEMA_VERSION = 1
+# Namespace for event ids: uuid5(namespace, "<aggregate id>/<aggregate version>") is stable across
+# re-sends, so consumers can deduplicate on it.
+EVENT_ID_NAMESPACE = UUID("6f1c1f4e-2f7a-4c55-9a55-3f1f6c1c0b7e")
+
+
+def public_event_id(aggregate_id: UUID, aggregate_version: int) -> UUID:
+    return uuid5(EVENT_ID_NAMESPACE, f"{aggregate_id}/{aggregate_version}")
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_id: UUID
+    occurred_at: datetime
+    user_id: UUID
+    position: int = Field(
+        ge=1, description="Notification id of the event in the store (global order)"
+    )
+    aggregate_version: int = Field(ge=1, description="Version of the aggregate after this event")
+    schema_version: int = SCHEMA_VERSION
+
+
+class UserRegistered(_Envelope):
+    type: Literal["user.registered"] = "user.registered"
+    email: str
+
+
+class TaskCreated(_Envelope):
+    type: Literal["task.created"] = "task.created"
+    task_id: UUID
+    title: str
+
+
+class TaskRenamed(_Envelope):
+    type: Literal["task.renamed"] = "task.renamed"
+    task_id: UUID
+    title: str
+
+
+class TaskCompleted(_Envelope):
+    type: Literal["task.completed"] = "task.completed"
+    task_id: UUID
+    done_at: datetime
+
+
+class TaskReopened(_Envelope):
+    type: Literal["task.reopened"] = "task.reopened"
+    task_id: UUID
+
+
+class TaskDeleted(_Envelope):
+    type: Literal["task.deleted"] = "task.deleted"
+    task_id: UUID
+
+
+class DigestStats(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    total: int = Field(ge=0)
+    done: int = Field(ge=0)
+    undone: int = Field(ge=0)
+
+
+class DailyDigestRequested(_Envelope):
+    type: Literal["email.daily_digest.requested"] = "email.daily_digest.requested"
+    digest_id: UUID
+    digest_date: date
+    email: str
+    stats: DigestStats
+    undone_titles: list[str]
+
+
+PublicEvent = Annotated[
+    UserRegistered
+    | TaskCreated
+    | TaskRenamed
+    | TaskCompleted
+    | TaskReopened
+    | TaskDeleted
+    | DailyDigestRequested,
+    Field(discriminator="type"),
+]
+TaskEvent = TaskCreated | TaskRenamed | TaskCompleted | TaskReopened | TaskDeleted
+
+_ADAPTER: TypeAdapter[PublicEvent] = TypeAdapter(PublicEvent)
+
+
+def encode_event(event: PublicEvent) -> bytes:
+    return event.model_dump_json().encode()
+
+
+def decode_event(raw: bytes | str) -> PublicEvent:
+    """Parse one message value; raises pydantic.ValidationError for anything off-contract."""
+    return _ADAPTER.validate_json(raw)
+
+
+def json_schema() -> dict[str, object]:
+    schema = _ADAPTER.json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Public events on Kafka topic `events`"
+    return schema
+
+
+if __name__ == "__main__":
+    json.dump(json_schema(), sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")

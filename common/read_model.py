@@ -1,0 +1,99 @@
+"""The read model: tables built by the projector from the public events, read by the query API and
+the digest scheduler. Defined once here (SQLAlchemy Core); Alembic migrations own the DDL and a test
+keeps the two equal.
+
+- `users`, `tasks`: one row per aggregate. `version` is the aggregate version of the last event
+  applied and `position` its store position; an event is applied only if it is the next version
+  (see projector.handlers), which makes re-delivery and replay harmless.
+- `tasks.deleted`: soft delete (a tombstone), so a late, older event never resurrects a deleted
+  task. Every query filters `not deleted`.
+- `user_positions`: per user, the highest store position applied (read-your-writes).
+- `projector_progress`: per Kafka partition, the last offset and store position applied; written in
+  the same transaction as the rows, read by `python -m projector status`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    false,
+    func,
+    text,
+)
+
+# Deterministic constraint names, so migrations, the rebuild's table copies and the swap agree.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# Channel the projector NOTIFYs after each committed batch (payload: "user:position,..." or "*").
+PROGRESS_CHANNEL = "projection_progress"
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("email", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("position", BigInteger, nullable=False),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("done", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("done_at", DateTime(timezone=True), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("deleted", Boolean, nullable=False, server_default=false()),
+    Column("position", BigInteger, nullable=False),
+    Index("ix_tasks_user_id", "user_id"),
+    Index("ix_tasks_user_id_done", "user_id", "done", postgresql_where=text("NOT deleted")),
+    # Keyset pagination of GET /tasks: newest first, ties broken by id.
+    Index(
+        "ix_tasks_user_id_created_at_id",
+        "user_id",
+        text("created_at DESC"),
+        text("id DESC"),
+        postgresql_where=text("NOT deleted"),
+    ),
+)
+
+user_positions = Table(
+    "user_positions",
+    metadata,
+    Column("user_id", Uuid, primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+
+projector_progress = Table(
+    "projector_progress",
+    metadata,
+    Column("topic", Text, primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("offset", BigInteger, nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# The tables the rebuild replaces wholesale (projector_progress is about Kafka, not the store).
+REBUILT_TABLES: tuple[Table, ...] = (users, tasks, user_positions)

@@ -1,0 +1,44 @@
+"""`python -m event_store relay` runs the store → Kafka relay until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from types import FrameType
+
+from common.logging import configure_logging
+from common.settings import RelaySettings, database_settings, kafka_settings, runtime_settings
+from event_store.application import TodoStore, store_env
+from event_store.relay import KafkaPublisher, Relay
+
+
+def run_relay() -> None:
+    db = database_settings()
+    store = TodoStore(env=store_env(db))
+    publisher = KafkaPublisher(kafka_settings())
+    relay = Relay(store, publisher, db, RelaySettings())
+
+    def _stop(_sig: int, _frame: FrameType | None) -> None:
+        relay.stop()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        relay.run()
+    finally:
+        publisher.close()
+        store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m event_store")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("relay", help="publish stored events to Kafka, in order, forever")
+    args = parser.parse_args()
+    configure_logging("relay", runtime_settings().LOG_LEVEL)
+    if args.command == "relay":
+        run_relay()
+
+
+if __name__ == "__main__":
+    main()

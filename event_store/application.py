@@ -1,0 +1,230 @@
+"""The write model's Application: repository and unit of work for every command.
+
+Each command loads what it needs, asks the aggregate to change (the domain checks the rules) and
+records the new events atomically. Answers carry the notification id ("position") of the last event
+so the read side can offer read-your-writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+
+from common.settings import DatabaseSettings
+from event_store.domain.model import (
+    DailyDigest,
+    EmailAlreadyRegisteredError,
+    EmailClaim,
+    Task,
+    TaskNotFoundError,
+    User,
+    claim_id_for,
+    digest_id_for,
+)
+from event_store.group_commit import GroupCommitter
+
+A = TypeVar("A", bound=Aggregate)
+Clock = Callable[[], datetime]
+CONFLICT_RETRIES = 5
+
+
+class VersionConflictError(Exception):
+    """The aggregate is not at the version the client expected (or changed concurrently)."""
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(f"expected version {expected}, current version is {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+@dataclass(frozen=True)
+class Saved[T]:
+    aggregate: T
+    position: int | None  # None when the command changed nothing
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+def store_env(db: DatabaseSettings) -> dict[str, str]:
+    """eventsourcing's own settings, derived from ours so there is one source of configuration."""
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": db.POSTGRES_DB,
+        "POSTGRES_HOST": db.POSTGRES_HOST,
+        "POSTGRES_PORT": str(db.POSTGRES_PORT),
+        "POSTGRES_USER": db.POSTGRES_USER,
+        "POSTGRES_PASSWORD": db.POSTGRES_PASSWORD,
+        "POSTGRES_POOL_SIZE": str(db.POSTGRES_POOL_SIZE),
+        "POSTGRES_MAX_OVERFLOW": str(db.POSTGRES_POOL_SIZE),
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+        "POSTGRES_PRE_PING": "y",
+        "POSTGRES_SCHEMA": "public",
+        # The DB-function insert path skips the table lock that keeps commit order: keep it off.
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        "CREATE_TABLE": "y",
+    }
+
+
+class TodoStore(Application[UUID]):
+    name = "TodoStore"  # events table: todostore_events
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        clock: Clock = lambda: datetime.now(UTC),
+        batch_max: int = 64,
+    ) -> None:
+        super().__init__(env=env)
+        self._clock = clock
+        self._committer = GroupCommitter(self.save, max_batch=batch_max)
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
+    def close(self) -> None:
+        self._committer.close()
+        super().close()
+
+    # --- users -------------------------------------------------------------------------------
+
+    def register_user(self, email: str, password_hash: str) -> Saved[User]:
+        if self._exists(claim_id_for(email)):
+            raise EmailAlreadyRegisteredError(email)
+        user = User.register(email=email, password_hash=password_hash)
+        claim = EmailClaim(email=user.email, user_id=user.id)
+        try:
+            position = self._commit(user, claim)
+        except IntegrityError as e:  # a concurrent registration claimed the email first
+            raise EmailAlreadyRegisteredError(email) from e
+        return Saved(user, position)
+
+    def find_user_by_email(self, email: str) -> User | None:
+        try:
+            claim: EmailClaim = self.repository.get(claim_id_for(email))
+        except AggregateNotFoundError:
+            return None
+        return self._get(User, claim.user_id)
+
+    def get_user(self, user_id: UUID) -> User | None:
+        return self._get(User, user_id)
+
+    # --- tasks -------------------------------------------------------------------------------
+
+    def create_task(self, user_id: UUID, title: str) -> Saved[Task]:
+        task = Task.create(user_id=user_id, title=title)
+        return Saved(task, self._commit(task))
+
+    def get_task(self, user_id: UUID, task_id: UUID) -> Task:
+        task = self._get(Task, task_id)
+        if task is None or task.deleted or task.user_id != user_id:
+            raise TaskNotFoundError(str(task_id))
+        return task
+
+    def update_task(
+        self,
+        user_id: UUID,
+        task_id: UUID,
+        *,
+        title: str | None = None,
+        done: bool | None = None,
+        expected_version: int | None = None,
+    ) -> Saved[Task]:
+        def change(task: Task) -> None:
+            if title is not None and title.strip() != task.title:
+                task.rename(user_id=user_id, title=title)
+            if done is True and not task.done:
+                task.complete(user_id=user_id, done_at=self._clock())
+            elif done is False and task.done:
+                task.reopen(user_id=user_id)
+
+        return self._change_task(user_id, task_id, change, expected_version)
+
+    def delete_task(
+        self, user_id: UUID, task_id: UUID, expected_version: int | None = None
+    ) -> Saved[Task]:
+        return self._change_task(
+            user_id, task_id, lambda t: t.delete(user_id=user_id), expected_version
+        )
+
+    # --- digests -----------------------------------------------------------------------------
+
+    def request_daily_digest(
+        self,
+        user_id: UUID,
+        digest_date: date,
+        email: str,
+        total: int,
+        done: int,
+        undone_titles: Sequence[str],
+    ) -> Saved[DailyDigest] | None:
+        """Record the digest for (user, date) once; None if it was already recorded."""
+        if self._exists(digest_id_for(user_id, digest_date)):
+            return None
+        digest = DailyDigest(
+            user_id=user_id,
+            digest_date=digest_date,
+            email=email,
+            total=total,
+            done=done,
+            undone_titles=list(undone_titles),
+        )
+        try:
+            return Saved(digest, self._commit(digest))
+        except IntegrityError:  # another scheduler replica recorded it first
+            return None
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _change_task(
+        self,
+        user_id: UUID,
+        task_id: UUID,
+        change: Callable[[Task], None],
+        expected_version: int | None,
+    ) -> Saved[Task]:
+        for _attempt in range(CONFLICT_RETRIES):
+            task = self.get_task(user_id, task_id)
+            if expected_version is not None and task.version != expected_version:
+                raise VersionConflictError(expected_version, task.version)
+            change(task)
+            try:
+                return Saved(task, self._commit(task))
+            except IntegrityError:
+                # Someone saved this task between our read and our write. With an explicit
+                # expectation that is the client's conflict; otherwise re-run on the fresh state.
+                if expected_version is not None:
+                    raise VersionConflictError(expected_version, expected_version + 1) from None
+        raise VersionConflictError(-1, -1)
+
+    def _commit(self, *aggregates: Aggregate) -> int | None:
+        events: list[Any] = [e for agg in aggregates for e in agg.collect_events()]
+        recordings = self._committer.commit(events)
+        return recordings[-1].notification.id if recordings else None
+
+    def _exists(self, aggregate_id: UUID) -> bool:
+        return bool(self.recorder.select_events(aggregate_id, limit=1))
+
+    def _get(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        try:
+            aggregate: Aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return aggregate if isinstance(aggregate, cls) else None

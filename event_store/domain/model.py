@@ -1,0 +1,202 @@
+"""Aggregates of the write model. No I/O here: time is passed in, persistence is the Application's.
+
+Rules enforced by the domain raise `DomainError`s; the command API maps them to HTTP answers.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+TITLE_MAX_LENGTH = 500
+_EMAIL_NAMESPACE = UUID("0b8f5a1e-7d51-4f0e-9d0a-6a3c5f1d2e90")
+_DIGEST_NAMESPACE = UUID("c3a4f5d2-1b0e-4c7a-8e6f-2d9b0a1c3e5f")
+
+
+class DomainError(Exception):
+    """A command broke a rule of the domain."""
+
+
+class EmailAlreadyRegisteredError(DomainError):
+    pass
+
+
+class TaskNotFoundError(DomainError):
+    """Unknown, deleted, or owned by someone else: all look the same from outside."""
+
+
+class InvalidTitleError(DomainError):
+    pass
+
+
+class TaskStateError(DomainError):
+    """A transition that makes no sense from the current state (e.g. completing a done task)."""
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def normalize_title(title: str) -> str:
+    cleaned = title.strip()
+    if not 1 <= len(cleaned) <= TITLE_MAX_LENGTH:
+        raise InvalidTitleError(f"title must be 1-{TITLE_MAX_LENGTH} characters after trimming")
+    return cleaned
+
+
+class User(Aggregate):
+    """A registered person. The password hash never leaves the store (see event_store.public)."""
+
+    @classmethod
+    def register(cls, email: str, password_hash: str) -> User:
+        return cls(email=normalize_email(email), password_hash=password_hash)
+
+    class Registered(Aggregate.Created):
+        email: str
+        password_hash: str
+
+    @event(Registered)
+    def __init__(self, email: str, password_hash: str) -> None:
+        self.email = email
+        self.password_hash = password_hash
+
+
+class EmailClaim(Aggregate):
+    """Enforces unique emails on the write side: its id is derived from the normalized email, so a
+    second registration of the same address collides on (id, version 1) in the same transaction
+    that saves the user, and login can find the user straight from the store."""
+
+    @staticmethod
+    def create_id(email: str) -> UUID:
+        return claim_id_for(email)
+
+    class Claimed(Aggregate.Created):
+        email: str
+        user_id: UUID
+
+    @event(Claimed)
+    def __init__(self, email: str, user_id: UUID) -> None:
+        self.email = email
+        self.user_id = user_id
+
+
+def claim_id_for(email: str) -> UUID:
+    return uuid5(_EMAIL_NAMESPACE, normalize_email(email))
+
+
+class Task(Aggregate):
+    """Commands check the rules and normalise input, then trigger a past-tense event whose method
+    only changes state (so replaying history never re-runs validation)."""
+
+    @classmethod
+    def create(cls, user_id: UUID, title: str) -> Task:
+        return cls(user_id=user_id, title=normalize_title(title))
+
+    # The event classes are declared so their fields are visible (and typed) to readers and mypy.
+    class Created(Aggregate.Created):
+        user_id: UUID
+        title: str
+
+    class Renamed(Aggregate.Event):
+        user_id: UUID
+        title: str
+
+    class Completed(Aggregate.Event):
+        user_id: UUID
+        done_at: datetime
+
+    class Reopened(Aggregate.Event):
+        user_id: UUID
+
+    class Deleted(Aggregate.Event):
+        user_id: UUID
+
+    @event(Created)
+    def __init__(self, user_id: UUID, title: str) -> None:
+        self.user_id = user_id
+        self.title = title
+        self.done = False
+        self.done_at: datetime | None = None
+        self.deleted = False
+
+    def rename(self, user_id: UUID, title: str) -> None:
+        self._check_actor(user_id)
+        self._renamed(user_id=user_id, title=normalize_title(title))
+
+    def complete(self, user_id: UUID, done_at: datetime) -> None:
+        self._check_actor(user_id)
+        if self.done:
+            raise TaskStateError("task is already done")
+        self._completed(user_id=user_id, done_at=done_at)
+
+    def reopen(self, user_id: UUID) -> None:
+        self._check_actor(user_id)
+        if not self.done:
+            raise TaskStateError("task is not done")
+        self._reopened(user_id=user_id)
+
+    def delete(self, user_id: UUID) -> None:
+        self._check_actor(user_id)
+        self._deleted(user_id=user_id)
+
+    def _check_actor(self, user_id: UUID) -> None:
+        if self.deleted or user_id != self.user_id:
+            raise TaskNotFoundError(str(self.id))
+
+    # Events carry the acting user's id so every public task event can be keyed by user.
+    @event(Renamed)
+    def _renamed(self, user_id: UUID, title: str) -> None:
+        self.title = title
+
+    @event(Completed)
+    def _completed(self, user_id: UUID, done_at: datetime) -> None:
+        self.done = True
+        self.done_at = done_at
+
+    @event(Reopened)
+    def _reopened(self, user_id: UUID) -> None:
+        self.done = False
+        self.done_at = None
+
+    @event(Deleted)
+    def _deleted(self, user_id: UUID) -> None:
+        self.deleted = True
+
+
+class DailyDigest(Aggregate):
+    """One digest per (user, date): the id is derived from both, so recording it twice collides."""
+
+    @staticmethod
+    def create_id(user_id: UUID, digest_date: date) -> UUID:
+        return digest_id_for(user_id, digest_date)
+
+    class Requested(Aggregate.Created):
+        user_id: UUID
+        digest_date: date
+        email: str
+        total: int
+        done: int
+        undone_titles: list[str]
+
+    @event(Requested)
+    def __init__(
+        self,
+        user_id: UUID,
+        digest_date: date,
+        email: str,
+        total: int,
+        done: int,
+        undone_titles: list[str],
+    ) -> None:
+        self.user_id = user_id
+        self.digest_date = digest_date
+        self.email = email
+        self.total = total
+        self.done = done
+        self.undone_titles = list(undone_titles)
+
+
+def digest_id_for(user_id: UUID, digest_date: date) -> UUID:
+    return uuid5(_DIGEST_NAMESPACE, f"{user_id}/{digest_date.isoformat()}")

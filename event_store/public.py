@@ -1,0 +1,95 @@
+"""Translation from stored domain events to the public contract (common.events).
+
+The one place that decides what leaves the store: internal events (email claims) are not published
+and the password hash is never copied. Used by the relay (to Kafka) and by the projector's rebuild
+(replaying the store), so both see exactly the same events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from eventsourcing.persistence import Mapper, Notification
+
+from common.events import (
+    DailyDigestRequested,
+    DigestStats,
+    PublicEvent,
+    TaskCompleted,
+    TaskCreated,
+    TaskDeleted,
+    TaskRenamed,
+    TaskReopened,
+    UserRegistered,
+    public_event_id,
+)
+from event_store.domain.model import DailyDigest, Task, User
+
+
+def _envelope(event: Any, position: int, user_id: Any) -> dict[str, Any]:
+    return {
+        "event_id": public_event_id(event.originator_id, event.originator_version),
+        "occurred_at": event.timestamp,
+        "user_id": user_id,
+        "position": position,
+        "aggregate_version": event.originator_version,
+    }
+
+
+def _user_registered(e: Any, pos: int) -> PublicEvent:
+    return UserRegistered(**_envelope(e, pos, e.originator_id), email=e.email)
+
+
+def _task_created(e: Any, pos: int) -> PublicEvent:
+    return TaskCreated(**_envelope(e, pos, e.user_id), task_id=e.originator_id, title=e.title)
+
+
+def _task_renamed(e: Any, pos: int) -> PublicEvent:
+    return TaskRenamed(**_envelope(e, pos, e.user_id), task_id=e.originator_id, title=e.title)
+
+
+def _task_completed(e: Any, pos: int) -> PublicEvent:
+    return TaskCompleted(**_envelope(e, pos, e.user_id), task_id=e.originator_id, done_at=e.done_at)
+
+
+def _task_reopened(e: Any, pos: int) -> PublicEvent:
+    return TaskReopened(**_envelope(e, pos, e.user_id), task_id=e.originator_id)
+
+
+def _task_deleted(e: Any, pos: int) -> PublicEvent:
+    return TaskDeleted(**_envelope(e, pos, e.user_id), task_id=e.originator_id)
+
+
+def _digest_requested(e: Any, pos: int) -> PublicEvent:
+    return DailyDigestRequested(
+        **_envelope(e, pos, e.user_id),
+        digest_id=e.originator_id,
+        digest_date=e.digest_date,
+        email=e.email,
+        stats=DigestStats(total=e.total, done=e.done, undone=e.total - e.done),
+        undone_titles=e.undone_titles,
+    )
+
+
+_TRANSLATORS: dict[type, Callable[[Any, int], PublicEvent]] = {
+    User.Registered: _user_registered,
+    Task.Created: _task_created,
+    Task.Renamed: _task_renamed,
+    Task.Completed: _task_completed,
+    Task.Reopened: _task_reopened,
+    Task.Deleted: _task_deleted,
+    DailyDigest.Requested: _digest_requested,
+}
+
+# Topics of stored events that are published; the relay and rebuild filter on these in SQL.
+PUBLIC_TOPICS: tuple[str, ...] = tuple(
+    f"{cls.__module__}:{cls.__qualname__}" for cls in _TRANSLATORS
+)
+
+
+def to_public(mapper: Mapper[Any], notification: Notification) -> PublicEvent | None:
+    """The public event for a stored notification, or None if it is internal."""
+    event = mapper.to_domain_event(notification)
+    translate = _TRANSLATORS.get(type(event))
+    return translate(event, notification.id) if translate else None

@@ -1,0 +1,212 @@
+"""Relay: store notification log → Kafka topic `events`, in notification-id order, without loss.
+
+- Reads public notifications after its checkpoint, publishes them (key = user id) with an
+  idempotent producer, waits for Kafka's acknowledgement of the whole batch, and only then advances
+  the checkpoint in Postgres. A crash re-sends at most the unacknowledged batch (consumers are
+  idempotent on event_id/version) and loses nothing.
+- Wakes on the store's LISTEN/NOTIFY channel, and also polls on a timer in case that connection
+  dies. While Kafka is down it keeps retrying the same batch; commands keep succeeding meanwhile.
+- A Postgres advisory lock makes extra relay replicas wait as hot standbys instead of racing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import psycopg
+from confluent_kafka import KafkaError, KafkaException, Producer
+from eventsourcing.persistence import Notification
+from psycopg import sql
+
+from common.events import PublicEvent, encode_event
+from common.kafka import producer_config
+from common.settings import DatabaseSettings, KafkaSettings, RelaySettings
+from event_store.application import TodoStore
+from event_store.public import PUBLIC_TOPICS, to_public
+
+log = logging.getLogger(__name__)
+
+_ADVISORY_LOCK_KEY = 0x7E1A7  # arbitrary, constant: "the relay"
+
+
+class PublishError(Exception):
+    pass
+
+
+class Publisher(Protocol):
+    def publish(self, events: Sequence[PublicEvent], should_stop: Callable[[], bool]) -> None:
+        """Deliver all events, in order, or raise PublishError."""
+
+    def close(self) -> None: ...
+
+
+class KafkaPublisher:
+    def __init__(self, settings: KafkaSettings, **config_overrides: Any) -> None:
+        self._settings = settings
+        self._overrides = config_overrides
+        self._producer = Producer(producer_config(settings, **config_overrides))
+
+    def publish(self, events: Sequence[PublicEvent], should_stop: Callable[[], bool]) -> None:
+        errors: list[KafkaError] = []
+
+        def on_delivery(err: KafkaError | None, _msg: Any) -> None:
+            if err is not None:
+                errors.append(err)
+
+        for event in events:
+            self._produce(event, on_delivery)
+        while self._producer.flush(1.0) > 0:
+            if should_stop():
+                raise PublishError("stopping before Kafka acknowledged the batch")
+        if errors:
+            if any(e.fatal() for e in errors):
+                self._reset_producer()
+            raise PublishError(f"{len(errors)} deliveries failed, first: {errors[0]}")
+
+    def _produce(self, event: PublicEvent, on_delivery: Callable[..., None]) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    self._settings.KAFKA_TOPIC,
+                    key=str(event.user_id).encode(),
+                    value=encode_event(event),
+                    headers={"type": event.type, "event_id": str(event.event_id)},
+                    on_delivery=on_delivery,
+                )
+                self._producer.poll(0)
+                return
+            except BufferError:  # local queue full: let deliveries drain, then retry
+                self._producer.poll(0.1)
+
+    def _reset_producer(self) -> None:
+        log.warning("producer hit a fatal error; creating a new one")
+        self._producer = Producer(producer_config(self._settings, **self._overrides))
+
+    def close(self) -> None:
+        self._producer.flush(5.0)
+
+
+class Checkpoint:
+    """The last published position, in Postgres, on the connection that holds the relay lock."""
+
+    TABLE = "relay_checkpoints"
+
+    def __init__(self, conn: psycopg.Connection[Any], name: str) -> None:
+        self._conn = conn
+        self._name = name
+        conn.execute(
+            sql.SQL(
+                "create table if not exists {} (name text primary key, position bigint not null,"
+                " updated_at timestamptz not null default now())"
+            ).format(sql.Identifier(self.TABLE))
+        )
+
+    def load(self) -> int:
+        row = self._conn.execute(
+            sql.SQL("select position from {} where name = %s").format(sql.Identifier(self.TABLE)),
+            (self._name,),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def save(self, position: int) -> None:
+        self._conn.execute(
+            sql.SQL(
+                "insert into {} (name, position) values (%s, %s) on conflict (name) do update"
+                " set position = excluded.position, updated_at = now()"
+            ).format(sql.Identifier(self.TABLE)),
+            (self._name, position),
+        )
+
+
+class Relay:
+    def __init__(
+        self,
+        store: TodoStore,
+        publisher: Publisher,
+        db: DatabaseSettings,
+        settings: RelaySettings,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._db = db
+        self._settings = settings
+        self._stop = threading.Event()
+        self.position = 0
+        self.published = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def _channel(self) -> str:
+        """The channel the store's recorder NOTIFYs after each insert."""
+        recorder: Any = self._store.recorder
+        return str(recorder.channel_name)
+
+    def run(self) -> None:
+        """Run until stop(); survives Postgres and Kafka outages by retrying with backoff."""
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                self._run_as_leader()
+                backoff = 0.2
+            except (psycopg.Error, PublishError, KafkaException) as e:
+                log.warning("relay interrupted, retrying", extra={"error": str(e)})
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _run_as_leader(self) -> None:
+        conninfo = self._db.conninfo
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            if not self._acquire_lock(conn):
+                return
+            checkpoint = Checkpoint(conn, self._settings.RELAY_NAME)
+            self.position = checkpoint.load()
+            log.info("relay started", extra={"position": self.position})
+            with psycopg.connect(conninfo, autocommit=True) as listen_conn:
+                listen_conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                while not self._stop.is_set():
+                    caught_up = self._relay_one_batch(checkpoint)
+                    if caught_up:
+                        self._wait_for_new_events(listen_conn)
+
+    def _acquire_lock(self, conn: psycopg.Connection[Any]) -> bool:
+        row = conn.execute("select pg_try_advisory_lock(%s)", (_ADVISORY_LOCK_KEY,)).fetchone()
+        if row and row[0]:
+            return True
+        log.info("another relay holds the lock; standing by")
+        self._stop.wait(self._settings.RELAY_POLL_INTERVAL_SECONDS)
+        return False
+
+    def _relay_one_batch(self, checkpoint: Checkpoint) -> bool:
+        """Publish the next batch; True when there was nothing more to read."""
+        limit = self._settings.RELAY_BATCH_SIZE
+        notifications = self._read_after(self.position, limit)
+        if not notifications:
+            return True
+        events = [e for n in notifications if (e := to_public(self._store.mapper, n))]
+        self._publisher.publish(events, self._stop.is_set)
+        self.position = notifications[-1].id
+        checkpoint.save(self.position)
+        self.published += len(events)
+        log.debug("relayed batch", extra={"count": len(events), "position": self.position})
+        return len(notifications) < limit
+
+    def _read_after(self, position: int, limit: int) -> Sequence[Notification]:
+        return self._store.recorder.select_notifications(
+            start=position, limit=limit, topics=PUBLIC_TOPICS, inclusive_of_start=False
+        )
+
+    def _wait_for_new_events(self, listen_conn: psycopg.Connection[Any]) -> None:
+        deadline = time.monotonic() + self._settings.RELAY_POLL_INTERVAL_SECONDS
+        while not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            # Short slices so stop() is honoured quickly; any NOTIFY wakes us at once.
+            for _ in listen_conn.notifies(timeout=min(remaining, 0.25), stop_after=1):
+                return

@@ -1,0 +1,124 @@
+"""Real infrastructure for integration tests: a throwaway database and throwaway Kafka topics."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import psycopg
+import pytest
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from psycopg import sql
+
+from common.events import PublicEvent, decode_event
+from common.settings import DatabaseSettings, KafkaSettings
+
+PARTITIONS = 3
+
+
+def _admin_conn(base: DatabaseSettings) -> psycopg.Connection[Any]:
+    admin = base.model_copy(update={"POSTGRES_DB": "postgres"})
+    try:
+        return psycopg.connect(admin.conninfo, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as e:
+        pytest.fail(f"PostgreSQL is not reachable ({e}); start it with `infra/postgres.sh start`")
+
+
+@contextmanager
+def fresh_database() -> Iterator[DatabaseSettings]:
+    base = DatabaseSettings()
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with _admin_conn(base) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    try:
+        yield base.model_copy(update={"POSTGRES_DB": name})
+    finally:
+        with _admin_conn(base) as conn:
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )
+
+
+def admin_client(settings: KafkaSettings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS})
+
+
+@contextmanager
+def fresh_topics() -> Iterator[KafkaSettings]:
+    base = KafkaSettings()
+    suffix = uuid.uuid4().hex[:10]
+    settings = base.model_copy(
+        update={"KAFKA_TOPIC": f"events-{suffix}", "KAFKA_DLQ_TOPIC": f"events-{suffix}.dlq"}
+    )
+    admin = admin_client(settings)
+    names = [settings.KAFKA_TOPIC, settings.KAFKA_DLQ_TOPIC]
+    try:
+        futures = admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names])
+        for f in futures.values():
+            f.result(timeout=20)
+    except KafkaException as e:
+        pytest.fail(f"Kafka is not reachable ({e}); start it with `infra/kafka.sh start`")
+    _wait_for_metadata(admin, names)
+    try:
+        yield settings
+    finally:
+        for f in admin.delete_topics(names).values():
+            with suppress(KafkaException):
+                f.result(timeout=20)
+
+
+def _wait_for_metadata(admin: AdminClient, names: list[str]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        topics = admin.list_topics(timeout=5).topics
+        if all(n in topics and len(topics[n].partitions) == PARTITIONS for n in names):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"topics {names} did not appear")
+
+
+def consume_all(
+    settings: KafkaSettings,
+    *,
+    topic: str | None = None,
+    until: Callable[[list[Any]], bool],
+    timeout: float = 30.0,
+) -> list[Any]:
+    """Read raw messages from the beginning of `topic` until `until(messages)` holds."""
+    topic = topic or settings.KAFKA_TOPIC
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS,
+            "group.id": f"test-reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    messages: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while not until(messages) and time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is not None and msg.error() is None:
+                messages.append(msg)
+    finally:
+        consumer.close()
+    return messages
+
+
+def consume_events(
+    settings: KafkaSettings, until: Callable[[list[PublicEvent]], bool], timeout: float = 30.0
+) -> list[PublicEvent]:
+    events: list[PublicEvent] = []
+
+    def done(messages: list[Any]) -> bool:
+        events[:] = [decode_event(m.value()) for m in messages]
+        return until(events)
+
+    consume_all(settings, until=done, timeout=timeout)
+    return events

@@ -1,0 +1,62 @@
+"""Real parts of the system, wired for tests: the store, the command API and the relay."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi.testclient import TestClient
+
+from command_api.main import create_app
+from common.settings import DatabaseSettings, KafkaSettings, RelaySettings
+from event_store.application import TodoStore, store_env
+from event_store.relay import KafkaPublisher, Relay
+
+
+@contextmanager
+def store_for(db: DatabaseSettings) -> Iterator[TodoStore]:
+    store = TodoStore(env=store_env(db))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def command_client(store: TodoStore) -> Iterator[TestClient]:
+    with TestClient(create_app(store)) as client:
+        yield client
+
+
+@contextmanager
+def running_relay(
+    store: TodoStore, db: DatabaseSettings, kafka: KafkaSettings, **settings: object
+) -> Iterator[Relay]:
+    """The real relay in a background thread; stopped (and its producer flushed) on exit."""
+    relay_settings = RelaySettings(**{"RELAY_POLL_INTERVAL_SECONDS": 0.2, **settings})  # type: ignore[arg-type]
+    publisher = KafkaPublisher(kafka)
+    relay = Relay(store, publisher, db, relay_settings)
+    thread = threading.Thread(target=relay.run, name="relay", daemon=True)
+    thread.start()
+    try:
+        yield relay
+    finally:
+        relay.stop()
+        thread.join(timeout=30)
+        publisher.close()
+
+
+def register_and_login(client: TestClient, email: str, password: str = "correct horse") -> str:
+    """Returns a bearer token for a newly registered user."""
+    assert (
+        client.post("/auth/register", json={"email": email, "password": password}).status_code
+        == 201
+    )
+    response = client.post("/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
