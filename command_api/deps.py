@@ -6,16 +6,17 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
-from common.settings import AuthSettings, auth_settings
+from common.auth import get_auth_settings
+from common.settings import AuthSettings
 from event_store.application import TodoStore
 
 
-def get_store(request: Request) -> TodoStore:
+async def get_store(request: Request) -> TodoStore:
     store: TodoStore = request.app.state.store
     return store
 
 
-def expected_version(
+async def expected_version(
     if_match: Annotated[str | None, Header(alias="If-Match")] = None,
 ) -> int | None:
     """`If-Match: 3` or the ETag form `If-Match: "3"`; anything else is the client's mistake."""
@@ -30,5 +31,5 @@ def expected_version(
 
 
 Store = Annotated[TodoStore, Depends(get_store)]
-Auth = Annotated[AuthSettings, Depends(auth_settings)]
+Auth = Annotated[AuthSettings, Depends(get_auth_settings)]
 ExpectedVersion = Annotated[int | None, Depends(expected_version)]

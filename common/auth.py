@@ -48,9 +48,14 @@ def verify_token(token: str, settings: AuthSettings) -> UUID:
 _bearer = HTTPBearer(auto_error=False)
 
 
-def current_user_id(
+async def get_auth_settings() -> AuthSettings:
+    # async (like every cheap dependency here) so FastAPI does not hop to a worker thread for it
+    return auth_settings()
+
+
+async def current_user_id(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    settings: Annotated[AuthSettings, Depends(auth_settings)],
+    settings: Annotated[AuthSettings, Depends(get_auth_settings)],
 ) -> UUID:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("missing bearer token")

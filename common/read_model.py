@@ -14,6 +14,9 @@ keeps the two equal.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from uuid import UUID
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -41,8 +44,30 @@ NAMING_CONVENTION = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-# Channel the projector NOTIFYs after each committed batch (payload: "user:position,..." or "*").
+# Channel the projector NOTIFYs after each committed batch, for read-your-writes waiters.
 PROGRESS_CHANNEL = "projection_progress"
+# NOTIFY payloads are limited to 8000 bytes; a larger batch sends "*" ("re-check everyone").
+_MAX_PROGRESS_PAYLOAD = 7900
+
+
+def encode_progress(positions: Mapping[UUID, int] | None) -> str:
+    """NOTIFY payload: "user:position,..." for the users a batch moved, or "*" for anyone."""
+    if positions is None:
+        return "*"
+    text = ",".join(f"{user}:{position}" for user, position in positions.items())
+    return text if len(text) <= _MAX_PROGRESS_PAYLOAD else "*"
+
+
+def decode_progress(payload: str) -> dict[UUID, int] | None:
+    """Inverse of encode_progress; None means "anyone may have moved"."""
+    if not payload or payload == "*":
+        return None
+    result: dict[UUID, int] = {}
+    for item in payload.split(","):
+        user, _, position = item.partition(":")
+        result[UUID(user)] = int(position)
+    return result
+
 
 users = Table(
     "users",

@@ -73,7 +73,7 @@ def store_env(db: DatabaseSettings) -> dict[str, str]:
         "POSTGRES_POOL_SIZE": str(db.POSTGRES_POOL_SIZE),
         "POSTGRES_MAX_OVERFLOW": str(db.POSTGRES_POOL_SIZE),
         "POSTGRES_CONNECT_TIMEOUT": "5",
-        "POSTGRES_PRE_PING": "y",
+        "POSTGRES_PRE_PING": "n",
         "POSTGRES_SCHEMA": "public",
         # The DB-function insert path skips the table lock that keeps commit order: keep it off.
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
@@ -131,6 +131,12 @@ class TodoStore(Application[UUID]):
     def create_task(self, user_id: UUID, title: str) -> Saved[Task]:
         task = Task.create(user_id=user_id, title=title)
         return Saved(task, self._commit(task))
+
+    async def create_task_async(self, user_id: UUID, title: str) -> Saved[Task]:
+        """create_task for async callers: creating needs no read, only the commit is awaited."""
+        task = Task.create(user_id=user_id, title=title)
+        recordings = await self._committer.commit_async(task.collect_events())
+        return Saved(task, recordings[-1].notification.id)
 
     def get_task(self, user_id: UUID, task_id: UUID) -> Task:
         task = self._get(Task, task_id)

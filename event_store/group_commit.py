@@ -9,6 +9,7 @@ command conflicted), each command is retried alone so only the guilty one sees t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -26,9 +27,14 @@ Save = Callable[..., list[Recording[Any]]]
 @dataclass
 class _Pending:
     events: Sequence[Any]
-    done: threading.Event = field(default_factory=threading.Event)
+    on_done: Callable[[], None]
     recordings: list[Recording[Any]] = field(default_factory=list)
     error: BaseException | None = None
+
+    def result(self) -> list[Recording[Any]]:
+        if self.error is not None:
+            raise self.error
+        return self.recordings
 
 
 class GroupCommitter:
@@ -36,6 +42,8 @@ class GroupCommitter:
         self._save = save
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self.transactions = 0  # observability: commands per transaction = commands / transactions
+        self.commands = 0
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
@@ -43,14 +51,33 @@ class GroupCommitter:
         """Record `events` (collected from aggregates) atomically; block until durable."""
         if not events:
             return []
-        pending = _Pending(events)
+        done = threading.Event()
+        pending = _Pending(events, on_done=done.set)
         self._queue.put(pending)
-        pending.done.wait()
-        if pending.error is not None:
-            raise pending.error
-        return pending.recordings
+        done.wait()
+        return pending.result()
+
+    async def commit_async(self, events: Sequence[Any]) -> list[Recording[Any]]:
+        """As commit(), for the event loop: awaits the writer thread instead of blocking a
+        worker thread (saves a thread hop per command on the hot path)."""
+        if not events:
+            return []
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(future.set_result, None)
+
+        pending = _Pending(events, on_done=wake)
+        self._queue.put(pending)
+        await future
+        return pending.result()
 
     def close(self) -> None:
+        log.info(
+            "group commit stats",
+            extra={"commands": self.commands, "transactions": self.transactions},
+        )
         self._queue.put(None)
         self._thread.join(timeout=5)
 
@@ -72,6 +99,8 @@ class GroupCommitter:
             self._record(batch)
 
     def _record(self, batch: list[_Pending]) -> None:
+        self.transactions += 1
+        self.commands += len(batch)
         if len(batch) > 1:
             try:
                 recordings = self._save(*(e for p in batch for e in p.events))
@@ -82,11 +111,11 @@ class GroupCommitter:
                 for p in batch:
                     p.recordings = recordings[offset : offset + len(p.events)]
                     offset += len(p.events)
-                    p.done.set()
+                    p.on_done()
                 return
         for p in batch:
             try:
                 p.recordings = self._save(*p.events)
             except BaseException as e:
                 p.error = e
-            p.done.set()
+            p.on_done()

@@ -21,10 +21,10 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskPublic)
-def create_task(
+async def create_task(
     body: TaskCreate, user_id: CurrentUserId, store: Store, response: Response
 ) -> TaskPublic:
-    saved = store.create_task(user_id, body.title)
+    saved = await store.create_task_async(user_id, body.title)
     set_position(response, saved.position)
     set_etag(response, saved.aggregate.version)
     return TaskPublic.of(saved.aggregate)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
@@ -86,3 +87,22 @@ def test_committing_nothing_records_nothing() -> None:
     assert committer.commit([]) == []
     committer.close()
     assert store.saves == []
+
+
+def test_async_callers_await_their_own_recordings() -> None:
+    store = FakeStore()
+    committer = GroupCommitter(store.save)
+
+    async def commit_five() -> list[list[Any]]:
+        return list(await asyncio.gather(*(committer.commit_async([f"a{i}"]) for i in range(5))))
+
+    results = asyncio.run(commit_five())
+    committer.close()
+    assert [events_of(r) for r in results] == [[f"a{i}"] for i in range(5)]
+
+
+def test_an_async_caller_sees_the_error_of_its_own_failed_command() -> None:
+    committer = GroupCommitter(FakeStore().save)
+    with pytest.raises(ValueError, match="conflict"):
+        asyncio.run(committer.commit_async(["bad"]))
+    committer.close()
