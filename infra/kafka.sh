@@ -31,7 +31,9 @@ REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 CONF_DIR="$SCRIPT_DIR/kafka"
 
 KAFKA_HOME="${KAFKA_HOME:-$REPO_ROOT/.data/kafka}"
-KAFKA_PORT="${KAFKA_PORT:-9092}"
+# The client port follows KAFKA_BOOTSTRAP_SERVERS (the services' setting) unless KAFKA_PORT is given.
+_bootstrap_port="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"; _bootstrap_port="${_bootstrap_port##*:}"
+KAFKA_PORT="${KAFKA_PORT:-${_bootstrap_port:-9092}}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:-}"

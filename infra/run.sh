@@ -6,18 +6,26 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export PATH="$ROOT/.venv/bin:$PATH"
-[ -f .env ] && { set -a; . ./.env; set +a; }
+# .env fills in settings the environment does not already give (the environment always wins).
+if [ -f .env ]; then
+  while IFS='=' read -r key value; do
+    [[ "$key" =~ ^[A-Z_][A-Z0-9_]*$ ]] || continue
+    value="${value%\"}"; value="${value#\"}"
+    [ -n "${!key+x}" ] || export "$key=$value"
+  done < .env
+fi
 
+# Stop on exit only what this run started: servers already running (e.g. for `make test`) stay up.
+started=()
 cleanup() {
   trap - EXIT INT TERM
-  echo "stopping infrastructure..."
-  infra/kafka.sh stop || true
-  infra/postgres.sh stop || true
+  for ((i = ${#started[@]} - 1; i >= 0; i--)); do "${started[i]}" stop || true; done
 }
 trap cleanup EXIT INT TERM
-
-infra/postgres.sh start
-infra/kafka.sh start
+for part in infra/postgres.sh infra/kafka.sh; do
+  "$part" status >/dev/null 2>&1 || started+=("$part")
+  "$part" start
+done
 if [ -f alembic.ini ]; then alembic upgrade head; fi
 
 cat <<MSG
