@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from psycopg.sql import SQL, Identifier
 
 from common.settings import DatabaseSettings
 from event_store.domain.model import (
@@ -48,6 +49,21 @@ class VersionConflictError(Exception):
 class Saved[T]:
     aggregate: T
     position: int | None  # None when the command changed nothing
+
+
+class DigestRequest(Protocol):
+    """What the scheduler knows of one user's day (see scheduler/batch.py)."""
+
+    @property
+    def user_id(self) -> UUID: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def total(self) -> int: ...
+    @property
+    def done(self) -> int: ...
+    @property
+    def undone_titles(self) -> Sequence[str]: ...
 
 
 class DateAsISO(Transcoding):
@@ -197,7 +213,52 @@ class TodoStore(Application[UUID]):
         except IntegrityError:  # another scheduler replica recorded it first
             return None
 
+    def request_daily_digests(
+        self, digest_date: date, requests: Sequence[DigestRequest]
+    ) -> list[Saved[DailyDigest] | None]:
+        """Record many digests in one transaction (the nightly batch's fast path); None for each
+        one already recorded. If a concurrent replica recorded some of them in the meantime, the
+        combined save fails as a whole and each is settled one by one."""
+        ids = [digest_id_for(r.user_id, digest_date) for r in requests]
+        existing = self._existing(ids)
+        digests = [
+            DailyDigest(
+                user_id=r.user_id,
+                digest_date=digest_date,
+                email=r.email,
+                total=r.total,
+                done=r.done,
+                undone_titles=list(r.undone_titles),
+            )
+            for r, digest_id in zip(requests, ids, strict=True)
+            if digest_id not in existing
+        ]
+        events: list[Any] = [e for d in digests for e in d.collect_events()]
+        try:
+            recordings = self._committer.commit(events)
+        except IntegrityError:
+            return [
+                self.request_daily_digest(
+                    r.user_id, digest_date, r.email, r.total, r.done, r.undone_titles
+                )
+                for r in requests
+            ]
+        saved = {
+            d.id: Saved(d, rec.notification.id) for d, rec in zip(digests, recordings, strict=True)
+        }
+        return [saved.get(digest_id) for digest_id in ids]
+
     # --- plumbing ----------------------------------------------------------------------------
+
+    def _existing(self, aggregate_ids: list[UUID]) -> set[UUID]:
+        """Which of these aggregates have any event: one query instead of one per id."""
+        recorder: Any = self.recorder
+        query = SQL(
+            "SELECT DISTINCT originator_id FROM {}.{} WHERE originator_id = ANY(%s)"
+        ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(query, (aggregate_ids,))
+            return {row["originator_id"] for row in cursor.fetchall()}
 
     def _change_task(
         self,

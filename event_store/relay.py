@@ -158,6 +158,11 @@ class Relay:
                 log.warning("relay interrupted, retrying", extra={"error": str(e)})
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
+            except Exception:
+                # Unexpected (a bug, an event that cannot be translated): never skip an event,
+                # keep retrying from the checkpoint so an operator sees it in the logs and fixes it.
+                log.exception("relay failed unexpectedly, retrying")
+                self._stop.wait(5.0)
 
     def _run_as_leader(self) -> None:
         conninfo = self._db.conninfo

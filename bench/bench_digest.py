@@ -1,0 +1,355 @@
+"""Daily digest benchmarks, each beside a baseline measured in the same run (scratch database and
+topics on the real PostgreSQL and Kafka; nothing of yours is touched):
+
+1. Scheduler batch for N users (default 100k): the full `run_date` (read tables → store) vs. the
+   raw time of its read queries alone (keyset pages + per-page aggregate), with today's
+   TodoStore (request_daily_digest from a thread pool, group-committed) and with the proposed
+   bulk method TodoStore.request_daily_digests (prototyped below, see docs/digest.md).
+2. Mailer emails/s into a local SMTP sink (aiosmtpd in its own process, discarding): the full
+   mailer (Kafka consume → processed_events check → render → SMTP → record → commit) vs. raw
+   aiosmtplib sends/s of pre-rendered messages on one connection, without Kafka or database.
+
+    .venv/bin/python bench/bench_digest.py [--users 100000] [--emails 3000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("ENVIRONMENT", "test")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+import psycopg  # noqa: E402
+
+from common.settings import DatabaseSettings, KafkaSettings  # noqa: E402
+
+SINK_CODE = """
+import asyncio, sys, threading
+from aiosmtpd.controller import Controller
+class Discard:
+    async def handle_DATA(self, server, session, envelope):
+        return "250 OK"
+c = Controller(Discard(), hostname="127.0.0.1", port=int(sys.argv[1]))
+c.start()
+print("ready", flush=True)
+threading.Event().wait()
+"""
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+# --- 1. scheduler batch ---------------------------------------------------------------------
+
+
+def populate(db: DatabaseSettings, users: int) -> tuple[int, int]:
+    """`users` users; 90% with 1-9 tasks (~30% done, ~5% deleted), 10% without tasks."""
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        conn.execute(
+            "insert into users (id, email, created_at, version, position)"
+            " select gen_random_uuid(), 'user' || i || '@bench.example.com', now(), 1, i"
+            " from generate_series(1, %s) i",
+            (users,),
+        )
+        conn.execute(
+            "insert into tasks (id, user_id, title, done, created_at, done_at, version, deleted,"
+            " position)"
+            " select gen_random_uuid(), u.id, 'task ' || j || ' of ' || u.email, random() < 0.3,"
+            " now() - j * interval '1 minute', null, 1, random() < 0.05, 1"
+            " from users u, generate_series(1, 9) j"
+            " where abs(hashtext(u.email)) % 10 <> 0 and j <= 1 + abs(hashtext(u.email)) % 9"
+        )
+        conn.execute("analyze users")
+        conn.execute("analyze tasks")
+        row = conn.execute("select count(*) from tasks").fetchone()
+    return users, int(row[0]) if row else 0
+
+
+def proposed_store_class() -> type[Any]:
+    """TodoStore plus the bulk method proposed for event_store/application.py, verbatim."""
+    from collections.abc import Sequence
+
+    from eventsourcing.persistence import IntegrityError
+    from psycopg.sql import SQL, Identifier
+
+    from event_store.application import Saved, TodoStore
+    from event_store.domain.model import DailyDigest, digest_id_for
+
+    class ProposedTodoStore(TodoStore):
+        def request_daily_digests(
+            self, digest_date: date, requests: Sequence[Any]
+        ) -> list[Saved[DailyDigest] | None]:
+            """Record many digests (objects with user_id, email, total, done, undone_titles) in
+            one transaction; None for each one already recorded."""
+            ids = [digest_id_for(r.user_id, digest_date) for r in requests]
+            existing = self._existing(ids)
+            digests = [
+                DailyDigest(
+                    user_id=r.user_id,
+                    digest_date=digest_date,
+                    email=r.email,
+                    total=r.total,
+                    done=r.done,
+                    undone_titles=list(r.undone_titles),
+                )
+                for r, i in zip(requests, ids, strict=True)
+                if i not in existing
+            ]
+            events = [e for d in digests for e in d.collect_events()]
+            try:
+                recordings = self._committer.commit(events)
+            except IntegrityError:  # a concurrent replica recorded some: settle them one by one
+                return [
+                    self.request_daily_digest(
+                        r.user_id, digest_date, r.email, r.total, r.done, r.undone_titles
+                    )
+                    for r in requests
+                ]
+            saved = {
+                d.id: Saved(d, rec.notification.id)
+                for d, rec in zip(digests, recordings, strict=True)
+            }
+            return [saved.get(i) for i in ids]
+
+        def _existing(self, ids: list[Any]) -> set[Any]:
+            recorder: Any = self.recorder
+            query = SQL("SELECT DISTINCT originator_id FROM {}.{} WHERE originator_id = ANY(%s)")
+            with recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute(
+                    query.format(
+                        Identifier(recorder.datastore.schema),
+                        Identifier(recorder.events_table_name),
+                    ),
+                    (ids,),
+                )
+                return {row["originator_id"] for row in cursor.fetchall()}
+
+    return ProposedTodoStore
+
+
+def bench_batch(users: int, runs: int) -> None:
+    from event_store.application import TodoStore, store_env
+    from scheduler.batch import ReadTables
+    from scheduler.service import DigestService
+    from scheduler.settings import SchedulerSettings
+    from tests.support.infra import fresh_database
+    from tests.support.read_side import migrate
+
+    settings = SchedulerSettings()
+    print(f"\n== scheduler batch: {users} users, {runs} runs, {settings.SCHEDULER_WORKERS} workers")
+    with fresh_database() as base:
+        db = base.model_copy(update={"POSTGRES_POOL_SIZE": settings.SCHEDULER_WORKERS + 1})
+        migrate(db)
+        started = time.perf_counter()
+        _, tasks = populate(db, users)
+        print(f"populated {users} users, {tasks} tasks in {time.perf_counter() - started:.1f} s")
+        source = ReadTables(
+            db.conninfo,
+            page_size=settings.SCHEDULER_PAGE_SIZE,
+            max_titles=settings.SCHEDULER_MAX_UNDONE_TITLES,
+        )
+        reads: list[float] = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            assert sum(len(page) for page in source.pages()) == users
+            reads.append(time.perf_counter() - started)
+        r = median(reads)
+        print(f"baseline: read queries alone, median {r:.2f} s")
+        day = date(2026, 11, 1)
+        for label, cls in [
+            ("today: request_daily_digest x thread pool", TodoStore),
+            ("proposed: request_daily_digests per page", proposed_store_class()),
+        ]:
+            store = cls(env=store_env(db), batch_max=max(64, settings.SCHEDULER_WORKERS))
+            try:
+                service = DigestService(settings, db, store)
+                batches, reruns = [], []
+                recorded = 0
+                for run in range(runs):
+                    day += timedelta(days=1)  # a new date: every digest is new
+                    summary = service.run_date(day, skip_if_completed=False)
+                    assert summary is not None and summary.users == users
+                    batches.append(summary.seconds)
+                    recorded = summary.recorded
+                    rerun = service.run_date(day, skip_if_completed=False)
+                    assert rerun is not None and rerun.recorded == 0
+                    reruns.append(rerun.seconds)
+                    print(
+                        f"  {label} run {run + 1}: batch {batches[-1]:.2f} s"
+                        f" ({summary.recorded} digests), idempotent re-run {reruns[-1]:.2f} s"
+                    )
+            finally:
+                store.close()
+            b = median(batches)
+            target = "OK" if b * 100_000 / users < 30 else "MISSED"
+            print(
+                f"{label}: median {b:.2f} s for {users} users ({recorded} digests,"
+                f" {recorded / b:.0f}/s), re-run {median(reruns):.2f} s,"
+                f" batch/read-baseline {b / r:.1f}x; 100k users < 30 s: {target}"
+            )
+
+
+# --- 2. mailer ------------------------------------------------------------------------------
+
+
+@contextmanager
+def smtp_sink() -> Iterator[int]:
+    from tests.support.smtp import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SINK_CODE, str(port)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def digest_events(count: int) -> list[Any]:
+    from common.events import DailyDigestRequested, DigestStats
+
+    day = date(2026, 11, 23)
+    return [
+        DailyDigestRequested(
+            event_id=uuid4(),
+            occurred_at=datetime(2026, 11, 23, tzinfo=UTC),
+            user_id=uuid4(),
+            position=i + 1,
+            aggregate_version=1,
+            digest_id=uuid4(),
+            digest_date=day,
+            email=f"user{i}@bench.example.com",
+            stats=DigestStats(total=7, done=2, undone=5),
+            undone_titles=[f"task {j} of user {i} <with> & markup" for j in range(5)],
+        )
+        for i in range(count)
+    ]
+
+
+def raw_smtp_rate(port: int, messages: list[Any]) -> float:
+    import aiosmtplib
+
+    async def go() -> float:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
+        await client.connect()
+        started = time.perf_counter()
+        for m in messages:
+            await client.send_message(m)
+        elapsed = time.perf_counter() - started
+        await client.quit()
+        return len(messages) / elapsed
+
+    return asyncio.run(go())
+
+
+def produce(kafka: KafkaSettings, events: list[Any]) -> None:
+    from confluent_kafka import Producer
+
+    from common.events import encode_event
+    from common.kafka import producer_config
+
+    producer = Producer(producer_config(kafka))
+    for e in events:
+        while True:
+            try:
+                producer.produce(
+                    kafka.KAFKA_TOPIC,
+                    key=str(e.user_id).encode(),
+                    value=encode_event(e),
+                    headers={"type": e.type, "event_id": str(e.event_id)},
+                )
+                break
+            except BufferError:
+                producer.poll(0.1)
+    assert producer.flush(30) == 0
+
+
+def mailer_rate(db: DatabaseSettings, kafka: KafkaSettings, port: int, count: int) -> float:
+    """Emails/s of the full mailer from its first send to the last (group join excluded)."""
+    from mailer.service import build_mailer
+    from mailer.settings import MailerSettings
+
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        conn.execute("truncate processed_events")
+    settings = MailerSettings(SMTP_PORT=port, MAILER_GROUP_ID=f"bench-{uuid4().hex[:8]}")
+    mailer = build_mailer(settings, db, kafka)
+    thread = threading.Thread(target=mailer.run_forever, daemon=True)
+    thread.start()
+    first: float | None = None
+    deadline = time.monotonic() + 300
+    try:
+        while mailer.counters.sent < count and time.monotonic() < deadline:
+            if first is None and mailer.counters.batches > 0:
+                first = time.perf_counter()
+            time.sleep(0.002)
+        done = time.perf_counter()
+    finally:
+        mailer.stop()
+        thread.join(timeout=30)
+    assert mailer.counters.sent == count, f"sent {mailer.counters.sent} of {count}"
+    assert first is not None
+    # The first batch's sends were not timed: count them out.
+    return count / (done - first)
+
+
+def bench_mailer(emails: int, runs: int) -> None:
+    from mailer.compose import DigestComposer
+    from mailer.settings import MailerSettings
+    from tests.support.infra import fresh_database, fresh_topics
+    from tests.support.read_side import migrate
+
+    print(f"\n== mailer: {emails} emails into a local SMTP sink (aiosmtpd process), {runs} runs")
+    events = digest_events(emails)
+    composer = DigestComposer(MailerSettings())
+    messages = [composer.compose(e) for e in events]
+    with smtp_sink() as port, fresh_database() as db, fresh_topics() as kafka:
+        migrate(db)
+        produce(kafka, events)
+        raw, full = [], []
+        for run in range(runs):
+            raw.append(raw_smtp_rate(port, messages))
+            full.append(mailer_rate(db, kafka, port, emails))
+            print(f"  run {run + 1}: raw aiosmtplib {raw[-1]:.0f}/s, mailer {full[-1]:.0f}/s")
+    m, r = median(full), median(raw)
+    verdict = "OK" if m >= 300 else "MISSED"
+    print(f"mailer median {m:.0f} emails/s (target >= 300/s: {verdict})")
+    print(f"baseline: raw aiosmtplib on one connection median {r:.0f}/s → mailer/raw {m / r:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--emails", type=int, default=3000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", choices=["batch", "mailer"], default=None)
+    args = parser.parse_args()
+    steps: dict[str, Callable[[], None]] = {
+        "batch": lambda: bench_batch(args.users, args.runs),
+        "mailer": lambda: bench_mailer(args.emails, args.runs),
+    }
+    for name, step in steps.items():
+        if args.only in (None, name):
+            step()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""The digest batch: read every user's task stats from the read tables with set-based queries, then
+record one digest per (user, date) in the event store.
+
+Reading: keyset pages over `users` (by id); per page ONE aggregate query over `tasks` gives every
+user's total/done counts and the first undone titles. So 100k users cost ~100 queries, not 100k.
+
+Recording: `TodoStore.request_daily_digest` from a pool of threads. The store group-commits
+concurrent calls (event_store.group_commit), and the digest's id is uuid5(user, date), so a record
+that already exists (second run, second replica, restart mid-batch) is refused by the store and
+counted as "already recorded" — never a second digest.
+
+Users without tasks (none, or all deleted) get no digest: an email saying "you have nothing" every
+day is noise. Users whose tasks are all done do get one (their stats, no undone titles).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Protocol
+from uuid import UUID
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+_NIL_UUID = UUID(int=0)
+_READ_ONLY = "-c default_transaction_read_only=on"  # the scheduler never writes the read tables
+
+_USERS_PAGE = "select id, email from users where id > %s order by id limit %s"
+
+# One row per user of the page that has (non-deleted) tasks. Undone titles oldest first, capped.
+_STATS_FOR_USERS = """
+select user_id,
+       count(*) as total,
+       count(*) filter (where done) as done,
+       coalesce(
+         (array_agg(title order by created_at, id) filter (where not done))[1:%(max_titles)s::int],
+         '{}'
+       ) as undone_titles
+from tasks
+where user_id = any(%(user_ids)s) and not deleted
+group by user_id
+"""
+
+
+@dataclass(frozen=True)
+class DigestCandidate:
+    """One user's digest content as read from the read tables."""
+
+    user_id: UUID
+    email: str
+    total: int
+    done: int
+    undone_titles: tuple[str, ...]
+
+
+class CandidateSource(Protocol):
+    def count_users(self) -> int: ...
+
+    def pages(self) -> Iterator[Sequence[DigestCandidate]]: ...
+
+
+class DigestRecorder(Protocol):
+    """What the batch needs from the store (TodoStore satisfies it)."""
+
+    def request_daily_digest(
+        self,
+        user_id: UUID,
+        digest_date: date,
+        email: str,
+        total: int,
+        done: int,
+        undone_titles: Sequence[str],
+    ) -> Any | None: ...
+
+
+# TodoStore.request_daily_digests(digest_date, candidates) -> [Saved | None, ...]:
+# candidates carry user_id, email, total, done, undone_titles (DigestCandidate does).
+BulkRecord = Callable[[date, Sequence[DigestCandidate]], Sequence[Any | None]]
+
+
+class ReadTables:
+    """Read-only access to `users` and `tasks`, in keyset pages of users."""
+
+    def __init__(self, conninfo: str, *, page_size: int, max_titles: int) -> None:
+        self._conninfo = conninfo
+        self._page_size = page_size
+        self._max_titles = max_titles
+
+    def count_users(self) -> int:
+        with psycopg.connect(self._conninfo, autocommit=True, options=_READ_ONLY) as conn:
+            row = conn.execute("select count(*) from users").fetchone()
+        return int(row[0]) if row else 0
+
+    def pages(self) -> Iterator[list[DigestCandidate]]:
+        with psycopg.connect(self._conninfo, autocommit=True, options=_READ_ONLY) as conn:
+            after = _NIL_UUID
+            while True:
+                users: list[tuple[UUID, str]] = conn.execute(
+                    _USERS_PAGE, (after, self._page_size)
+                ).fetchall()
+                if not users:
+                    return
+                yield self._candidates(conn, users)
+                if len(users) < self._page_size:
+                    return
+                after = users[-1][0]
+
+    def _candidates(
+        self, conn: psycopg.Connection[Any], users: list[tuple[UUID, str]]
+    ) -> list[DigestCandidate]:
+        rows = conn.execute(
+            _STATS_FOR_USERS,
+            {"user_ids": [u for u, _ in users], "max_titles": self._max_titles},
+        ).fetchall()
+        stats = {r[0]: (int(r[1]), int(r[2]), tuple(r[3])) for r in rows}
+        return [
+            DigestCandidate(user_id, email, *stats.get(user_id, (0, 0, ())))
+            for user_id, email in users
+        ]
+
+
+@dataclass
+class BatchSummary:
+    digest_date: date
+    users: int = 0
+    recorded: int = 0
+    already_recorded: int = 0
+    skipped_no_tasks: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+    def as_log(self) -> dict[str, Any]:
+        return {
+            "digest_date": self.digest_date.isoformat(),
+            "users": self.users,
+            "recorded": self.recorded,
+            "already_recorded": self.already_recorded,
+            "skipped_no_tasks": self.skipped_no_tasks,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def line(self) -> str:
+        return (
+            f"digest batch {self.digest_date}: {self.users} users,"
+            f" {self.recorded} digests recorded, {self.already_recorded} already recorded,"
+            f" {self.skipped_no_tasks} skipped (no tasks), {self.failed} failed,"
+            f" in {self.seconds:.1f} s"
+        )
+
+
+class BatchFailedError(Exception):
+    def __init__(self, summary: BatchSummary, cause: BaseException) -> None:
+        super().__init__(f"digest batch for {summary.digest_date} failed: {cause!r}")
+        self.summary = summary
+
+
+@dataclass
+class _Tally:
+    """Counts from several threads; progress is reported per user settled."""
+
+    summary: BatchSummary
+    progress: Progress | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    error: BaseException | None = None
+
+    def add(self, outcome: str, n: int = 1) -> None:
+        if n <= 0:
+            return
+        with self.lock:
+            setattr(self.summary, outcome, getattr(self.summary, outcome) + n)
+        if self.progress is not None:
+            self.progress(n)
+
+    def fail(self, error: BaseException) -> None:
+        with self.lock:
+            self.error = self.error or error
+
+
+class DigestBatch:
+    """Records the digests of one date. Safe to run any number of times, concurrently too.
+
+    Two ways to record, chosen by what the store offers:
+    - `request_daily_digests(digest_date, candidates)` (TodoStore's bulk method:
+      one existence query and one transaction per page) when present;
+    - otherwise `request_daily_digest` per user from `workers` threads, which the store
+      group-commits.
+    """
+
+    def __init__(
+        self, source: CandidateSource, recorder: DigestRecorder, *, workers: int = 16
+    ) -> None:
+        self._source = source
+        self._recorder = recorder
+        self._workers = workers
+        bulk = getattr(recorder, "request_daily_digests", None)
+        self._bulk: BulkRecord | None = bulk if callable(bulk) else None
+
+    def run(
+        self,
+        digest_date: date,
+        progress: Progress | None = None,
+        *,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> BatchSummary:
+        """Record the date's digests; raises BatchFailedError if any record failed or the run
+        was stopped (the run is then not complete and is retried as a whole: harmless)."""
+        started = time.perf_counter()
+        tally = _Tally(BatchSummary(digest_date), progress)
+        with ThreadPoolExecutor(self._workers, thread_name_prefix="digest") as pool:
+            # Bounded hand-off: the reader stays a few pages' worth ahead of the writers.
+            slots = threading.BoundedSemaphore(self._workers * 8)
+            for page in self._source.pages():
+                if should_stop() and tally.error is None:
+                    tally.fail(InterruptedError("stopped before the batch completed"))
+                if tally.error is not None:
+                    break  # stop feeding work; the run is retried as a whole later
+                wanted = self._with_tasks(page, tally)
+                if self._bulk is not None:
+                    self._record_page(self._bulk, digest_date, wanted, tally)
+                    continue
+                for candidate in wanted:
+                    if tally.error is not None:
+                        break
+                    slots.acquire()
+                    pool.submit(self._record_one, digest_date, candidate, tally, slots)
+        tally.summary.seconds = time.perf_counter() - started
+        if tally.error is not None:
+            raise BatchFailedError(tally.summary, tally.error) from tally.error
+        return tally.summary
+
+    @staticmethod
+    def _with_tasks(page: Sequence[DigestCandidate], tally: _Tally) -> list[DigestCandidate]:
+        """Users without tasks (or without an address) get no digest."""
+        tally.summary.users += len(page)
+        wanted = [c for c in page if c.total > 0 and c.email]
+        tally.add("skipped_no_tasks", len(page) - len(wanted))
+        return wanted
+
+    def _record_one(
+        self,
+        digest_date: date,
+        candidate: DigestCandidate,
+        tally: _Tally,
+        slots: threading.BoundedSemaphore,
+    ) -> None:
+        try:
+            saved = self._recorder.request_daily_digest(
+                user_id=candidate.user_id,
+                digest_date=digest_date,
+                email=candidate.email,
+                total=candidate.total,
+                done=candidate.done,
+                undone_titles=list(candidate.undone_titles),
+            )
+            tally.add("recorded" if saved is not None else "already_recorded")
+        except Exception as e:
+            tally.add("failed")
+            tally.fail(e)
+        finally:
+            slots.release()
+
+    @staticmethod
+    def _record_page(
+        bulk: BulkRecord, digest_date: date, wanted: list[DigestCandidate], tally: _Tally
+    ) -> None:
+        if not wanted:
+            return
+        try:
+            results = bulk(digest_date, wanted)
+        except Exception as e:
+            tally.add("failed", len(wanted))
+            tally.fail(e)
+            return
+        recorded = sum(1 for r in results if r is not None)
+        tally.add("recorded", recorded)
+        tally.add("already_recorded", len(wanted) - recorded)

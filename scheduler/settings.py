@@ -1,0 +1,40 @@
+"""Scheduler settings (environment variable = field name, see common.settings.AppSettings)."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+
+from common.settings import AppSettings
+
+
+class SchedulerSettings(AppSettings):
+    # IANA timezone of the 00:00 run; it also decides which date a run is for.
+    SCHEDULER_TIMEZONE: str = "UTC"
+    # How late (seconds) a 00:00 firing may still start, e.g. after the host slept. Below a day,
+    # so a late firing can never be taken for the next day's.
+    SCHEDULER_MISFIRE_GRACE_SECONDS: int = Field(default=3600, ge=1, le=23 * 3600)
+    # On start, run today's batch if it has not completed yet (the scheduler was down at 00:00).
+    SCHEDULER_CATCH_UP: bool = True
+    # Threads recording digests; concurrent records are group-committed by the store.
+    SCHEDULER_WORKERS: int = Field(default=16, ge=1, le=128)
+    # Users read per keyset page (two queries per page).
+    SCHEDULER_PAGE_SIZE: int = Field(default=2000, ge=1, le=50_000)
+    # At most this many undone titles in a digest (oldest first); stats.undone keeps the full count.
+    SCHEDULER_MAX_UNDONE_TITLES: int = Field(default=20, ge=0, le=200)
+    # Wait before retrying a batch that failed (database down...), in the long-running service.
+    SCHEDULER_RETRY_SECONDS: float = Field(default=60.0, gt=0)
+
+    @field_validator("SCHEDULER_TIMEZONE")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown timezone {value!r} (use an IANA name such as UTC)") from e
+        return value
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.SCHEDULER_TIMEZONE)

@@ -1,0 +1,149 @@
+"""SMTP failures classified, and the sender against a local aiosmtpd server: one reused
+connection, transient failures retried with backoff, permanent ones reported at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from aiosmtplib import (
+    SMTPAuthenticationError,
+    SMTPConnectResponseError,
+    SMTPDataError,
+    SMTPRecipientRefused,
+    SMTPRecipientsRefused,
+    SMTPSenderRefused,
+    SMTPServerDisconnected,
+)
+
+from mailer.settings import MailerSettings
+from mailer.smtp import Permanent, Sent, SmtpSender, Transient, classify
+from tests.support.smtp import SmtpServer, free_port, running_smtp_server
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (SMTPRecipientsRefused([SMTPRecipientRefused(550, "no such user", "a@b.c")]), Permanent),
+        (SMTPRecipientsRefused([SMTPRecipientRefused(450, "mailbox busy", "a@b.c")]), Transient),
+        (SMTPRecipientRefused(553, "bad mailbox", "a@b.c"), Permanent),
+        (SMTPDataError(554, "content rejected"), Permanent),
+        (SMTPDataError(451, "try later"), Transient),
+        (SMTPServerDisconnected("gone"), Transient),
+        (ConnectionRefusedError(111, "refused"), Transient),
+        (TimeoutError(), Transient),
+        # Not this message's fault: configuration or server-wide trouble, keep retrying.
+        (SMTPAuthenticationError(535, "bad credentials"), Transient),
+        (SMTPSenderRefused(553, "sender not allowed", "x@y.z"), Transient),
+        (SMTPConnectResponseError(554, "no service"), Transient),
+    ],
+)
+def test_failures_are_classified_as_permanent_only_when_the_message_itself_is_refused(
+    error: BaseException, kind: type[Any]
+) -> None:
+    assert isinstance(classify(error), kind)
+
+
+def test_a_recipient_refusal_keeps_the_server_code_and_text_as_the_reason() -> None:
+    outcome = classify(SMTPRecipientRefused(550, "5.1.1 mailbox unavailable", "a@b.c"))
+
+    assert outcome == Permanent("recipient refused: 550 5.1.1 mailbox unavailable", 550)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with running_smtp_server() as server:
+        yield server
+
+
+def message(to: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = "TODO <no-reply@todo.localhost>"
+    msg["To"] = to
+    msg["Subject"] = "hello"
+    msg.set_content("body")
+    return msg
+
+
+def settings_for(port: int, **overrides: Any) -> MailerSettings:
+    values: dict[str, Any] = {
+        "SMTP_PORT": port,
+        "MAILER_RETRY_INITIAL_SECONDS": 0.01,
+        "MAILER_RETRY_MAX_SECONDS": 0.05,
+        "MAILER_SEND_ATTEMPTS": 4,
+        "SMTP_TIMEOUT_SECONDS": 5,
+        **overrides,
+    }
+    return MailerSettings(**values)
+
+
+def send_all(sender: SmtpSender, *messages: EmailMessage) -> list[Any]:
+    async def go() -> list[Any]:
+        try:
+            return [await sender.send(m) for m in messages]
+        finally:
+            await sender.close()
+
+    return asyncio.run(go())
+
+
+def test_one_connection_is_reused_across_messages(smtp: SmtpServer) -> None:
+    sender = SmtpSender(settings_for(smtp.port), lambda: False)
+
+    outcomes = send_all(sender, *(message(f"u{i}@example.com") for i in range(5)))
+
+    assert outcomes == [Sent()] * 5
+    assert len(smtp.received) == 5
+    assert sender.connections_opened == 1 and smtp.connections == 1
+
+
+def test_transient_failures_are_retried_until_the_server_recovers(smtp: SmtpServer) -> None:
+    smtp.fail_transiently(2)
+    sender = SmtpSender(settings_for(smtp.port), lambda: False)
+
+    outcomes = send_all(sender, message("ada@example.com"))
+
+    assert outcomes == [Sent()]
+    assert smtp.transient_failures_served == 2
+    assert len(smtp.received) == 1
+
+
+def test_a_permanent_refusal_is_reported_at_once_and_the_connection_serves_the_next(
+    smtp: SmtpServer,
+) -> None:
+    smtp.reject_recipient("bob@example.com")
+    sender = SmtpSender(settings_for(smtp.port), lambda: False)
+
+    bob, ada = send_all(sender, message("bob@example.com"), message("ada@example.com"))
+
+    assert isinstance(bob, Permanent) and bob.code == 550
+    assert ada == Sent()
+    assert smtp.rejections_served == 1 and sender.connections_opened == 1
+
+
+def test_a_server_that_stays_down_gives_transient_after_the_attempts_never_permanent() -> None:
+    sender = SmtpSender(settings_for(free_port()), lambda: False)
+
+    [outcome] = send_all(sender, message("ada@example.com"))
+
+    assert isinstance(outcome, Transient)
+    assert "ConnectionRefused" in outcome.reason or "connect" in outcome.reason.lower()
+
+
+def test_an_idle_connection_closed_by_the_server_is_reopened_without_a_failure(
+    smtp: SmtpServer,
+) -> None:
+    sender = SmtpSender(settings_for(smtp.port, MAILER_SEND_ATTEMPTS=1), lambda: False)
+
+    async def go() -> list[Any]:
+        first = await sender.send(message("ada@example.com"))
+        await asyncio.to_thread(smtp.drop_connections)
+        second = await sender.send(message("bob@example.com"))
+        await sender.close()
+        return [first, second]
+
+    assert asyncio.run(go()) == [Sent(), Sent()]
+    assert sender.connections_opened == 2
