@@ -30,7 +30,11 @@ infra: install
 run: install
 	infra/run.sh
 
+# The end-to-end test runs the whole system as `make run` does, in Debian's Chromium.
 test: infra
+	infra/nginx.sh install
+	infra/smtp-sink.sh install
+	infra/browser.sh install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: install
@@ -51,6 +55,8 @@ stop:
 
 bench: infra
 	$(PY) bench/bench_commands.py
+	$(PY) bench/bench_read_side.py
+	$(PY) bench/bench_digest.py
 
 clean: stop
 	rm -rf .data

@@ -7,6 +7,7 @@ so the read side can offer read-your-writes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -15,7 +16,13 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    IntegrityError,
+    InternalError,
+    JSONTranscoder,
+    Transcoding,
+)
 from psycopg.sql import SQL, Identifier
 
 from common.settings import DatabaseSettings
@@ -110,6 +117,19 @@ class TodoStore(Application[UUID]):
         super().__init__(env=env)
         self._clock = clock
         self._committer = GroupCommitter(self.save, max_batch=batch_max)
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        # Processes starting together (make run, compose) race on eventsourcing's idempotent DDL
+        # (CREATE TABLE IF NOT EXISTS / CREATE OR REPLACE FUNCTION) and PostgreSQL may refuse
+        # one of them ("tuple concurrently updated", duplicate type name): retry briefly.
+        for attempt in range(5):
+            try:
+                return super().construct_recorder()
+            except (IntegrityError, InternalError):
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -209,7 +209,7 @@ async function onAuthSubmit(event) {
       setFieldError(emailInput, $("#email-error"), err.detail || "This email is already registered.");
       emailInput.focus();
     } else if (err.status === 401) {
-      setAuthMessage(err.detail || "Incorrect email or password.", "error");
+      setAuthMessage("Incorrect email or password.", "error");
       passwordInput.focus();
     } else {
       setAuthMessage(err.message, "error");

@@ -26,12 +26,18 @@ for part in infra/postgres.sh infra/kafka.sh; do
   "$part" status >/dev/null 2>&1 || started+=("$part")
   "$part" start
 done
-if [ -f alembic.ini ]; then alembic upgrade head; fi
+alembic upgrade head
+# Installed once per machine (Debian's nginx, maildev from npm); instant afterwards.
+infra/nginx.sh install >/dev/null
+infra/smtp-sink.sh install >/dev/null
 
 cat <<MSG
 
   TODO platform starting (Ctrl-C stops everything):
+    SPA           http://127.0.0.1:${GATEWAY_PORT:-8080}/
     command API   http://${COMMAND_API_HOST:-127.0.0.1}:${COMMAND_API_PORT:-8001}/docs
+    query API     http://${QUERY_API_HOST:-127.0.0.1}:${QUERY_API_PORT:-8002}/docs
+    dev inbox     http://${SMTP_SINK_HOST:-127.0.0.1}:${SMTP_SINK_WEB_PORT:-1080}/  (emails also in .data/mail/)
     Kafka         ${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092} (topic ${KAFKA_TOPIC:-events})
     PostgreSQL    ${POSTGRES_HOST:-127.0.0.1}:${POSTGRES_PORT:-5432}/${POSTGRES_DB:-todo}
 

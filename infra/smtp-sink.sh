@@ -19,7 +19,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HOST="${SMTP_SINK_HOST:-127.0.0.1}"
-SMTP_PORT_="${SMTP_SINK_PORT:-1025}"
+SMTP_PORT_="${SMTP_SINK_PORT:-${SMTP_PORT:-1025}}"  # follows the mailer's SMTP_PORT in dev
 WEB_PORT="${SMTP_SINK_WEB_PORT:-1080}"
 MAIL_DIR="${SMTP_SINK_MAIL_DIR:-$ROOT/.data/mail}"
 NODE_PREFIX="${SMTP_SINK_NODE_PREFIX:-$ROOT/.data/node}"

@@ -1,0 +1,176 @@
+"""A user's whole journey in a real browser (Chromium), through the real gateway, against the
+whole running system: register, log in, add, complete, rename, delete, reload, log out.
+
+Only Playwright's auto-waiting assertions (expect) wait; there are no fixed sleeps. Screenshots of
+each major step go to test-artifacts/e2e/journey/.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import ConsoleMessage, Locator, Page, expect
+
+from tests.e2e.conftest import ARTIFACTS, System
+
+pytestmark = pytest.mark.e2e
+
+SHOTS = ARTIFACTS / "journey"
+
+
+class Steps:
+    """Numbered screenshots of the journey (old ones are removed first)."""
+
+    def __init__(self, page: Page, folder: Path) -> None:
+        self.page = page
+        self.folder = folder
+        self.count = 0
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.png"):
+            old.unlink()
+
+    def shot(self, name: str) -> None:
+        self.count += 1
+        self.page.screenshot(path=self.folder / f"{self.count:02d}-{name}.png", full_page=True)
+
+
+def rows(page: Page) -> Locator:
+    return page.locator("#task-list [data-testid=task-item]")
+
+
+def row_titled(page: Page, title: str) -> Locator:
+    return rows(page).filter(has=page.get_by_test_id("task-title").get_by_text(title, exact=True))
+
+
+def row_with_id(page: Page, task_id: str) -> Locator:
+    return page.locator(f'#task-list [data-testid=task-item][data-task-id="{task_id}"]')
+
+
+def expect_stats(page: Page, *, total: int, done: int, undone: int) -> None:
+    expect(page.locator("#stat-total")).to_have_text(str(total))
+    expect(page.locator("#stat-done")).to_have_text(str(done))
+    expect(page.locator("#stat-undone")).to_have_text(str(undone))
+
+
+def add_task(page: Page, title: str) -> None:
+    page.locator("#new-task-title").fill(title)
+    page.locator("#add-task").click()
+    expect(row_titled(page, title)).to_have_count(1)
+    expect(page.locator("#new-task-title")).to_have_value("")
+
+
+def test_a_user_registers_logs_in_manages_tasks_reloads_and_logs_out_in_a_real_browser(
+    page: Page, system: System
+) -> None:
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            problems.append(f"console: {message.text} ({message.location})")
+
+    page.on("console", on_console)
+    steps = Steps(page, SHOTS)
+    email = f"e2e-{uuid.uuid4().hex[:10]}@example.com"
+    password = "correct horse battery"
+
+    # The SPA opens on the login form.
+    page.goto("/")
+    expect(page.locator("#auth-view")).to_be_visible()
+    expect(page.locator("#login-form")).to_be_visible()
+    expect(page.locator("#tasks-view")).to_be_hidden()
+    steps.shot("login-form")
+
+    # Register: the form switches to login mode with a message and the email filled in.
+    page.locator("#mode-register").click()
+    expect(page.locator("#register-form")).to_be_visible()
+    expect(page.locator("#auth-submit")).to_have_text("Create account")
+    page.locator("#email").fill(email)
+    page.locator("#password").fill(password)
+    steps.shot("register-form-filled")
+    page.locator("#auth-submit").click()
+    expect(page.locator("#login-form")).to_be_visible()
+    expect(page.locator("#auth-message")).to_contain_text("Account created")
+    expect(page.locator("#email")).to_have_value(email)
+    expect(page.locator("#password")).to_have_value("")
+    steps.shot("registered")
+
+    # Log in: the (empty) task screen, with the user's email from the query side.
+    page.locator("#password").fill(password)
+    page.locator("#auth-submit").click()
+    expect(page.locator("#tasks-view")).to_be_visible()
+    expect(page.locator("#auth-view")).to_be_hidden()
+    expect(page.locator("#user-email")).to_have_text(email)
+    expect(page.locator("#list-empty")).to_be_visible()
+    expect_stats(page, total=0, done=0, undone=0)
+    steps.shot("logged-in-empty")
+
+    # Add two tasks: newest first.
+    add_task(page, "Buy milk")
+    add_task(page, "Write report")
+    expect(rows(page).get_by_test_id("task-title")).to_have_text(["Write report", "Buy milk"])
+    expect(page.locator("#list-empty")).to_be_hidden()
+    expect_stats(page, total=2, done=0, undone=2)
+    steps.shot("two-tasks-added")
+
+    # Complete one.
+    milk_id = row_titled(page, "Buy milk").get_attribute("data-task-id")
+    assert milk_id
+    milk = row_with_id(page, milk_id)
+    milk.get_by_test_id("task-toggle").check()
+    expect(milk).to_have_attribute("data-done", "true")
+    expect(milk.get_by_test_id("task-toggle")).to_be_checked()
+    expect_stats(page, total=2, done=1, undone=1)
+    steps.shot("one-completed")
+
+    # Rename it (Edit, type, Enter).
+    milk.get_by_test_id("task-edit").click()
+    title_input = milk.get_by_test_id("task-title-input")
+    expect(title_input).to_be_focused()
+    title_input.fill("Buy oat milk")
+    title_input.press("Enter")
+    expect(milk.get_by_test_id("task-title")).to_have_text("Buy oat milk")
+    expect(title_input).to_have_count(0)
+    expect(milk).to_have_attribute("data-version", "3")
+    expect(milk).to_have_attribute("data-done", "true")
+    steps.shot("one-renamed")
+
+    # Delete the other one: gone at once, with an Undo toast.
+    row_titled(page, "Write report").get_by_test_id("task-delete").click()
+    expect(row_titled(page, "Write report")).to_have_count(0)
+    expect(page.locator("#toast")).to_be_visible()
+    expect(page.locator("#toast-message")).to_have_text("Deleted “Write report”")
+    expect(page.locator("#toast-undo")).to_be_visible()
+    expect(rows(page)).to_have_count(1)
+    expect_stats(page, total=1, done=1, undone=0)
+    steps.shot("one-deleted")
+
+    # Reload: still logged in; the list and counts come back from the query side.
+    page.reload()
+    expect(page.locator("#tasks-view")).to_be_visible()
+    expect(page.locator("#toast")).to_be_hidden()
+    expect(page.locator("#user-email")).to_have_text(email)
+    expect(rows(page)).to_have_count(1)
+    expect(rows(page).get_by_test_id("task-title")).to_have_text(["Buy oat milk"])
+    expect(row_with_id(page, milk_id)).to_have_attribute("data-done", "true")
+    expect(row_with_id(page, milk_id).get_by_test_id("task-toggle")).to_be_checked()
+    expect_stats(page, total=1, done=1, undone=0)
+    expect(page.locator("#sync-note")).to_be_hidden()
+    steps.shot("after-reload")
+
+    # Log out: back on the login form, and the session is gone (a reload stays logged out).
+    page.locator("#logout").click()
+    expect(page.locator("#auth-view")).to_be_visible()
+    expect(page.locator("#login-form")).to_be_visible()
+    expect(page.locator("#tasks-view")).to_be_hidden()
+    expect(page.locator("#user-box")).to_be_hidden()
+    expect(page.locator("#auth-message")).to_contain_text("logged out")
+    steps.shot("logged-out")
+    assert page.evaluate("() => window.localStorage.getItem('todo.token')") is None
+    page.reload()
+    expect(page.locator("#login-form")).to_be_visible()
+    expect(page.locator("#tasks-view")).to_be_hidden()
+
+    assert not problems, "the browser reported errors:\n" + "\n".join(problems)

@@ -1,0 +1,302 @@
+"""Every documented route of the gateway (gateway/default.conf.template) reaches the right service,
+through the real nginx of the whole running system.
+
+Which service answered is proven two ways, not just by the status code:
+- the gateway's access log names the upstream address of each request (found by a unique `probe`
+  query parameter), and the two upstream addresses are checked to be the command API and the query
+  API by their own /openapi.json;
+- each answer is one only that service can give (e.g. GET /tasks exists only on the query API,
+  POST /tasks only on the command API), checked against both services' OpenAPI documents.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import System
+
+pytestmark = pytest.mark.e2e
+
+Service = Literal["command", "query", "gateway"]
+COMMAND_TITLE = "TODO command API"
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
+
+
+class Gateway:
+    """An HTTP client on the gateway that can tell which upstream answered a request."""
+
+    def __init__(self, system: System) -> None:
+        self.system = system
+        self.http = httpx.Client(base_url=system.gateway_url, timeout=30)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        probe = uuid.uuid4().hex
+        params = {**kwargs.pop("params", {}), "probe": probe}
+        return self.http.request(method, path, params=params, **kwargs)
+
+    def answered_by(self, response: httpx.Response) -> Service:
+        """The service behind a response, from the gateway's access log ('up=<address>')."""
+        probe = response.request.url.params["probe"]
+        deadline = time.monotonic() + 5  # nginx logs right after the response is sent
+        while True:
+            text = self.system.access_log.read_text(encoding="utf-8", errors="replace")
+            lines = [line for line in text.splitlines() if f"probe={probe}" in line]
+            if lines or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert len(lines) == 1, f"expected one access-log line for probe {probe}, got {lines}"
+        match = re.search(r" up=(\S+)", lines[0])
+        assert match, f"no up= field in the access-log line {lines[0]!r}"
+        upstream = match.group(1)
+        if upstream == self.system.command_upstream:
+            return "command"
+        if upstream == self.system.query_upstream:
+            return "query"
+        assert upstream == "-", f"unexpected upstream {upstream!r} in {lines[0]!r}"
+        return "gateway"
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def operations(openapi: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (method.upper(), path)
+        for path, item in openapi["paths"].items()
+        for method in item
+        if method in {"get", "head", "post", "put", "patch", "delete"}
+    }
+
+
+@pytest.fixture(scope="module")
+def openapi(system: System) -> dict[str, dict[str, Any]]:
+    """Both services' OpenAPI documents, read from them directly (not through the gateway)."""
+    with httpx.Client(timeout=10) as client:
+        return {
+            "command": client.get(f"{system.command_url}/openapi.json").raise_for_status().json(),
+            "query": client.get(f"{system.query_url}/openapi.json").raise_for_status().json(),
+        }
+
+
+@pytest.fixture(scope="module")
+def gateway(system: System) -> Iterator[Gateway]:
+    client = Gateway(system)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def token(gateway: Gateway) -> str:
+    email = f"routes-{uuid.uuid4().hex[:10]}@example.com"
+    credentials = {"email": email, "password": "correct horse battery"}
+    assert gateway.request("POST", "/api/auth/register", json=credentials).status_code == 201
+    login = gateway.request("POST", "/api/auth/login", json=credentials)
+    assert login.status_code == 200, login.text
+    return str(login.json()["access_token"])
+
+
+def bearer(token: str, **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", **extra}
+
+
+def only_on(
+    openapi: dict[str, dict[str, Any]], service: Literal["command", "query"], op: tuple[str, str]
+) -> None:
+    other = "query" if service == "command" else "command"
+    assert op in operations(openapi[service]), f"{op} is not an operation of the {service} API"
+    assert op not in operations(openapi[other]), f"{op} is an operation of the {other} API too"
+
+
+def assert_security_headers(response: httpx.Response) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get(name) == value, (name, dict(response.headers))
+    csp = response.headers.get("Content-Security-Policy", "")
+    assert "default-src 'self'" in csp, csp
+    assert "frame-ancestors 'none'" in csp, csp
+    assert response.headers.get_list("Content-Security-Policy") == [csp], "CSP sent twice"
+
+
+def test_the_two_upstreams_are_the_command_api_and_the_query_api_by_their_own_description(
+    openapi: dict[str, dict[str, Any]],
+) -> None:
+    assert openapi["command"]["info"]["title"] == COMMAND_TITLE
+    assert openapi["query"]["info"]["title"] != COMMAND_TITLE
+    assert "query" in openapi["query"]["info"]["title"].lower()
+    only_on(openapi, "command", ("POST", "/tasks"))
+    only_on(openapi, "query", ("GET", "/tasks"))
+    only_on(openapi, "query", ("GET", "/me"))
+
+
+def test_register_and_login_reach_the_command_api_and_return_its_bodies(
+    gateway: Gateway, openapi: dict[str, dict[str, Any]]
+) -> None:
+    only_on(openapi, "command", ("POST", "/auth/register"))
+    only_on(openapi, "command", ("POST", "/auth/login"))
+    email = f"auth-{uuid.uuid4().hex[:10]}@example.com"
+    credentials = {"email": email, "password": "correct horse battery"}
+
+    registered = gateway.request("POST", "/api/auth/register", json=credentials)
+    assert registered.status_code == 201, registered.text
+    assert gateway.answered_by(registered) == "command"
+    body = registered.json()
+    assert set(body) == {"id", "email", "created_at"}
+    assert body["email"] == email
+    uuid.UUID(body["id"])
+
+    logged_in = gateway.request("POST", "/api/auth/login", json=credentials)
+    assert logged_in.status_code == 200, logged_in.text
+    assert gateway.answered_by(logged_in) == "command"
+    token = logged_in.json()
+    assert set(token) == {"access_token", "token_type", "expires_in"}
+    assert token["token_type"] == "bearer"
+    assert token["expires_in"] > 0
+
+    refused = gateway.request("POST", "/api/auth/login", json={**credentials, "password": "nope"})
+    assert refused.status_code == 401
+    assert gateway.answered_by(refused) == "command"
+    assert refused.json() == {"detail": "invalid email or password"}
+
+
+def test_task_writes_reach_the_command_api_and_task_reads_reach_the_query_api(
+    gateway: Gateway, token: str, openapi: dict[str, dict[str, Any]]
+) -> None:
+    for op in [("POST", "/tasks"), ("PATCH", "/tasks/{task_id}"), ("DELETE", "/tasks/{task_id}")]:
+        only_on(openapi, "command", op)
+    only_on(openapi, "query", ("GET", "/tasks"))
+    assert ("GET", "/tasks/{task_id}") in operations(openapi["query"])
+    assert ("GET", "/tasks/{task_id}") not in operations(openapi["command"])
+
+    # POST /api/tasks -> command API: 201, the write's event position in a header.
+    created = gateway.request(
+        "POST", "/api/tasks", json={"title": "Route me"}, headers=bearer(token)
+    )
+    assert created.status_code == 201, created.text
+    assert gateway.answered_by(created) == "command"
+    task = created.json()
+    assert task["title"] == "Route me"
+    assert task["version"] == 1
+    position = created.headers["X-Event-Position"]
+    assert int(position) > 0
+    read_headers = bearer(token, **{"X-Min-Position": position})
+
+    # GET /api/tasks with X-Min-Position -> query API: a page with our own write in it.
+    listed = gateway.request("GET", "/api/tasks", headers=read_headers)
+    assert listed.status_code == 200, listed.text
+    assert gateway.answered_by(listed) == "query"
+    page = listed.json()
+    assert set(page) == {"items", "next_cursor"}
+    assert task["id"] in [item["id"] for item in page["items"]]
+    assert listed.headers.get("X-Stale", "false").lower() != "true"
+
+    # GET /api/tasks/{id} -> query API.
+    one = gateway.request("GET", f"/api/tasks/{task['id']}", headers=read_headers)
+    assert one.status_code == 200, one.text
+    assert gateway.answered_by(one) == "query"
+    assert one.json()["id"] == task["id"]
+    assert one.json()["title"] == "Route me"
+
+    # HEAD /api/tasks goes to the query side too (reads), never to the command API.
+    head = gateway.request("HEAD", "/api/tasks", headers=read_headers)
+    assert gateway.answered_by(head) == "query"
+
+    # PATCH /api/tasks/{id} -> command API: 200, version 2.
+    renamed = gateway.request(
+        "PATCH",
+        f"/api/tasks/{task['id']}",
+        json={"title": "Routed"},
+        headers=bearer(token, **{"If-Match": "1"}),
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert gateway.answered_by(renamed) == "command"
+    assert renamed.json()["version"] == 2
+    assert renamed.json()["title"] == "Routed"
+    assert int(renamed.headers["X-Event-Position"]) > int(position)
+
+    # DELETE /api/tasks/{id} -> command API: 204.
+    deleted = gateway.request("DELETE", f"/api/tasks/{task['id']}", headers=bearer(token))
+    assert deleted.status_code == 204, deleted.text
+    assert gateway.answered_by(deleted) == "command"
+    assert deleted.content == b""
+    after = bearer(token, **{"X-Min-Position": deleted.headers["X-Event-Position"]})
+
+    gone = gateway.request("GET", f"/api/tasks/{task['id']}", headers=after)
+    assert gone.status_code == 404
+    assert gateway.answered_by(gone) == "query"
+
+
+def test_me_reaches_the_query_api_with_the_users_stats(
+    gateway: Gateway, token: str, openapi: dict[str, dict[str, Any]]
+) -> None:
+    only_on(openapi, "query", ("GET", "/me"))
+    created = gateway.request(
+        "POST", "/api/tasks", json={"title": "Count me"}, headers=bearer(token)
+    )
+    assert created.status_code == 201, created.text
+    position = created.headers["X-Event-Position"]
+
+    me = gateway.request("GET", "/api/me", headers=bearer(token, **{"X-Min-Position": position}))
+    assert me.status_code == 200, me.text
+    assert gateway.answered_by(me) == "query"
+    body = me.json()
+    assert body["email"].startswith("routes-")
+    assert set(body["stats"]) >= {"total", "done", "undone"}
+    assert body["stats"]["total"] == body["stats"]["done"] + body["stats"]["undone"]
+    assert body["stats"]["total"] >= 1
+
+    anonymous = gateway.request("GET", "/api/me")
+    assert anonymous.status_code == 401
+    assert gateway.answered_by(anonymous) == "query"
+
+
+def test_the_spa_is_served_with_the_security_headers(gateway: Gateway) -> None:
+    index = gateway.request("GET", "/")
+    assert index.status_code == 200
+    assert gateway.answered_by(index) == "gateway"
+    assert index.headers["Content-Type"].startswith("text/html")
+    assert 'id="auth-view"' in index.text
+    assert '<script type="module" src="/app.js"></script>' in index.text
+    assert_security_headers(index)
+
+    # A deep link without an extension is the SPA shell; a missing asset is a real 404.
+    deep = gateway.request("GET", "/some/deep/link")
+    assert deep.status_code == 200
+    assert 'id="auth-view"' in deep.text
+    assert gateway.request("GET", "/missing.js").status_code == 404
+
+    script = gateway.request("GET", "/app.js")
+    assert script.status_code == 200
+    assert "javascript" in script.headers["Content-Type"]
+    assert_security_headers(script)
+
+
+def test_the_security_headers_are_on_api_answers_too_and_only_once(
+    gateway: Gateway, token: str
+) -> None:
+    for response in [
+        gateway.request("GET", "/api/me", headers=bearer(token)),
+        gateway.request("POST", "/api/tasks", json={"title": "x"}, headers=bearer(token)),
+        gateway.request("GET", "/api/tasks"),
+    ]:
+        assert_security_headers(response)
+
+
+def test_an_unknown_api_path_is_a_json_404_from_the_gateway_itself(gateway: Gateway) -> None:
+    for method, path in [("GET", "/api/xyz"), ("POST", "/api/xyz"), ("GET", "/api/tasksfoo")]:
+        response = gateway.request(method, path)
+        assert response.status_code == 404, (method, path)
+        assert gateway.answered_by(response) == "gateway", (method, path)
+        assert response.headers["Content-Type"].startswith("application/json")
+        assert response.json() == {"detail": "Not Found"}
+        assert_security_headers(response)
