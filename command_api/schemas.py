@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
 
+from common.schemas import TaskPublic
 from event_store.domain.model import TITLE_MAX_LENGTH, Task, User
 
 Title = Annotated[
@@ -61,21 +62,12 @@ class TaskUpdate(_Body):
         return self
 
 
-class TaskPublic(BaseModel):
-    id: UUID
-    title: str
-    done: bool
-    created_at: datetime
-    done_at: datetime | None
-    version: int
-
-    @classmethod
-    def of(cls, task: Task) -> Self:
-        return cls(
-            id=task.id,
-            title=task.title,
-            done=task.done,
-            created_at=task.created_on,
-            done_at=task.done_at,
-            version=task.version,
-        )
+def task_public(task: Task) -> TaskPublic:
+    return TaskPublic(
+        id=task.id,
+        title=task.title,
+        done=task.done,
+        created_at=task.created_on,
+        done_at=task.done_at,
+        version=task.version,
+    )

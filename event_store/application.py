@@ -147,7 +147,9 @@ class TodoStore(Application[UUID]):
         user = User.register(email=email, password_hash=password_hash)
         claim = EmailClaim(email=user.email, user_id=user.id)
         try:
-            position = self._commit(user, claim)
+            # The user event last: the returned position is the published one, so a read with
+            # X-Min-Position waits for user.registered (the claim is internal, never published).
+            position = self._commit(claim, user)
         except IntegrityError as e:  # a concurrent registration claimed the email first
             raise EmailAlreadyRegisteredError(email) from e
         return Saved(user, position)

@@ -7,8 +7,9 @@ from fastapi import APIRouter, Response, status
 
 from command_api.deps import ExpectedVersion, Store
 from command_api.responses import set_etag, set_position
-from command_api.schemas import TaskCreate, TaskPublic, TaskUpdate
+from command_api.schemas import TaskCreate, TaskUpdate, task_public
 from common.auth import CurrentUserId
+from common.schemas import TaskPublic
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
@@ -27,7 +28,7 @@ async def create_task(
     saved = await store.create_task_async(user_id, body.title)
     set_position(response, saved.position)
     set_etag(response, saved.aggregate.version)
-    return TaskPublic.of(saved.aggregate)
+    return task_public(saved.aggregate)
 
 
 @router.patch("/{task_id}", response_model=TaskPublic, responses={**NOT_FOUND, **CONFLICT})
@@ -44,7 +45,7 @@ def update_task(
     )
     set_position(response, saved.position)
     set_etag(response, saved.aggregate.version)
-    return TaskPublic.of(saved.aggregate)
+    return task_public(saved.aggregate)
 
 
 @router.delete(

@@ -8,6 +8,7 @@ Used by infra/kafka.sh (readiness check + topic creation), usable on its own:
 Exit codes: 0 ready (and topics exist with a leader on every partition),
 1 timeout or error, 2 the process given with --pid died while waiting.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,9 +16,10 @@ import logging
 import os
 import sys
 import time
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 
 def _quiet_logger() -> logging.Logger:
@@ -41,34 +43,40 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
-class ProcessDied(Exception):
+class ProcessDiedError(Exception):
     pass
 
 
-def wait_for_broker(admin: AdminClient, deadline: float, pid: int | None):
+def wait_for_broker(admin: AdminClient, deadline: float, pid: int | None) -> None:
     last_err: Exception | None = None
     while True:
         if not _alive(pid):
-            raise ProcessDied(f"broker process {pid} exited")
+            raise ProcessDiedError(f"broker process {pid} exited")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError(f"broker not ready: {last_err}")
         try:
             md = admin.list_topics(timeout=min(2.0, max(remaining, 0.1)))
             if md.brokers:
-                return md
+                return
             last_err = RuntimeError("metadata has no brokers yet")
         except KafkaException as e:
             last_err = e
         time.sleep(0.2)
 
 
-def ensure_topics(admin: AdminClient, topics: list[str], partitions: int, replication: int,
-                  deadline: float, pid: int | None) -> dict[str, int]:
+def ensure_topics(
+    admin: AdminClient,
+    topics: list[str],
+    partitions: int,
+    replication: int,
+    deadline: float,
+    pid: int | None,
+) -> dict[str, int]:
     pending = list(topics)
     while pending:
         if not _alive(pid):
-            raise ProcessDied(f"broker process {pid} exited")
+            raise ProcessDiedError(f"broker process {pid} exited")
         if time.monotonic() > deadline:
             raise TimeoutError(f"could not create topics {pending}")
         existing = admin.list_topics(timeout=5).topics
@@ -76,7 +84,10 @@ def ensure_topics(admin: AdminClient, topics: list[str], partitions: int, replic
         retry = []
         if to_create:
             futures = admin.create_topics(
-                [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in to_create],
+                [
+                    NewTopic(t, num_partitions=partitions, replication_factor=replication)
+                    for t in to_create
+                ],
                 request_timeout=15,
             )
             for topic, fut in futures.items():
@@ -84,10 +95,20 @@ def ensure_topics(admin: AdminClient, topics: list[str], partitions: int, replic
                     fut.result()
                 except KafkaException as e:
                     err = e.args[0] if e.args else None
-                    if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    if (
+                        isinstance(err, KafkaError)
+                        and err.code() == KafkaError.TOPIC_ALREADY_EXISTS
+                    ):
                         continue
-                    if isinstance(err, KafkaError) and not err.retriable() and err.code() not in (
-                        KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT, KafkaError._TRANSPORT,
+                    if (
+                        isinstance(err, KafkaError)
+                        and not err.retriable()
+                        and err.code()
+                        not in (
+                            KafkaError._TIMED_OUT,
+                            KafkaError.REQUEST_TIMED_OUT,
+                            KafkaError._TRANSPORT,
+                        )
                     ):
                         raise
                     retry.append(topic)
@@ -98,7 +119,7 @@ def ensure_topics(admin: AdminClient, topics: list[str], partitions: int, replic
     # Wait until every partition of every topic has a leader, so producers can send right away.
     while True:
         if not _alive(pid):
-            raise ProcessDied(f"broker process {pid} exited")
+            raise ProcessDiedError(f"broker process {pid} exited")
         md = admin.list_topics(timeout=5)
         counts, ready = {}, True
         for t in topics:
@@ -118,22 +139,29 @@ def ensure_topics(admin: AdminClient, topics: list[str], partitions: int, replic
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("topics", nargs="*", help="topic names to create if missing")
     ap.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
     ap.add_argument("--timeout", type=float, default=90.0, help="overall seconds (default 90)")
-    ap.add_argument("--partitions", type=int, default=3, help="partitions for new topics (default 3)")
+    ap.add_argument(
+        "--partitions", type=int, default=3, help="partitions for new topics (default 3)"
+    )
     ap.add_argument("--replication-factor", type=int, default=1)
     ap.add_argument("--pid", type=int, default=None, help="fail fast if this process dies")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
 
     deadline = time.monotonic() + args.timeout
-    admin = AdminClient({"bootstrap.servers": args.bootstrap, "logger": _quiet_logger()})
+    config: dict[str, Any] = {"bootstrap.servers": args.bootstrap, "logger": _quiet_logger()}
+    admin = AdminClient(config)
     try:
         wait_for_broker(admin, deadline, args.pid)
-        counts = ensure_topics(admin, args.topics, args.partitions, args.replication_factor, deadline, args.pid)
-    except ProcessDied as e:
+        counts = ensure_topics(
+            admin, args.topics, args.partitions, args.replication_factor, deadline, args.pid
+        )
+    except ProcessDiedError as e:
         print(f"ensure_topics: {e}", file=sys.stderr)
         return 2
     except (TimeoutError, KafkaException) as e:
@@ -141,8 +169,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for t, n in counts.items():
         if n != args.partitions:
-            print(f"ensure_topics: warning: topic {t} has {n} partitions (wanted {args.partitions}); "
-                  "existing topics are not altered", file=sys.stderr)
+            print(
+                f"ensure_topics: warning: topic {t} has {n} partitions (wanted {args.partitions}); "
+                "existing topics are not altered",
+                file=sys.stderr,
+            )
     if not args.quiet:
         desc = ", ".join(f"{t}({n})" for t, n in counts.items()) or "no topics requested"
         print(f"kafka ready at {args.bootstrap}: {desc}")

@@ -1,0 +1,481 @@
+"""Read-side benchmarks, each beside a baseline measured in the same run (medians of --rounds):
+
+1. Rebuild: `python -m projector rebuild`'s engine over N events (default 1,000,000) vs the raw rate
+   of reading the same events from the store (select_notifications pages), and vs reading plus
+   translating them (to_public). Target: rebuild >= 50k events/s.
+2. Query: `GET /tasks` (50 items) of the query API vs a plain FastAPI endpoint selecting the same 50
+   rows (sync, psycopg pool, response_model), both under uvicorn with one worker, load from `wrk`.
+   Target: >= 2x the baseline's throughput, p99 <= 20 ms.
+3. Freshness: command accepted by the command API -> visible in the query API (GET with
+   X-Min-Position), at a steady command rate, through relay, Kafka and projector processes.
+   Target: p99 <= 100 ms.
+
+    .venv/bin/python bench/bench_read_side.py [--events 1000000] [--rounds 3] [--only rebuild]
+
+Uses its own scratch databases (bench_read_side, bench_read_side_fresh; the events are generated
+once and reused while their count matches) and its own Kafka topics (deleted at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+from psycopg import sql  # noqa: E402
+from psycopg.rows import dict_row  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
+
+from common.settings import DatabaseSettings, KafkaSettings  # noqa: E402
+
+SCRATCH_DB = "bench_read_side"
+FRESH_DB = "bench_read_side_fresh"
+
+
+# --- infrastructure ----------------------------------------------------------------------------
+
+
+def admin_conn() -> psycopg.Connection[Any]:
+    return psycopg.connect(
+        DatabaseSettings().model_copy(update={"POSTGRES_DB": "postgres"}).conninfo,
+        autocommit=True,
+    )
+
+
+def database(name: str, *, recreate: bool) -> DatabaseSettings:
+    with admin_conn() as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists and recreate:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        if not exists or recreate:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    db = DatabaseSettings().model_copy(update={"POSTGRES_DB": name})
+    from tests.support.read_side import migrate
+
+    migrate(db)
+    return db
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def db_env(db: DatabaseSettings, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "POSTGRES_DB": db.POSTGRES_DB,
+        "LOG_LEVEL": "WARNING",
+        "BCRYPT_ROUNDS": "4",
+        **extra,
+    }
+
+
+@contextmanager
+def process(cmd: list[str], env: dict[str, str], ready_url: str | None = None) -> Iterator[None]:
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    try:
+        if ready_url:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    urllib.request.urlopen(ready_url, timeout=1)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise SystemExit(f"{cmd} did not become ready") from None
+                    time.sleep(0.1)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+# --- 1. rebuild --------------------------------------------------------------------------------
+
+
+def generate(db: DatabaseSettings, target: int) -> int:
+    """`target` public events (about): users with 200 tasks each, saved 201 aggregates at a time."""
+    from event_store.application import TodoStore, store_env
+    from event_store.domain.model import Task, User
+
+    store = TodoStore(env=store_env(db))
+    rng = random.Random(42)
+    written, u = 0, 0
+    started = time.perf_counter()
+    try:
+        while written < target:
+            user = User.register(email=f"user{u}@bench.example", password_hash="x")
+            aggregates: list[Any] = [user]
+            written += 1
+            for i in range(200):
+                task = Task.create(user_id=user.id, title=f"task {i} of user {u}")
+                written += 1
+                if rng.random() < 0.5:
+                    task.rename(user_id=user.id, title=f"renamed task {i}")
+                    written += 1
+                if rng.random() < 0.7:
+                    task.complete(user_id=user.id, done_at=datetime.now(UTC))
+                    written += 1
+                    if rng.random() < 0.3:
+                        task.reopen(user_id=user.id)
+                        written += 1
+                if rng.random() < 0.1:
+                    task.delete(user_id=user.id)
+                    written += 1
+                aggregates.append(task)
+            store.save(*aggregates)
+            u += 1
+            if u % 200 == 0:
+                print(f"  generated {written:,} events", file=sys.stderr)
+    finally:
+        store.close()
+    print(f"  generated {written:,} events in {time.perf_counter() - started:.1f} s")
+    return written
+
+
+def public_count(db: DatabaseSettings) -> int:
+    from event_store.public import PUBLIC_TOPICS
+
+    with psycopg.connect(db.conninfo) as conn:
+        if conn.execute("SELECT to_regclass('todostore_events')").fetchone() == (None,):
+            return 0
+        row = conn.execute(
+            "SELECT count(*) FROM todostore_events WHERE topic = ANY(%s)", (list(PUBLIC_TOPICS),)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+
+def bench_rebuild(events: int, rounds: int, workers: int | None) -> list[str]:
+    from event_store.application import TodoStore, store_env
+    from event_store.public import PUBLIC_TOPICS, to_public
+    from projector.rebuild import Rebuild
+    from projector.settings import ProjectorSettings
+
+    db = database(SCRATCH_DB, recreate=False)
+    have = public_count(db)
+    if abs(have - events) > 1000:
+        print(f"scratch database has {have:,} events, generating {events:,}")
+        db = database(SCRATCH_DB, recreate=True)
+        generate(db, events)
+    store = TodoStore(env=store_env(db))
+    head = store.recorder.max_notification_id() or 0
+
+    def read_all(translate: bool) -> int:
+        n, position = 0, 0
+        while True:
+            page = store.recorder.select_notifications(
+                position, 10_000, stop=head, topics=PUBLIC_TOPICS, inclusive_of_start=False
+            )
+            if not page:
+                return n
+            position = page[-1].id
+            if translate:
+                n += sum(1 for x in page if to_public(store.mapper, x) is not None)
+            else:
+                n += len(page)
+
+    def timed(action: Callable[[], int]) -> float:
+        started = time.perf_counter()
+        count = action()
+        return count / (time.perf_counter() - started)
+
+    raw, translated, rebuilt, details = [], [], [], []
+    try:
+        for r in range(rounds):
+            raw.append(timed(lambda: read_all(False)))
+            translated.append(timed(lambda: read_all(True)))
+            summary = Rebuild(
+                store, db, ProjectorSettings(), workers=workers, show_progress=False
+            ).run()
+            rebuilt.append(summary.events_per_second)
+            details.append(str(summary))
+            print(f"  round {r + 1}: {summary}", file=sys.stderr)
+    finally:
+        store.close()
+    med_raw, med_tr, med_rb = map(statistics.median, (raw, translated, rebuilt))
+    total = public_count(db)
+    return [
+        f"Rebuild of {total:,} events ({rounds} rounds, medians; last: {details[-1]})",
+        f"  {'raw read (select_notifications)':40} {med_raw:>12,.0f} events/s   1.00x",
+        f"  {'read + to_public':40} {med_tr:>12,.0f} events/s   {med_tr / med_raw:.2f}x",
+        f"  {'rebuild (read, translate, fold, swap)':40} {med_rb:>12,.0f} events/s   "
+        f"{med_rb / med_raw:.2f}x   target >= 50,000: {'met' if med_rb >= 50_000 else 'NOT met'}",
+    ]
+
+
+# --- 2. query throughput -----------------------------------------------------------------------
+
+
+class BaselineTask(BaseModel):
+    id: UUID
+    title: str
+    done: bool
+    created_at: datetime
+    done_at: datetime | None
+    version: int
+
+
+def create_baseline_app() -> FastAPI:
+    """A plain FastAPI endpoint selecting the same 50 rows: `uvicorn --factory` target."""
+    from psycopg_pool import ConnectionPool
+
+    pool = ConnectionPool(DatabaseSettings().conninfo, min_size=10, max_size=10, open=True)
+    app = FastAPI()
+
+    @app.get("/tasks", response_model=list[BaselineTask])
+    def tasks(user_id: UUID) -> list[dict[str, Any]]:
+        with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                "SELECT id, title, done, created_at, done_at, version FROM tasks"
+                " WHERE user_id = %s AND NOT deleted ORDER BY created_at DESC, id DESC LIMIT 50",
+                (user_id,),
+            )
+            return cur.fetchall()
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def run_wrk(url: str, headers: dict[str, str], seconds: int, connections: int) -> tuple[float, ...]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        for name, value in headers.items():
+            f.write(f'wrk.headers["{name}"] = "{value}"\n')
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f.name, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(f.name)
+    if errors := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        raise SystemExit(f"{errors.group(1)} failed requests:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return rps, _ms(out, "50%"), _ms(out, "99%")
+
+
+def _ms(out: str, pct: str) -> float:
+    value, unit = re.search(rf"{pct}\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def bench_queries(rounds: int, seconds: int, connections: int) -> list[str]:
+    from common.auth import issue_token
+    from common.settings import AuthSettings
+
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk not found: apt-get install -y wrk")
+    db = database(SCRATCH_DB, recreate=False)
+    with psycopg.connect(db.conninfo) as conn:
+        row = conn.execute(
+            "SELECT user_id FROM tasks WHERE NOT deleted GROUP BY user_id"
+            " HAVING count(*) >= 50 LIMIT 1"
+        ).fetchone()
+    if row is None:
+        return ["Query: no user with 50 tasks in the scratch database; run the rebuild first"]
+    user = row[0]
+    token, _ = issue_token(user, AuthSettings())
+    ours_port, base_port = free_port(), free_port()
+    env = db_env(db, QUERY_API_PORT=str(ours_port))
+    uvicorn = [sys.executable, "-m", "uvicorn", "--log-level", "warning", "--no-access-log"]
+    results: dict[str, list[tuple[float, ...]]] = {"baseline": [], "query API": []}
+    with (
+        process([sys.executable, "-m", "query_api"], env, f"http://127.0.0.1:{ours_port}/health"),
+        process(
+            [
+                *uvicorn,
+                "--port",
+                str(base_port),
+                "--factory",
+                "bench.bench_read_side:create_baseline_app",
+            ],
+            env,
+            f"http://127.0.0.1:{base_port}/health",
+        ),
+    ):
+        targets = {
+            "baseline": (f"http://127.0.0.1:{base_port}/tasks?user_id={user}", {}),
+            "query API": (
+                f"http://127.0.0.1:{ours_port}/tasks?limit=50",
+                {"Authorization": f"Bearer {token}"},
+            ),
+        }
+        for url, headers in targets.values():  # warm-up: pools, prepared statements
+            run_wrk(url, headers, 2, connections)
+        for _ in range(rounds):  # interleaved, so drift hits both alike
+            for name, (url, headers) in targets.items():
+                results[name].append(run_wrk(url, headers, seconds, connections))
+    medians = {k: [statistics.median(c) for c in zip(*v, strict=True)] for k, v in results.items()}
+    base_rps = medians["baseline"][0]
+    rps, _p50, p99 = medians["query API"]
+    lines = [
+        f"GET /tasks, 50 items, wrk {connections} connections, {rounds}x{seconds}s, medians",
+        f"  {'':12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs baseline':>12}",
+    ]
+    for name, (r, p50, p99_) in medians.items():
+        lines.append(f"  {name:12} {r:9.0f} {p50:8.2f} {p99_:8.2f} {r / base_rps:11.2f}x")
+    lines.append(
+        f"  targets: >= 2x throughput {'met' if rps >= 2 * base_rps else 'NOT met'},"
+        f" p99 <= 20 ms {'met' if p99 <= 20 else 'NOT met'}"
+    )
+    return lines
+
+
+# --- 3. freshness ------------------------------------------------------------------------------
+
+
+@contextmanager
+def bench_topics() -> Iterator[KafkaSettings]:
+    from confluent_kafka.admin import AdminClient
+    from confluent_kafka.cimpl import NewTopic
+
+    suffix = uuid.uuid4().hex[:8]
+    kafka = KafkaSettings().model_copy(
+        update={"KAFKA_TOPIC": f"bench-{suffix}", "KAFKA_DLQ_TOPIC": f"bench-{suffix}.dlq"}
+    )
+    admin = AdminClient({"bootstrap.servers": kafka.KAFKA_BOOTSTRAP_SERVERS})
+    names = [kafka.KAFKA_TOPIC, kafka.KAFKA_DLQ_TOPIC]
+    for f in admin.create_topics([NewTopic(n, 3, 1) for n in names]).values():
+        f.result(timeout=20)
+    try:
+        yield kafka
+    finally:
+        for f in admin.delete_topics(names).values():
+            try:
+                f.result(timeout=20)
+            except Exception as e:
+                print(f"could not delete a bench topic: {e}", file=sys.stderr)
+
+
+async def measure_freshness(
+    command_url: str, query_url: str, rate: float, seconds: float
+) -> tuple[list[float], int]:
+    import httpx
+
+    async with (
+        httpx.AsyncClient(base_url=command_url, timeout=10) as commands,
+        httpx.AsyncClient(base_url=query_url, timeout=10) as queries,
+    ):
+        creds = {"email": f"fresh-{uuid.uuid4().hex[:6]}@bench.example", "password": "bench-pass"}
+        assert (await commands.post("/auth/register", json=creds)).status_code == 201
+        token = (await commands.post("/auth/login", json=creds)).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        samples: list[float] = []
+        stale = 0
+
+        async def one(i: int) -> None:
+            nonlocal stale
+            created = await commands.post("/tasks", json={"title": f"fresh {i}"}, headers=auth)
+            accepted = time.perf_counter()
+            task_id = created.json()["id"]
+            headers = {**auth, "X-Min-Position": created.headers["X-Event-Position"]}
+            seen = await queries.get(f"/tasks/{task_id}", headers=headers)
+            visible = time.perf_counter()
+            if seen.status_code != 200 or seen.headers.get("X-Stale"):
+                stale += 1
+            else:
+                samples.append((visible - accepted) * 1000)
+
+        tasks = []
+        started = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        return samples, stale
+
+
+def bench_freshness(rate: float, seconds: float) -> list[str]:
+    db = database(FRESH_DB, recreate=True)
+    command_port, query_port = free_port(), free_port()
+    group = f"bench-projector-{uuid.uuid4().hex[:6]}"
+    with bench_topics() as kafka:
+        env = db_env(
+            db,
+            KAFKA_TOPIC=kafka.KAFKA_TOPIC,
+            KAFKA_DLQ_TOPIC=kafka.KAFKA_DLQ_TOPIC,
+            PROJECTOR_GROUP_ID=group,
+            COMMAND_API_PORT=str(command_port),
+            QUERY_API_PORT=str(query_port),
+        )
+        command_url, query_url = (
+            f"http://127.0.0.1:{command_port}",
+            f"http://127.0.0.1:{query_port}",
+        )
+        py = sys.executable
+        with (
+            process([py, "-m", "command_api"], env, command_url + "/health"),
+            process([py, "-m", "query_api"], env, query_url + "/health"),
+            process([py, "-m", "event_store", "relay"], env),
+            process([py, "-m", "projector", "consume"], env),
+        ):
+            asyncio.run(measure_freshness(command_url, query_url, rate, 3))  # warm-up
+            samples, stale = asyncio.run(measure_freshness(command_url, query_url, rate, seconds))
+    if len(samples) < 2:
+        return [f"Freshness: too few samples ({len(samples)}, {stale} stale)"]
+    q = statistics.quantiles(samples, n=100)
+    p50, p99 = statistics.median(samples), q[98]
+    return [
+        f"Freshness (command accepted -> visible in the query API), {rate:.0f} commands/s"
+        f" for {seconds:.0f} s: {len(samples)} samples, {stale} stale",
+        f"  p50 {p50:.1f} ms   p99 {p99:.1f} ms   max {max(samples):.1f} ms"
+        f"   target p99 <= 100 ms: {'met' if p99 <= 100 else 'NOT met'}",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=None, help="rebuild workers (default: auto)")
+    parser.add_argument("--seconds", type=int, default=8, help="per wrk run")
+    parser.add_argument("--connections", type=int, default=8, help="wrk connections")
+    parser.add_argument("--rate", type=float, default=50, help="freshness: commands per second")
+    parser.add_argument("--fresh-seconds", type=float, default=20)
+    parser.add_argument(
+        "--only", choices=["rebuild", "query", "freshness"], action="append", default=None
+    )
+    args = parser.parse_args()
+    only = set(args.only or ["rebuild", "query", "freshness"])
+    report: list[str] = []
+    if "rebuild" in only:
+        report += bench_rebuild(args.events, args.rounds, args.workers)
+    if "query" in only:
+        report += bench_queries(args.rounds, args.seconds, args.connections)
+    if "freshness" in only:
+        report += bench_freshness(args.rate, args.fresh_seconds)
+    print(f"\nmachine: {os.cpu_count()} CPU cores")
+    print("\n".join(report))
+
+
+if __name__ == "__main__":
+    main()

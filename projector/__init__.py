@@ -1,0 +1,6 @@
+"""The projector: builds the read model (common.read_model) from the public events.
+
+- `python -m projector consume`: live, from Kafka topic `events` (consumer group `projector`).
+- `python -m projector rebuild`: from the event store, into fresh tables swapped in atomically.
+- `python -m projector status`: store head, relay, projector positions and lag.
+"""

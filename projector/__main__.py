@@ -1,0 +1,102 @@
+"""`python -m projector consume | rebuild | status`.
+
+python -m projector consume          # live: Kafka `events` -> read tables, until SIGINT/SIGTERM
+python -m projector rebuild          # replay the event store into fresh tables, swap them in
+python -m projector status [--json]  # store head, relay, projector positions and lag
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from types import FrameType
+
+from common.logging import configure_logging
+from common.settings import (
+    RelaySettings,
+    database_settings,
+    kafka_settings,
+    runtime_settings,
+)
+from event_store.application import TodoStore, store_env
+from projector.main import build_projector
+from projector.rebuild import Rebuild, RebuildInProgressError
+from projector.settings import ProjectorSettings
+from projector.status import collect_status, format_status, status_json
+
+
+def consume() -> int:
+    projector = build_projector(database_settings(), kafka_settings(), ProjectorSettings())
+
+    def _stop(_sig: int, _frame: FrameType | None) -> None:
+        projector.stop()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        projector.run()
+    finally:
+        projector.close()
+    return 0
+
+
+def rebuild(workers: int | None, progress: bool) -> int:
+    db = database_settings()
+    store = TodoStore(env=store_env(db))
+    try:
+        summary = Rebuild(
+            store, db, ProjectorSettings(), workers=workers, show_progress=progress
+        ).run()
+    except RebuildInProgressError as e:
+        print(f"rebuild refused: {e}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(summary)
+    return 0
+
+
+def status(as_json: bool) -> int:
+    db = database_settings()
+    store = TodoStore(env=store_env(db))
+    try:
+        head = store.recorder.max_notification_id() or 0
+    finally:
+        store.close()
+    result = collect_status(
+        head,
+        db,
+        kafka_settings(),
+        ProjectorSettings().PROJECTOR_GROUP_ID,
+        RelaySettings().RELAY_NAME,
+    )
+    print(status_json(result) if as_json else format_status(result))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m projector", description="The read side.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("consume", help="project Kafka events into the read tables, forever")
+    rebuild_cmd = sub.add_parser(
+        "rebuild",
+        help="rebuild the read tables from the event store, swap them in without downtime",
+    )
+    rebuild_cmd.add_argument(
+        "--workers", type=int, default=None, help="replay processes (default: one per CPU core)"
+    )
+    rebuild_cmd.add_argument("--no-progress", action="store_true", help="no progress bar")
+    status_cmd = sub.add_parser("status", help="store head, relay and projector positions, lag")
+    status_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    args = parser.parse_args(argv)
+    configure_logging("projector", runtime_settings().LOG_LEVEL)
+    if args.command == "consume":
+        return consume()
+    if args.command == "rebuild":
+        return rebuild(args.workers, not args.no_progress)
+    return status(args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

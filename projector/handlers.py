@@ -1,0 +1,250 @@
+"""How each public event changes the read model: one small, pure handler per event type.
+
+Handlers work on `Rows`, an in-memory slice of the read model (the rows a batch touches, loaded
+from the database first). The same handlers serve the live projector (rows loaded per Kafka batch)
+and the rebuild (rows folded while replaying the store), so both build exactly the same tables.
+
+Idempotency: every row keeps the aggregate `version` of the last event applied. An event is applied
+only if it is the creation of an absent row, or exactly the next version of the row. Anything else
+is a duplicate or an old event (skipped) or a gap (an earlier event is missing: skipped and
+logged; `python -m projector rebuild` repairs it). The per-user position is recorded for every
+event, applied or not, as the greatest position seen.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from common.events import (
+    DailyDigestRequested,
+    PublicEvent,
+    TaskCompleted,
+    TaskCreated,
+    TaskDeleted,
+    TaskRenamed,
+    TaskReopened,
+    UserRegistered,
+)
+
+
+class ProjectionError(Exception):
+    """The event cannot be applied (it contradicts the read model); it goes to the dead letters."""
+
+
+class Outcome(enum.Enum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"  # already applied (re-delivery), or older than the row
+    GAP = "gap"  # newer than the next version: an earlier event of the aggregate is missing
+
+
+@dataclass(slots=True)
+class UserRow:
+    id: UUID
+    email: str
+    created_at: datetime
+    version: int
+    position: int
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (self.id, self.email, self.created_at, self.version, self.position)
+
+
+@dataclass(slots=True)
+class TaskRow:
+    id: UUID
+    user_id: UUID
+    title: str
+    done: bool
+    created_at: datetime
+    done_at: datetime | None
+    version: int
+    deleted: bool
+    position: int
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (
+            self.id,
+            self.user_id,
+            self.title,
+            self.done,
+            self.created_at,
+            self.done_at,
+            self.version,
+            self.deleted,
+            self.position,
+        )
+
+
+USER_COLUMNS = ("id", "email", "created_at", "version", "position")
+TASK_COLUMNS = (
+    "id",
+    "user_id",
+    "title",
+    "done",
+    "created_at",
+    "done_at",
+    "version",
+    "deleted",
+    "position",
+)
+
+
+@dataclass
+class Rows:
+    """The rows a batch may touch (absent key = no such row), plus what the batch changed."""
+
+    users: dict[UUID, UserRow] = field(default_factory=dict)
+    tasks: dict[UUID, TaskRow] = field(default_factory=dict)
+    positions: dict[UUID, int] = field(default_factory=dict)
+    changed_users: set[UUID] = field(default_factory=set)
+    changed_tasks: set[UUID] = field(default_factory=set)
+    gaps: int = 0
+    duplicates: int = 0
+
+    def clear_changes(self) -> None:
+        self.positions.clear()
+        self.changed_users.clear()
+        self.changed_tasks.clear()
+
+
+# --- handlers ----------------------------------------------------------------------------------
+
+
+def _storable(text: str) -> str:
+    # PostgreSQL text cannot hold NUL; refusing here keeps the live projector (dead letter) and the
+    # rebuild (skipped, counted) in agreement instead of failing somewhere in the database.
+    if "\x00" in text:
+        raise ProjectionError("text contains a NUL character, which the read model cannot store")
+    return text
+
+
+def on_user_registered(rows: Rows, e: UserRegistered) -> Outcome:
+    if e.user_id in rows.users:
+        return Outcome.DUPLICATE
+    if e.aggregate_version != 1:
+        return Outcome.GAP
+    rows.users[e.user_id] = UserRow(
+        id=e.user_id,
+        email=_storable(e.email),
+        created_at=e.occurred_at,
+        version=e.aggregate_version,
+        position=e.position,
+    )
+    rows.changed_users.add(e.user_id)
+    return Outcome.APPLIED
+
+
+def on_task_created(rows: Rows, e: TaskCreated) -> Outcome:
+    if e.task_id in rows.tasks:
+        return Outcome.DUPLICATE
+    if e.aggregate_version != 1:
+        return Outcome.GAP
+    rows.tasks[e.task_id] = TaskRow(
+        id=e.task_id,
+        user_id=e.user_id,
+        title=_storable(e.title),
+        done=False,
+        created_at=e.occurred_at,
+        done_at=None,
+        version=e.aggregate_version,
+        deleted=False,
+        position=e.position,
+    )
+    rows.changed_tasks.add(e.task_id)
+    return Outcome.APPLIED
+
+
+def on_task_renamed(rows: Rows, e: TaskRenamed) -> Outcome:
+    title = _storable(e.title)
+    return _change_task(rows, e, lambda t: setattr(t, "title", title))
+
+
+def on_task_completed(rows: Rows, e: TaskCompleted) -> Outcome:
+    def complete(t: TaskRow) -> None:
+        t.done = True
+        t.done_at = e.done_at
+
+    return _change_task(rows, e, complete)
+
+
+def on_task_reopened(rows: Rows, e: TaskReopened) -> Outcome:
+    def reopen(t: TaskRow) -> None:
+        t.done = False
+        t.done_at = None
+
+    return _change_task(rows, e, reopen)
+
+
+def on_task_deleted(rows: Rows, e: TaskDeleted) -> Outcome:
+    return _change_task(rows, e, lambda t: setattr(t, "deleted", True))
+
+
+def on_digest_requested(rows: Rows, e: DailyDigestRequested) -> Outcome:
+    return Outcome.APPLIED  # not part of the read model; only the user's position moves
+
+
+TaskChange = TaskRenamed | TaskCompleted | TaskReopened | TaskDeleted
+
+
+def _change_task(rows: Rows, e: TaskChange, change: Callable[[TaskRow], None]) -> Outcome:
+    task = rows.tasks.get(e.task_id)
+    if task is None:
+        return Outcome.GAP
+    if e.aggregate_version <= task.version:
+        return Outcome.DUPLICATE
+    if e.aggregate_version != task.version + 1:
+        return Outcome.GAP
+    if e.user_id != task.user_id:
+        raise ProjectionError(f"task {e.task_id} belongs to another user than the event's")
+    change(task)
+    task.version = e.aggregate_version
+    task.position = e.position
+    rows.changed_tasks.add(task.id)
+    return Outcome.APPLIED
+
+
+Handler = Callable[[Rows, Any], Outcome]
+
+HANDLERS: dict[type[Any], Handler] = {
+    UserRegistered: on_user_registered,
+    TaskCreated: on_task_created,
+    TaskRenamed: on_task_renamed,
+    TaskCompleted: on_task_completed,
+    TaskReopened: on_task_reopened,
+    TaskDeleted: on_task_deleted,
+    DailyDigestRequested: on_digest_requested,
+}
+
+TASK_EVENTS = (TaskCreated, TaskRenamed, TaskCompleted, TaskReopened, TaskDeleted)
+
+
+def apply_event(rows: Rows, event: PublicEvent) -> Outcome:
+    """Apply one event to `rows` (in place). Raises ProjectionError if it cannot be applied."""
+    handler = HANDLERS.get(type(event))
+    if handler is None:
+        raise ProjectionError(f"no handler for event type {event.type!r}")
+    outcome = handler(rows, event)
+    if outcome is Outcome.GAP:
+        rows.gaps += 1
+    elif outcome is Outcome.DUPLICATE:
+        rows.duplicates += 1
+    if event.position > rows.positions.get(event.user_id, 0):
+        rows.positions[event.user_id] = event.position
+    return outcome
+
+
+def referenced_ids(events: Iterable[PublicEvent]) -> tuple[set[UUID], set[UUID]]:
+    """(user ids, task ids) whose rows handlers of these events read."""
+    user_ids: set[UUID] = set()
+    task_ids: set[UUID] = set()
+    for e in events:
+        if isinstance(e, TASK_EVENTS):
+            task_ids.add(e.task_id)
+        elif isinstance(e, UserRegistered):
+            user_ids.add(e.user_id)
+    return user_ids, task_ids

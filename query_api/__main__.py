@@ -1,0 +1,27 @@
+"""`python -m query_api`: serve on QUERY_API_HOST:QUERY_API_PORT (default 127.0.0.1:8002)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from common.logging import configure_logging
+from common.settings import QueryApiSettings, auth_settings, runtime_settings
+from query_api.main import create_app
+
+
+def main() -> None:
+    runtime = runtime_settings()
+    configure_logging("query_api", runtime.LOG_LEVEL)
+    auth_settings()  # refuse to start with unsafe auth settings outside dev
+    settings = QueryApiSettings()
+    uvicorn.run(
+        create_app(settings=settings),
+        host=settings.QUERY_API_HOST,
+        port=settings.QUERY_API_PORT,
+        log_config=None,
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Reading the read tables: one simple indexed query per endpoint, answered as JSON by PostgreSQL.
+
+PostgreSQL's `json_build_object` renders each row (the C code on the database side is much faster
+than building dicts and serialising them in Python), the route only joins the rows. Statements are
+fixed strings (one per filter combination) so psycopg prepares them once per connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from query_api.cursor import Cursor
+
+# (item JSON, created_at, id) per task, newest first.
+TaskRow = tuple[str, datetime, UUID]
+
+
+class ReadModel(Protocol):
+    async def list_tasks(
+        self, user_id: UUID, done: bool | None, after: Cursor | None, limit: int
+    ) -> Sequence[TaskRow]: ...
+
+    async def get_task(self, user_id: UUID, task_id: UUID) -> str | None: ...
+
+    async def get_me(self, user_id: UUID) -> str | None: ...
+
+    async def positions(self, user_ids: Sequence[UUID]) -> dict[UUID, int]: ...
+
+
+_TASK_JSON = (
+    "json_build_object('id', id, 'title', title, 'done', done, 'created_at', created_at,"
+    " 'done_at', done_at, 'version', version)::text"
+)
+
+
+def _list_statement(with_done: bool, with_cursor: bool) -> str:
+    where = ["user_id = %(user_id)s", "NOT deleted"]
+    if with_done:
+        where.append("done = %(done)s")
+    if with_cursor:
+        where.append("(created_at, id) < (%(created_at)s, %(id)s)")
+    # Constant fragments only (values are bound parameters).
+    return (
+        f"SELECT {_TASK_JSON}, created_at, id FROM tasks WHERE {' AND '.join(where)}"  # noqa: S608
+        " ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+    )
+
+
+_LIST = {(d, c): _list_statement(d, c) for d in (False, True) for c in (False, True)}
+_GET = f"SELECT {_TASK_JSON} FROM tasks WHERE id = %s AND user_id = %s AND NOT deleted"  # noqa: S608
+_ME = (
+    "SELECT json_build_object('id', u.id, 'email', u.email, 'created_at', u.created_at,"
+    " 'stats', json_build_object('total', s.total, 'done', s.done, 'undone', s.total - s.done))"
+    "::text FROM users u, LATERAL (SELECT count(*) AS total, count(*) FILTER (WHERE done) AS done"
+    " FROM tasks WHERE user_id = u.id AND NOT deleted) s WHERE u.id = %s"
+)
+_POSITIONS = "SELECT user_id, position FROM user_positions WHERE user_id = ANY(%s)"
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    # JSON timestamps in UTC, whatever the server's default time zone.
+    await conn.set_autocommit(True)
+    await conn.execute("SET TIME ZONE 'UTC'")
+
+
+def make_pool(conninfo: str, max_size: int) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+    return AsyncConnectionPool(
+        conninfo,
+        min_size=min(2, max_size),
+        max_size=max_size,
+        open=False,
+        configure=_configure,
+        timeout=5.0,
+        kwargs={"connect_timeout": 5},
+    )
+
+
+class PostgresReadModel:
+    def __init__(self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]) -> None:
+        self._pool = pool
+
+    async def list_tasks(
+        self, user_id: UUID, done: bool | None, after: Cursor | None, limit: int
+    ) -> Sequence[TaskRow]:
+        params: dict[str, Any] = {"user_id": user_id, "limit": limit}
+        if done is not None:
+            params["done"] = done
+        if after is not None:
+            params["created_at"] = after.created_at
+            params["id"] = after.id
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_LIST[done is not None, after is not None], params)
+            return await cur.fetchall()
+
+    async def get_task(self, user_id: UUID, task_id: UUID) -> str | None:
+        return await self._one(_GET, (task_id, user_id))
+
+    async def get_me(self, user_id: UUID) -> str | None:
+        return await self._one(_ME, (user_id,))
+
+    async def positions(self, user_ids: Sequence[UUID]) -> dict[UUID, int]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_POSITIONS, (list(user_ids),))
+            return {row[0]: int(row[1]) for row in await cur.fetchall()}
+
+    async def _one(self, query: str, params: tuple[Any, ...]) -> str | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(query, params)
+            row = await cur.fetchone()
+        return None if row is None else str(row[0])

@@ -1,0 +1,114 @@
+"""GET /tasks, /tasks/{id}, /me. Few dependencies on purpose: FastAPI's dependency solving costs
+more per request than the query itself, so adapters are taken from app.state directly."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+
+from common.schemas import TaskPublic
+from query_api.auth import SECURITY, CurrentUserId
+from query_api.cursor import InvalidCursorError, decode_cursor, encode_cursor
+from query_api.deps import STALE_HEADER, MinPosition, is_stale, read_model
+from query_api.schemas import ErrorPublic, MePublic, TaskPage
+
+router = APIRouter(tags=["queries"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorPublic, "description": "Missing, invalid or expired bearer token"},
+}
+_OK = {
+    "headers": {
+        STALE_HEADER: {
+            "description": "`true` when X-Min-Position was not reached in time (may be stale)",
+            "schema": {"type": "string"},
+        }
+    }
+}
+
+
+def _json(body: str, stale: bool) -> Response:
+    headers = {STALE_HEADER: "true"} if stale else None
+    return Response(content=body, media_type="application/json", headers=headers)
+
+
+def _not_found(what: str, stale: bool) -> HTTPException:
+    headers = {STALE_HEADER: "true"} if stale else None
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{what} not found", headers=headers)
+
+
+@router.get(
+    "/tasks",
+    response_model=TaskPage,
+    openapi_extra=SECURITY,
+    responses={
+        **_ERRORS,
+        200: _OK,
+        422: {"model": ErrorPublic, "description": "Invalid cursor or parameters"},
+    },
+)
+async def list_tasks(
+    request: Request,
+    user_id: CurrentUserId,
+    done: Annotated[bool | None, Query(description="Only done (true) or undone (false)")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor")] = None,
+    min_position: MinPosition = None,
+) -> Response:
+    """The user's tasks, newest first (ties by id), `limit` per page."""
+    try:
+        after = decode_cursor(cursor) if cursor else None
+    except InvalidCursorError as e:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(e)) from e
+    stale = await is_stale(request, user_id, min_position)
+    rows = await read_model(request).list_tasks(user_id, done, after, limit + 1)
+    page = rows[:limit]
+    next_cursor = "null"
+    if len(rows) > limit:
+        _, created_at, task_id = page[-1]
+        next_cursor = f'"{encode_cursor(created_at, task_id)}"'
+    body = '{"items":[' + ",".join(row[0] for row in page) + '],"next_cursor":' + next_cursor + "}"
+    return _json(body, stale)
+
+
+@router.get(
+    "/tasks/{task_id}",
+    response_model=TaskPublic,
+    openapi_extra=SECURITY,
+    responses={
+        **_ERRORS,
+        200: _OK,
+        404: {"model": ErrorPublic, "description": "No such task for this user"},
+    },
+)
+async def get_task(
+    request: Request, task_id: UUID, user_id: CurrentUserId, min_position: MinPosition = None
+) -> Response:
+    stale = await is_stale(request, user_id, min_position)
+    body = await read_model(request).get_task(user_id, task_id)
+    if body is None:
+        raise _not_found("task", stale)
+    return _json(body, stale)
+
+
+@router.get(
+    "/me",
+    response_model=MePublic,
+    openapi_extra=SECURITY,
+    responses={
+        **_ERRORS,
+        200: _OK,
+        404: {"model": ErrorPublic, "description": "The user is not (yet) in the read model"},
+    },
+)
+async def me(
+    request: Request, user_id: CurrentUserId, min_position: MinPosition = None
+) -> Response:
+    """The user and counts of their tasks (deleted ones excluded)."""
+    stale = await is_stale(request, user_id, min_position)
+    body = await read_model(request).get_me(user_id)
+    if body is None:
+        raise _not_found("user", stale)
+    return _json(body, stale)

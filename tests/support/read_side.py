@@ -1,0 +1,352 @@
+"""Read-side test helpers: the schema via the real migrations, fakes for the projector's ports, the
+projector in a thread or in a subprocess, and snapshots of the read tables to compare."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from alembic import command
+from alembic.config import Config
+from psycopg import sql
+
+from common.events import PublicEvent
+from common.settings import DatabaseSettings, KafkaSettings
+from event_store.application import TodoStore
+from event_store.domain.model import Task, User
+from event_store.public import PUBLIC_TOPICS, to_public
+from projector.consumer import DeadLetter, Projector
+from projector.db import LIVE, TableNames
+from projector.handlers import Rows, apply_event
+from projector.main import build_projector
+from projector.settings import ProjectorSettings
+from projector.sink import BatchResult, Delivered
+
+ROOT = Path(__file__).parents[2]
+
+# --- schema --------------------------------------------------------------------------------------
+
+
+def alembic_config(db: DatabaseSettings) -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["sqlalchemy_url"] = db.sqlalchemy_url
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def migrate(db: DatabaseSettings, revision: str = "head") -> None:
+    """`alembic upgrade <revision>` against this database, exactly as an operator runs it."""
+    command.upgrade(alembic_config(db), revision)
+
+
+@pytest.fixture
+def read_db(db_settings: DatabaseSettings) -> DatabaseSettings:
+    """A fresh database with the read model's schema."""
+    migrate(db_settings)
+    return db_settings
+
+
+# --- fakes for unit tests ------------------------------------------------------------------------
+
+
+@dataclass
+class FakeMessage:
+    _value: bytes | None
+    _offset: int
+    _partition: int = 0
+    _topic: str = "events"
+    _key: bytes | None = None
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+
+@dataclass
+class FakeSource:
+    """Hands out the queued messages in batches; records commits."""
+
+    messages: list[FakeMessage] = field(default_factory=list)
+    commits: list[dict[tuple[str, int], int]] = field(default_factory=list)
+    closed: bool = False
+
+    def poll(self, max_messages: int, timeout: float) -> Sequence[FakeMessage]:
+        batch, self.messages = self.messages[:max_messages], self.messages[max_messages:]
+        return batch
+
+    def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        self.commits.append(dict(offsets))
+
+    def close(self) -> None:
+        self.closed = True
+
+    @property
+    def committed(self) -> dict[tuple[str, int], int]:
+        merged: dict[tuple[str, int], int] = {}
+        for c in self.commits:
+            merged.update(c)
+        return merged
+
+
+class InMemoryProjection:
+    """The projection port over a dict-based read model, with the real handlers; a batch is all or
+    nothing. `fail_with` lets a test make the next `apply` calls raise."""
+
+    def __init__(self) -> None:
+        self.rows = Rows()
+        self.fail_with: list[BaseException] = []
+        self.refuse: Callable[[PublicEvent], BaseException | None] = lambda _e: None
+        self.calls = 0
+
+    def apply(self, batch: Sequence[Delivered]) -> BatchResult:
+        self.calls += 1
+        if self.fail_with:
+            raise self.fail_with.pop(0)
+        work = copy.deepcopy(self.rows)
+        work.gaps = work.duplicates = 0
+        for d in batch:
+            if (error := self.refuse(d.event)) is not None:
+                raise error
+            apply_event(work, d.event)
+        result = BatchResult(len(batch) - work.duplicates - work.gaps, work.duplicates, work.gaps)
+        work.changed_users.clear()
+        work.changed_tasks.clear()
+        self.rows = work
+        return result
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class FakeDeadLetters:
+    sent: list[DeadLetter] = field(default_factory=list)
+    fail_times: int = 0
+
+    def send(self, letters: Sequence[DeadLetter]) -> None:
+        from projector.consumer import DeadLetterError
+
+        if self.fail_times:
+            self.fail_times -= 1
+            raise DeadLetterError("broker unavailable")
+        self.sent.extend(letters)
+
+    def close(self) -> None:
+        pass
+
+
+# --- expected state and snapshots ---------------------------------------------------------------
+
+
+def store_events(store: TodoStore) -> list[PublicEvent]:
+    """Every public event in the store, in store order (what the relay publishes)."""
+    events: list[PublicEvent] = []
+    position = 0
+    while True:
+        page = store.recorder.select_notifications(
+            position, 5000, topics=PUBLIC_TOPICS, inclusive_of_start=False
+        )
+        if not page:
+            return events
+        position = page[-1].id
+        events += [e for n in page if (e := to_public(store.mapper, n)) is not None]
+
+
+def seed(store: TodoStore, users: int, tasks_per_user: int, seed: int = 7) -> None:
+    """Many events quickly: many aggregates saved per transaction."""
+    rng = random.Random(seed)
+    for u in range(users):
+        user = User.register(email=f"bulk{u}@example.com", password_hash="h")
+        aggregates: list[User | Task] = [user]
+        for t in range(tasks_per_user):
+            task = Task.create(user_id=user.id, title=f"task {t}")
+            if rng.random() < 0.5:
+                task.rename(user_id=user.id, title=f"renamed {t}")
+            if rng.random() < 0.6:
+                task.complete(user_id=user.id, done_at=datetime.now(UTC))
+                if rng.random() < 0.3:
+                    task.reopen(user_id=user.id)
+            if rng.random() < 0.1:
+                task.delete(user_id=user.id)
+            aggregates.append(task)
+        store.save(*aggregates)
+
+
+Snapshot = dict[str, list[tuple[Any, ...]]]
+
+
+def fold(events: Sequence[PublicEvent]) -> Snapshot:
+    """The read tables these events should produce (the handlers, in memory)."""
+    rows = Rows()
+    for e in events:
+        apply_event(rows, e)
+    return {
+        "users": sorted(u.as_tuple() for u in rows.users.values()),
+        "tasks": sorted(t.as_tuple() for t in rows.tasks.values()),
+        "user_positions": sorted(rows.positions.items()),
+    }
+
+
+def snapshot(db: DatabaseSettings, tables: TableNames = LIVE) -> Snapshot:
+    """users, tasks and user_positions, every column, sorted by id."""
+    from projector.handlers import TASK_COLUMNS, USER_COLUMNS
+
+    result: Snapshot = {}
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        for key, table, columns in (
+            ("users", tables.users, USER_COLUMNS),
+            ("tasks", tables.tasks, TASK_COLUMNS),
+            ("user_positions", tables.user_positions, ("user_id", "position")),
+        ):
+            query = sql.SQL("SELECT {} FROM {} ORDER BY 1").format(
+                sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(table)
+            )
+            result[key] = [tuple(r) for r in conn.execute(query)]
+    return result
+
+
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition"
+) -> None:
+    """Poll `predicate` until it holds; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def wait_for_tables(db: DatabaseSettings, expected: Snapshot, timeout: float = 60.0) -> None:
+    last: list[Snapshot] = []
+
+    def equal() -> bool:
+        last[:] = [snapshot(db)]
+        return last[0] == expected
+
+    try:
+        wait_until(equal, timeout, "the read tables to match the store")
+    except AssertionError:
+        actual = last[0] if last else {}
+        diff = {k: (len(actual.get(k, [])), len(v)) for k, v in expected.items()}
+        raise AssertionError(f"read tables never matched (rows actual/expected: {diff})") from None
+
+
+# --- the projector, running ----------------------------------------------------------------------
+
+
+def projector_settings(group: str, **overrides: Any) -> ProjectorSettings:
+    return ProjectorSettings(
+        **{
+            "PROJECTOR_GROUP_ID": group,
+            "PROJECTOR_POLL_TIMEOUT_SECONDS": 0.1,
+            "PROJECTOR_SESSION_TIMEOUT_SECONDS": 6,
+            **overrides,
+        }
+    )
+
+
+@contextmanager
+def running_projector(
+    db: DatabaseSettings, kafka: KafkaSettings, group: str = "projector", **overrides: Any
+) -> Iterator[Projector]:
+    """The real projector (Kafka consumer + PostgreSQL) in a background thread."""
+    projector = build_projector(db, kafka, projector_settings(group, **overrides))
+    thread = threading.Thread(target=projector.run, name="projector", daemon=True)
+    thread.start()
+    try:
+        yield projector
+    finally:
+        projector.stop()
+        thread.join(timeout=30)
+        projector.close()
+
+
+def projector_env(
+    db: DatabaseSettings, kafka: KafkaSettings, group: str, **extra: str
+) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "POSTGRES_HOST": db.POSTGRES_HOST,
+            "POSTGRES_PORT": str(db.POSTGRES_PORT),
+            "POSTGRES_USER": db.POSTGRES_USER,
+            "POSTGRES_PASSWORD": db.POSTGRES_PASSWORD,
+            "POSTGRES_DB": db.POSTGRES_DB,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka.KAFKA_BOOTSTRAP_SERVERS,
+            "KAFKA_TOPIC": kafka.KAFKA_TOPIC,
+            "KAFKA_DLQ_TOPIC": kafka.KAFKA_DLQ_TOPIC,
+            "PROJECTOR_GROUP_ID": group,
+            "PROJECTOR_POLL_TIMEOUT_SECONDS": "0.1",
+            "PROJECTOR_SESSION_TIMEOUT_SECONDS": "6",
+            **extra,
+        }
+    )
+    return env
+
+
+def start_projector_process(
+    db: DatabaseSettings, kafka: KafkaSettings, group: str, **extra: str
+) -> subprocess.Popen[bytes]:
+    """`python -m projector consume` as a real process (its JSON logs go to a pipe)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "projector", "consume"],
+        cwd=ROOT,
+        env=projector_env(db, kafka, group, **extra),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 20) -> str:
+    """SIGTERM, wait; returns what it logged."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        _, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, err = process.communicate()
+    return err.decode(errors="replace")
+
+
+def log_lines(text: str) -> list[dict[str, Any]]:
+    lines = []
+    for line in text.splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            continue
+    return lines
+
+
+def applied_offsets(db: DatabaseSettings, topic: str) -> dict[int, int]:
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        rows = conn.execute(
+            'SELECT partition, "offset" FROM projector_progress WHERE topic = %s', (topic,)
+        )
+        return {int(p): int(o) for p, o in rows}

@@ -1,0 +1,290 @@
+"""The query API over fake adapters: contract of each endpoint, auth, paging, read-your-writes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+import pytest
+from fastapi.testclient import TestClient
+
+from common.auth import issue_token
+from common.schemas import TaskPublic
+from common.settings import AuthSettings, QueryApiSettings, auth_settings
+from query_api.cursor import Cursor, decode_cursor, encode_cursor
+from query_api.main import create_app
+from query_api.repository import TaskRow
+from query_api.schemas import MePublic, TaskPage
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class FakeReadModel:
+    def __init__(self) -> None:
+        self.tasks: dict[UUID, list[dict[str, object]]] = {}
+        self.users: dict[UUID, dict[str, object]] = {}
+        self.fail: Exception | None = None
+
+    def add_task(self, user: UUID, seconds: int, done: bool = False) -> dict[str, object]:
+        task = {
+            "id": str(uuid4()),
+            "title": f"task at {seconds}",
+            "done": done,
+            "created_at": (T0 + timedelta(seconds=seconds)).isoformat(),
+            "done_at": None,
+            "version": 1,
+        }
+        self.tasks.setdefault(user, []).append(task)
+        return task
+
+    async def list_tasks(
+        self, user_id: UUID, done: bool | None, after: Cursor | None, limit: int
+    ) -> Sequence[TaskRow]:
+        if self.fail:
+            raise self.fail
+        rows = [
+            (json.dumps(t), datetime.fromisoformat(str(t["created_at"])), UUID(str(t["id"])))
+            for t in self.tasks.get(user_id, [])
+            if done is None or t["done"] == done
+        ]
+        rows.sort(key=lambda r: (r[1], r[2]), reverse=True)
+        if after is not None:
+            rows = [r for r in rows if (r[1], r[2]) < (after.created_at, after.id)]
+        return rows[:limit]
+
+    async def get_task(self, user_id: UUID, task_id: UUID) -> str | None:
+        for t in self.tasks.get(user_id, []):
+            if t["id"] == str(task_id):
+                return json.dumps(t)
+        return None
+
+    async def get_me(self, user_id: UUID) -> str | None:
+        user = self.users.get(user_id)
+        return None if user is None else json.dumps(user)
+
+    async def positions(self, user_ids: Sequence[UUID]) -> dict[UUID, int]:
+        return {}
+
+
+class FakeWaiter:
+    def __init__(self, reached: bool = True) -> None:
+        self.reached = reached
+        self.calls: list[tuple[UUID, int, float]] = []
+
+    async def wait_for(self, user_id: UUID, position: int, max_wait: float) -> bool:
+        self.calls.append((user_id, position, max_wait))
+        return self.reached
+
+
+@pytest.fixture
+def reads() -> FakeReadModel:
+    return FakeReadModel()
+
+
+@pytest.fixture
+def waiter() -> FakeWaiter:
+    return FakeWaiter()
+
+
+@pytest.fixture
+def client(reads: FakeReadModel, waiter: FakeWaiter) -> Iterator[TestClient]:
+    settings = QueryApiSettings(READ_YOUR_WRITES_TIMEOUT_SECONDS=1.5)
+    with TestClient(create_app(reads, waiter, settings=settings)) as c:
+        yield c
+
+
+def bearer(user: UUID, settings: AuthSettings | None = None) -> dict[str, str]:
+    token, _ = issue_token(user, settings or auth_settings())
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_listing_tasks_returns_the_users_tasks_newest_first_in_the_documented_shape(
+    client: TestClient, reads: FakeReadModel
+) -> None:
+    user = uuid4()
+    older, newer = reads.add_task(user, 1), reads.add_task(user, 2)
+    reads.add_task(uuid4(), 3)  # someone else's
+    response = client.get("/tasks", headers=bearer(user))
+    assert response.status_code == 200
+    page = TaskPage.model_validate(response.json())
+    assert [str(t.id) for t in page.items] == [newer["id"], older["id"]]
+    assert page.next_cursor is None
+    assert set(response.json()["items"][0]) == {
+        "id", "title", "done", "created_at", "done_at", "version"
+    }  # fmt: skip
+    assert "X-Stale" not in response.headers
+
+
+def test_pages_follow_each_other_through_the_cursor_without_gaps_or_repeats(
+    client: TestClient, reads: FakeReadModel
+) -> None:
+    user = uuid4()
+    ids = [reads.add_task(user, s)["id"] for s in range(7)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        body = client.get("/tasks", params=params, headers=bearer(user)).json()
+        seen += [t["id"] for t in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(ids))
+
+
+def test_the_done_filter_returns_only_matching_tasks(
+    client: TestClient, reads: FakeReadModel
+) -> None:
+    user = uuid4()
+    done = reads.add_task(user, 1, done=True)
+    reads.add_task(user, 2, done=False)
+    items = client.get("/tasks?done=true", headers=bearer(user)).json()["items"]
+    assert [t["id"] for t in items] == [done["id"]]
+
+
+@pytest.mark.parametrize("limit", [0, 201, -1, "many"])
+def test_a_limit_outside_1_to_200_is_refused_with_422(client: TestClient, limit: object) -> None:
+    response = client.get(f"/tasks?limit={limit}", headers=bearer(uuid4()))
+    assert response.status_code == 422
+    assert "detail" in response.json()
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "bm90LWEtY3Vyc29y", "MjAyNnxub3QtYS11dWlk"])
+def test_an_invalid_cursor_is_refused_with_a_clear_422(client: TestClient, cursor: str) -> None:
+    response = client.get("/tasks", params={"cursor": cursor}, headers=bearer(uuid4()))
+    assert response.status_code == 422
+    assert response.json() == {"detail": "invalid cursor"}
+
+
+def test_a_single_task_is_returned_to_its_owner_and_is_404_for_anyone_else(
+    client: TestClient, reads: FakeReadModel
+) -> None:
+    owner = uuid4()
+    task = reads.add_task(owner, 1)
+    mine = client.get(f"/tasks/{task['id']}", headers=bearer(owner))
+    assert mine.status_code == 200
+    assert TaskPublic.model_validate(mine.json()).id == UUID(str(task["id"]))
+    theirs = client.get(f"/tasks/{task['id']}", headers=bearer(uuid4()))
+    assert theirs.status_code == 404
+    assert theirs.json() == {"detail": "task not found"}
+
+
+def test_a_malformed_task_id_is_a_422_not_a_500(client: TestClient) -> None:
+    assert client.get("/tasks/not-a-uuid", headers=bearer(uuid4())).status_code == 422
+
+
+def test_me_returns_the_user_with_task_stats(client: TestClient, reads: FakeReadModel) -> None:
+    user = uuid4()
+    reads.users[user] = {
+        "id": str(user),
+        "email": "ada@example.com",
+        "created_at": T0.isoformat(),
+        "stats": {"total": 3, "done": 1, "undone": 2},
+    }
+    response = client.get("/me", headers=bearer(user))
+    assert response.status_code == 200
+    me = MePublic.model_validate(response.json())
+    assert (me.email, me.stats.total, me.stats.done, me.stats.undone) == (
+        "ada@example.com",
+        3,
+        1,
+        2,
+    )
+
+
+def test_me_is_404_for_a_user_not_in_the_read_model(client: TestClient) -> None:
+    assert client.get("/me", headers=bearer(uuid4())).status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/tasks", f"/tasks/{uuid4()}", "/me"])
+def test_every_query_needs_a_valid_bearer_token(client: TestClient, path: str) -> None:
+    assert client.get(path).status_code == 401
+    bad = client.get(path, headers={"Authorization": "Bearer not.a.jwt"})
+    assert bad.status_code == 401
+    assert bad.json()["detail"] == "invalid token"
+    other_secret = AuthSettings(JWT_SECRET="another-secret-of-at-least-32-characters!")
+    assert client.get(path, headers=bearer(uuid4(), other_secret)).status_code == 401
+
+
+def test_an_expired_token_is_refused(client: TestClient) -> None:
+    import jwt
+
+    now = int(datetime.now(UTC).timestamp())
+    claims = {"sub": str(uuid4()), "iat": now - 7200, "exp": now - 3600}
+    token = jwt.encode(claims, auth_settings().JWT_SECRET, algorithm="HS256")
+    response = client.get("/me", headers={"Authorization": f"Bearer {token}"})
+    assert (response.status_code, response.json()["detail"]) == (401, "token expired")
+
+
+def test_without_x_min_position_the_query_answers_at_once(
+    client: TestClient, waiter: FakeWaiter
+) -> None:
+    client.get("/tasks", headers=bearer(uuid4()))
+    assert waiter.calls == []
+
+
+def test_x_min_position_waits_for_that_users_position_within_the_configured_bound(
+    client: TestClient, waiter: FakeWaiter
+) -> None:
+    user = uuid4()
+    response = client.get("/tasks", headers={**bearer(user), "X-Min-Position": "42"})
+    assert response.status_code == 200
+    assert waiter.calls == [(user, 42, 1.5)]
+    assert "X-Stale" not in response.headers
+
+
+@pytest.mark.parametrize("path", ["/tasks", "/me", f"/tasks/{uuid4()}"])
+def test_when_the_position_is_not_reached_in_time_the_answer_is_marked_stale(
+    client: TestClient, waiter: FakeWaiter, reads: FakeReadModel, path: str
+) -> None:
+    waiter.reached = False
+    user = uuid4()
+    response = client.get(path, headers={**bearer(user), "X-Min-Position": "7"})
+    assert response.headers["X-Stale"] == "true"
+
+
+def test_a_malformed_x_min_position_is_refused_with_422(client: TestClient) -> None:
+    response = client.get("/tasks", headers={**bearer(uuid4()), "X-Min-Position": "soon"})
+    assert response.status_code == 422
+
+
+def test_a_database_failure_is_a_json_503_never_a_500(
+    client: TestClient, reads: FakeReadModel
+) -> None:
+    import psycopg
+
+    reads.fail = psycopg.OperationalError("server closed the connection")
+    response = client.get("/tasks", headers=bearer(uuid4()))
+    assert response.status_code == 503
+    assert response.json() == {"detail": "service temporarily unavailable"}
+
+
+def test_health_answers_without_touching_the_database(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+
+
+def test_cursors_round_trip_and_are_opaque_url_safe_text() -> None:
+    when, task = T0 + timedelta(microseconds=123456), uuid4()
+    token = encode_cursor(when, task)
+    assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    assert decode_cursor(token) == Cursor(when, task)
+
+
+def test_the_openapi_document_describes_the_bodies_and_the_bearer_scheme(
+    client: TestClient,
+) -> None:
+    spec = client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    listing = spec["paths"]["/tasks"]["get"]
+    assert listing["security"] == [{"HTTPBearer": []}]
+    assert listing["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/TaskPage"
+    }
+    assert {p["name"] for p in listing["parameters"]} == {
+        "done",
+        "limit",
+        "cursor",
+        "X-Min-Position",
+    }

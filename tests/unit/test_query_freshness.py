@@ -1,0 +1,95 @@
+"""Read-your-writes waiting, without a database: futures resolved by progress notifications."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Sequence
+from typing import Any
+from uuid import UUID, uuid4
+
+from common.read_model import decode_progress, encode_progress
+from query_api.freshness import PositionWaiter
+
+
+class Positions:
+    def __init__(self) -> None:
+        self.current: dict[UUID, int] = {}
+        self.reads = 0
+
+    async def __call__(self, user_ids: Sequence[UUID]) -> dict[UUID, int]:
+        self.reads += 1
+        return {u: self.current[u] for u in user_ids if u in self.current}
+
+
+def run[T](coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def test_a_position_already_applied_answers_at_once_with_one_read() -> None:
+    positions, user = Positions(), uuid4()
+    positions.current[user] = 10
+    waiter = PositionWaiter("unused", positions)
+    assert run(waiter.wait_for(user, 10, max_wait=5)) is True
+    assert positions.reads == 1
+
+
+def test_a_waiting_request_wakes_when_a_notification_reaches_its_position() -> None:
+    positions, user = Positions(), uuid4()
+    waiter = PositionWaiter("unused", positions)
+
+    async def scenario() -> tuple[bool, float]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        wait = asyncio.create_task(waiter.wait_for(user, 5, max_wait=5))
+        await asyncio.sleep(0.01)
+        waiter.advance({user: 4})  # not far enough
+        waiter.advance({uuid4(): 99})  # someone else
+        await asyncio.sleep(0.01)
+        assert not wait.done()
+        waiter.advance({user: 6})
+        return await wait, loop.time() - started
+
+    reached, elapsed = run(scenario())
+    assert reached is True and elapsed < 1
+    assert waiter.waiting == 0
+
+
+def test_a_position_never_reached_gives_up_after_the_bound_and_says_so() -> None:
+    positions, user = Positions(), uuid4()
+    waiter = PositionWaiter("unused", positions)
+
+    async def scenario() -> tuple[bool, float]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        return await waiter.wait_for(user, 5, max_wait=0.1), loop.time() - started
+
+    reached, elapsed = run(scenario())
+    assert reached is False
+    assert 0.1 <= elapsed < 1
+    assert positions.reads == 2  # the first check and one last look, no polling in between
+    assert waiter.waiting == 0
+
+
+def test_a_recheck_resolves_every_waiter_whose_position_the_database_shows() -> None:
+    positions, a, b = Positions(), uuid4(), uuid4()
+    waiter = PositionWaiter("unused", positions)
+
+    async def scenario() -> list[bool]:
+        waits = [
+            asyncio.create_task(waiter.wait_for(a, 3, max_wait=0.3)),
+            asyncio.create_task(waiter.wait_for(b, 3, max_wait=0.3)),
+        ]
+        await asyncio.sleep(0.01)
+        positions.current[a] = 3
+        await waiter.recheck()
+        return list(await asyncio.gather(*waits))
+
+    assert run(scenario()) == [True, False]
+
+
+def test_progress_payloads_round_trip_and_large_batches_fall_back_to_everyone() -> None:
+    moved = {uuid4(): 12, uuid4(): 7}
+    assert decode_progress(encode_progress(moved)) == moved
+    many = {uuid4(): i for i in range(1000)}
+    assert encode_progress(many) == "*"
+    assert decode_progress("*") is None
