@@ -20,7 +20,7 @@ from common.events import TaskCreated, decode_event
 from common.settings import DatabaseSettings, KafkaSettings
 from event_store.application import TodoStore
 from event_store.public import PUBLIC_TOPICS
-from tests.support.infra import consume_all, consume_events, fresh_topics
+from tests.support.infra import consume_all, consume_events, fresh_topics, process_env
 from tests.support.system import running_relay, store_for
 
 ROOT = Path(__file__).parents[2]
@@ -103,14 +103,7 @@ def test_eight_concurrent_writers_produce_contiguous_complete_positions_in_order
 def relay_process(
     db: DatabaseSettings, kafka: KafkaSettings, **env: str
 ) -> Iterator[subprocess.Popen[bytes]]:
-    environment = {
-        **os.environ,
-        "POSTGRES_DB": db.POSTGRES_DB,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.KAFKA_BOOTSTRAP_SERVERS,
-        "KAFKA_TOPIC": kafka.KAFKA_TOPIC,
-        "RELAY_POLL_INTERVAL_SECONDS": "0.2",
-        **env,
-    }
+    environment = process_env(db, kafka, **{"RELAY_POLL_INTERVAL_SECONDS": "0.2", **env})
     proc = subprocess.Popen(
         [sys.executable, "-m", "event_store", "relay"], cwd=ROOT, env=environment
     )

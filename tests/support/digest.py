@@ -3,7 +3,6 @@ to a test's database, topics and SMTP server."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -26,7 +25,7 @@ from mailer.settings import MailerSettings
 from scheduler.batch import BatchSummary
 from scheduler.service import DigestService
 from scheduler.settings import SchedulerSettings
-from tests.support.infra import consume_events
+from tests.support.infra import consume_events, process_env
 from tests.support.read_side import migrate
 from tests.support.smtp import SmtpServer
 from tests.support.system import running_relay, store_for
@@ -168,21 +167,10 @@ def mailer_process(
     db: DatabaseSettings, kafka: KafkaSettings, settings: MailerSettings, **env: str
 ) -> subprocess.Popen[str]:
     """`python -m mailer` as a real OS process (so a test can SIGKILL it)."""
-    values = {
-        **os.environ,
-        "ENVIRONMENT": "test",
-        "LOG_LEVEL": "INFO",
-        "POSTGRES_HOST": db.POSTGRES_HOST,
-        "POSTGRES_PORT": str(db.POSTGRES_PORT),
-        "POSTGRES_USER": db.POSTGRES_USER,
-        "POSTGRES_PASSWORD": db.POSTGRES_PASSWORD,
-        "POSTGRES_DB": db.POSTGRES_DB,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.KAFKA_BOOTSTRAP_SERVERS,
-        "KAFKA_TOPIC": kafka.KAFKA_TOPIC,
-        "KAFKA_DLQ_TOPIC": kafka.KAFKA_DLQ_TOPIC,
-        **{k: str(v) for k, v in settings.model_dump().items() if v is not None},
-        **env,
-    }
+    mailer_values = {k: str(v) for k, v in settings.model_dump().items() if v is not None}
+    values = process_env(
+        db, kafka, **{"ENVIRONMENT": "test", "LOG_LEVEL": "INFO", **mailer_values, **env}
+    )
     values["SMTP_PASSWORD"] = settings.SMTP_PASSWORD.get_secret_value()
     return subprocess.Popen(
         [sys.executable, "-m", "mailer"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,6 +42,23 @@ def fresh_database() -> Iterator[DatabaseSettings]:
             conn.execute(
                 sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
             )
+
+
+def process_env(db: DatabaseSettings, kafka: KafkaSettings, **extra: str) -> dict[str, str]:
+    """The environment for a real service process (`python -m ...`) wired to this test's
+    database and topics: settings travel as environment variables, as in production."""
+    return {
+        **os.environ,
+        "POSTGRES_HOST": db.POSTGRES_HOST,
+        "POSTGRES_PORT": str(db.POSTGRES_PORT),
+        "POSTGRES_USER": db.POSTGRES_USER,
+        "POSTGRES_PASSWORD": db.POSTGRES_PASSWORD,
+        "POSTGRES_DB": db.POSTGRES_DB,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.KAFKA_BOOTSTRAP_SERVERS,
+        "KAFKA_TOPIC": kafka.KAFKA_TOPIC,
+        "KAFKA_DLQ_TOPIC": kafka.KAFKA_DLQ_TOPIC,
+        **extra,
+    }
 
 
 def admin_client(settings: KafkaSettings) -> AdminClient:

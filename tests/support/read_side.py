@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import random
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from projector.handlers import Rows, apply_event
 from projector.main import build_projector
 from projector.settings import ProjectorSettings
 from projector.sink import BatchResult, Delivered
+from tests.support.infra import process_env
 
 ROOT = Path(__file__).parents[2]
 
@@ -289,24 +289,14 @@ def running_projector(
 def projector_env(
     db: DatabaseSettings, kafka: KafkaSettings, group: str, **extra: str
 ) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "POSTGRES_HOST": db.POSTGRES_HOST,
-            "POSTGRES_PORT": str(db.POSTGRES_PORT),
-            "POSTGRES_USER": db.POSTGRES_USER,
-            "POSTGRES_PASSWORD": db.POSTGRES_PASSWORD,
-            "POSTGRES_DB": db.POSTGRES_DB,
-            "KAFKA_BOOTSTRAP_SERVERS": kafka.KAFKA_BOOTSTRAP_SERVERS,
-            "KAFKA_TOPIC": kafka.KAFKA_TOPIC,
-            "KAFKA_DLQ_TOPIC": kafka.KAFKA_DLQ_TOPIC,
-            "PROJECTOR_GROUP_ID": group,
-            "PROJECTOR_POLL_TIMEOUT_SECONDS": "0.1",
-            "PROJECTOR_SESSION_TIMEOUT_SECONDS": "6",
-            **extra,
-        }
+    return process_env(
+        db,
+        kafka,
+        PROJECTOR_GROUP_ID=group,
+        PROJECTOR_POLL_TIMEOUT_SECONDS="0.1",
+        PROJECTOR_SESSION_TIMEOUT_SECONDS="6",
+        **extra,
     )
-    return env
 
 
 def start_projector_process(
