@@ -87,6 +87,14 @@ render() {
       done
     fi
     [ -n "$u" ] && user_directive="user $u $(id -gn "$u");"
+    # A checkout under a private directory (e.g. /root) is out of the workers' reach: serve a
+    # copy of the SPA from outside it, refreshed on every render.
+    if [ -n "$u" ] && ! runuser -u "$u" -- test -r "$FRONTEND_ROOT/index.html" 2>/dev/null; then
+      local copy; copy="/var/tmp/todo-frontend-$(printf '%s' "$FRONTEND_ROOT" | cksum | cut -d' ' -f1)"
+      rm -rf "$copy" && cp -a "$FRONTEND_ROOT" "$copy" && chmod -R a+rX "$copy"
+      echo "nginx: $FRONTEND_ROOT is not readable by $u; serving a copy from $copy" >&2
+      FRONTEND_ROOT="$copy"
+    fi
   fi
   export NGINX_USER_DIRECTIVE="$user_directive"
   "$PYTHON" - "$TEMPLATES/nginx.conf.template" "$CONF" \
