@@ -117,6 +117,18 @@ class RelaySettings(AppSettings):
     RELAY_NAME: str = "kafka-relay"
 
 
+class HealthSettings(AppSettings):
+    """Ports of the worker processes' /health and /ready endpoints (0 turns one off)."""
+
+    HEALTH_HOST: str = "127.0.0.1"
+    RELAY_HEALTH_PORT: int = Field(default=8011, ge=0, le=65535)
+    PROJECTOR_HEALTH_PORT: int = Field(default=8012, ge=0, le=65535)
+    SCHEDULER_HEALTH_PORT: int = Field(default=8013, ge=0, le=65535)
+    MAILER_HEALTH_PORT: int = Field(default=8014, ge=0, le=65535)
+    # A worker whose loop has not turned for this long answers /ready with 503.
+    HEALTH_STALE_SECONDS: float = Field(default=60.0, gt=0)
+
+
 @lru_cache
 def runtime_settings() -> RuntimeSettings:
     return RuntimeSettings()

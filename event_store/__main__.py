@@ -6,8 +6,15 @@ import argparse
 import signal
 from types import FrameType
 
+from common.health import Heartbeat, serve_health
 from common.logging import configure_logging
-from common.settings import RelaySettings, database_settings, kafka_settings, runtime_settings
+from common.settings import (
+    HealthSettings,
+    RelaySettings,
+    database_settings,
+    kafka_settings,
+    runtime_settings,
+)
 from event_store.application import TodoStore, store_env
 from event_store.relay import KafkaPublisher, Relay
 
@@ -16,7 +23,9 @@ def run_relay() -> None:
     db = database_settings()
     store = TodoStore(env=store_env(db))
     publisher = KafkaPublisher(kafka_settings())
-    relay = Relay(store, publisher, db, RelaySettings())
+    health = HealthSettings()
+    relay = Relay(store, publisher, db, RelaySettings(), Heartbeat(health.HEALTH_STALE_SECONDS))
+    serve_health(health.HEALTH_HOST, health.RELAY_HEALTH_PORT, relay.heartbeat.fresh, "relay")
 
     def _stop(_sig: int, _frame: FrameType | None) -> None:
         relay.stop()

@@ -23,6 +23,7 @@ from eventsourcing.persistence import Notification
 from psycopg import sql
 
 from common.events import PublicEvent, encode_event
+from common.health import Heartbeat
 from common.kafka import producer_config
 from common.settings import DatabaseSettings, KafkaSettings, RelaySettings
 from event_store.application import TodoStore
@@ -129,8 +130,10 @@ class Relay:
         publisher: Publisher,
         db: DatabaseSettings,
         settings: RelaySettings,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self._store = store
+        self.heartbeat = heartbeat or Heartbeat()
         self._publisher = publisher
         self._db = db
         self._settings = settings
@@ -189,6 +192,7 @@ class Relay:
 
     def _relay_one_batch(self, checkpoint: Checkpoint) -> bool:
         """Publish the next batch; True when there was nothing more to read."""
+        self.heartbeat.beat()
         limit = self._settings.RELAY_BATCH_SIZE
         notifications = self._read_after(self.position, limit)
         if not notifications:
@@ -209,6 +213,7 @@ class Relay:
     def _wait_for_new_events(self, listen_conn: psycopg.Connection[Any]) -> None:
         deadline = time.monotonic() + self._settings.RELAY_POLL_INTERVAL_SECONDS
         while not self._stop.is_set():
+            self.heartbeat.beat()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return

@@ -7,8 +7,9 @@ import sys
 import threading
 from types import FrameType
 
+from common.health import Heartbeat, serve_health
 from common.logging import configure_logging
-from common.settings import database_settings, kafka_settings, runtime_settings
+from common.settings import HealthSettings, database_settings, kafka_settings, runtime_settings
 from mailer.service import build_mailer
 from mailer.settings import MailerSettings
 
@@ -23,6 +24,9 @@ def main() -> int:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     mailer = build_mailer(MailerSettings(), database_settings(), kafka_settings(), stop)
+    health = HealthSettings()
+    mailer.heartbeat = Heartbeat(health.HEALTH_STALE_SECONDS)
+    serve_health(health.HEALTH_HOST, health.MAILER_HEALTH_PORT, mailer.heartbeat.fresh, "mailer")
     mailer.run_forever()
     return 0
 

@@ -32,6 +32,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from pydantic import ValidationError
 
 from common.events import DailyDigestRequested, PublicEvent, decode_event
+from common.health import Heartbeat
 from common.kafka import consumer_config
 from common.settings import DatabaseSettings, KafkaSettings
 from mailer.compose import DigestComposer, InvalidRecipientError
@@ -119,6 +120,7 @@ class Mailer:
         self._topic = topic
         self._stop = stop_flag or threading.Event()
         self.counters = Counters()
+        self.heartbeat = Heartbeat()
         # The type → handler map: everything else on the topic is not the mailer's business.
         self._handlers: dict[str, Handler] = {DIGEST_TYPE: self._handle_digest}
 
@@ -139,6 +141,7 @@ class Mailer:
         log.info("mailer started", extra={"topic": self._topic})
         try:
             while not self._stop.is_set():
+                self.heartbeat.beat()
                 raw = await asyncio.to_thread(
                     consumer.consume, self._settings.MAILER_BATCH_SIZE, 0.5
                 )

@@ -12,8 +12,10 @@ import signal
 import sys
 from types import FrameType
 
+from common.health import Heartbeat, serve_health
 from common.logging import configure_logging
 from common.settings import (
+    HealthSettings,
     RelaySettings,
     database_settings,
     kafka_settings,
@@ -28,6 +30,11 @@ from projector.status import collect_status, format_status, status_json
 
 def consume() -> int:
     projector = build_projector(database_settings(), kafka_settings(), ProjectorSettings())
+    health = HealthSettings()
+    projector.heartbeat = Heartbeat(health.HEALTH_STALE_SECONDS)
+    serve_health(
+        health.HEALTH_HOST, health.PROJECTOR_HEALTH_PORT, projector.heartbeat.fresh, "projector"
+    )
 
     def _stop(_sig: int, _frame: FrameType | None) -> None:
         projector.stop()

@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from pydantic import ValidationError
 
 from common.events import decode_event
+from common.health import Heartbeat
 from common.kafka import consumer_config, producer_config
 from common.settings import KafkaSettings
 from projector.sink import BatchResult, Delivered
@@ -132,8 +133,10 @@ class Projector:
         batch_size: int = 500,
         poll_timeout: float = 0.5,
         max_backoff: float = 5.0,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self._source = source
+        self.heartbeat = heartbeat or Heartbeat()
         self._projection = projection
         self._dead_letters = dead_letters
         self._batch_size = batch_size
@@ -161,6 +164,7 @@ class Projector:
 
     def step(self) -> int:
         """Handle one polled batch end to end; returns how many messages it handled."""
+        self.heartbeat.beat()
         messages = self._source.poll(self._batch_size, self._poll_timeout)
         if not messages:
             return 0

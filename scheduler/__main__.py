@@ -21,8 +21,14 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from tqdm import tqdm
 
+from common.health import serve_health
 from common.logging import configure_logging
-from common.settings import DatabaseSettings, database_settings, runtime_settings
+from common.settings import (
+    DatabaseSettings,
+    HealthSettings,
+    database_settings,
+    runtime_settings,
+)
 from event_store.application import TodoStore, store_env
 from scheduler.batch import BatchFailedError
 from scheduler.service import DigestService, build_trigger, configure_jobs
@@ -60,6 +66,13 @@ def serve(settings: SchedulerSettings) -> int:
         scheduler = BackgroundScheduler(timezone=settings.timezone)
         configure_jobs(scheduler, settings, service.run_due)
         scheduler.start()
+        health = HealthSettings()
+        serve_health(
+            health.HEALTH_HOST,
+            health.SCHEDULER_HEALTH_PORT,
+            lambda: bool(scheduler.running),
+            "scheduler",
+        )
         log.info(
             "scheduler started",
             extra={

@@ -291,6 +291,8 @@ def _system_env(
         "PROJECTOR_GROUP_ID": f"e2e-projector-{suffix}",
         "MAILER_GROUP_ID": f"e2e-mailer-{suffix}",
         "MAILER_APP_URL": f"http://127.0.0.1:{ports['gateway']}/",
+        # Workers' health endpoints off: the default ports may belong to a developer's make run.
+        **{f"{w}_HEALTH_PORT": "0" for w in ("RELAY", "PROJECTOR", "SCHEDULER", "MAILER")},
         **_smtp_sink_env(ports),
     }
 

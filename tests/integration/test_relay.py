@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -205,3 +208,22 @@ def test_resent_events_keep_their_event_id(
     created = _decoded(messages)
     assert len(created) == 2
     assert created[0].event_id == created[1].event_id
+
+
+def test_the_relay_process_reports_ready_on_its_health_endpoint(
+    db_settings: DatabaseSettings, kafka_settings: KafkaSettings
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/ready"
+    with relay_process(db_settings, kafka_settings, RELAY_HEALTH_PORT=str(port)):
+        deadline = time.monotonic() + 30
+        status = None
+        while time.monotonic() < deadline and status != 200:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    status = response.status
+            except OSError:
+                time.sleep(0.2)
+    assert status == 200

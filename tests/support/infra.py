@@ -57,6 +57,8 @@ def process_env(db: DatabaseSettings, kafka: KafkaSettings, **extra: str) -> dic
         "KAFKA_BOOTSTRAP_SERVERS": kafka.KAFKA_BOOTSTRAP_SERVERS,
         "KAFKA_TOPIC": kafka.KAFKA_TOPIC,
         "KAFKA_DLQ_TOPIC": kafka.KAFKA_DLQ_TOPIC,
+        # No health endpoints unless a test asks: several workers may run side by side.
+        **{f"{w}_HEALTH_PORT": "0" for w in ("RELAY", "PROJECTOR", "SCHEDULER", "MAILER")},
         **extra,
     }
 
