@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
-from types import FrameType
 
 from common.health import Heartbeat, serve_health
 from common.logging import configure_logging
+from common.process import stop_on_signals
 from common.settings import (
     HealthSettings,
     RelaySettings,
@@ -27,11 +26,7 @@ def run_relay() -> None:
     relay = Relay(store, publisher, db, RelaySettings(), Heartbeat(health.HEALTH_STALE_SECONDS))
     serve_health(health.HEALTH_HOST, health.RELAY_HEALTH_PORT, relay.heartbeat.fresh, "relay")
 
-    def _stop(_sig: int, _frame: FrameType | None) -> None:
-        relay.stop()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    stop_on_signals(relay.stop)
     try:
         relay.run()
     finally:

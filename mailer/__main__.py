@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
-from types import FrameType
 
 from common.health import Heartbeat, serve_health
 from common.logging import configure_logging
+from common.process import stop_on_signals
 from common.settings import HealthSettings, database_settings, kafka_settings, runtime_settings
 from mailer.service import build_mailer
 from mailer.settings import MailerSettings
@@ -18,11 +17,7 @@ def main() -> int:
     configure_logging("mailer", runtime_settings().LOG_LEVEL)
     stop = threading.Event()
 
-    def _stop(_sig: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    stop_on_signals(stop.set)
     mailer = build_mailer(MailerSettings(), database_settings(), kafka_settings(), stop)
     health = HealthSettings()
     mailer.heartbeat = Heartbeat(health.HEALTH_STALE_SECONDS)

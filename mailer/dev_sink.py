@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import signal
 import threading
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from common.process import stop_on_signals
 
 
 class EmlFolder:
@@ -48,11 +48,7 @@ def main() -> None:
     )
     stop = threading.Event()
 
-    def _stop(_sig: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    stop_on_signals(stop.set)
     controller.start()
     print(
         f"smtp-sink: SMTP on {args.host}:{args.port}, emails saved in {args.dir.resolve()}/",

@@ -8,12 +8,11 @@ python -m projector status [--json]  # store head, relay, projector positions an
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-from types import FrameType
 
 from common.health import Heartbeat, serve_health
 from common.logging import configure_logging
+from common.process import stop_on_signals
 from common.settings import (
     HealthSettings,
     RelaySettings,
@@ -36,11 +35,7 @@ def consume() -> int:
         health.HEALTH_HOST, health.PROJECTOR_HEALTH_PORT, projector.heartbeat.fresh, "projector"
     )
 
-    def _stop(_sig: int, _frame: FrameType | None) -> None:
-        projector.stop()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    stop_on_signals(projector.stop)
     try:
         projector.run()
     finally:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from types import FrameType
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -23,6 +21,7 @@ from tqdm import tqdm
 
 from common.health import serve_health
 from common.logging import configure_logging
+from common.process import stop_on_signals
 from common.settings import (
     DatabaseSettings,
     HealthSettings,
@@ -57,11 +56,7 @@ def _service(settings: SchedulerSettings) -> Iterator[DigestService]:
 def serve(settings: SchedulerSettings) -> int:
     stopping = threading.Event()
 
-    def _stop(_sig: int, _frame: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    stop_on_signals(stopping.set)
     with _service(settings) as service:
         scheduler = BackgroundScheduler(timezone=settings.timezone)
         configure_jobs(scheduler, settings, service.run_due)
