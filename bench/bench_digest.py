@@ -97,6 +97,7 @@ def bench_batch(users: int, runs: int) -> None:
     from scheduler.batch import ReadTables
     from scheduler.service import DigestService
     from scheduler.settings import SchedulerSettings
+    from tests.support.digest import SeededReadSide
     from tests.support.infra import fresh_database
     from tests.support.read_side import migrate
 
@@ -128,7 +129,7 @@ def bench_batch(users: int, runs: int) -> None:
         for label, cls in variants:
             store = cls(env=store_env(db), batch_max=max(64, settings.SCHEDULER_WORKERS))
             try:
-                service = DigestService(settings, db, store)
+                service = DigestService(settings, db, store, SeededReadSide(store))
                 batches, reruns = [], []
                 recorded = 0
                 for run in range(runs):

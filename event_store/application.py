@@ -139,6 +139,10 @@ class TodoStore(Application[UUID]):
         self._committer.close()
         super().close()
 
+    def head_position(self) -> int:
+        """The position of the last event recorded (0 for an empty store)."""
+        return self.recorder.max_notification_id() or 0
+
     # --- users -------------------------------------------------------------------------------
 
     def register_user(self, email: str, password_hash: str) -> Saved[User]:

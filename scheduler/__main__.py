@@ -25,11 +25,15 @@ from common.process import stop_on_signals
 from common.settings import (
     DatabaseSettings,
     HealthSettings,
+    RelaySettings,
     database_settings,
+    kafka_settings,
     runtime_settings,
 )
 from event_store.application import TodoStore, store_env
+from projector.settings import ProjectorSettings
 from scheduler.batch import BatchFailedError
+from scheduler.read_side import PipelineProgress
 from scheduler.service import DigestService, build_trigger, configure_jobs
 from scheduler.settings import SchedulerSettings
 
@@ -48,7 +52,10 @@ def _service(settings: SchedulerSettings) -> Iterator[DigestService]:
     db = _db_for(settings)
     store = TodoStore(env=store_env(db), batch_max=max(64, settings.SCHEDULER_WORKERS))
     try:
-        yield DigestService(settings, db, store)
+        read_side = PipelineProgress(
+            db, kafka_settings(), ProjectorSettings().PROJECTOR_GROUP_ID, RelaySettings().RELAY_NAME
+        )
+        yield DigestService(settings, db, store, read_side)
     finally:
         store.close()
 

@@ -7,7 +7,8 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from time import monotonic
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -15,12 +16,23 @@ from apscheduler.triggers.cron import CronTrigger
 
 from common.settings import DatabaseSettings
 from scheduler.batch import BatchSummary, DigestBatch, DigestRecorder, Progress, ReadTables
+from scheduler.read_side import ReadSideProgress, wait_for_read_side
 from scheduler.runs import locked_run
 from scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+
+class DigestStore(DigestRecorder, Protocol):
+    """The store as the service uses it (TodoStore satisfies it)."""
+
+    def head_position(self) -> int:
+        """The store's last position: a batch's high-water mark for the read side."""
+        ...
+
+
 DAILY_JOB_ID = "daily-digest"
 CATCH_UP_JOB_ID = "daily-digest-catch-up"
 
@@ -94,13 +106,15 @@ class DigestService:
         self,
         settings: SchedulerSettings,
         db: DatabaseSettings,
-        recorder: DigestRecorder,
+        recorder: DigestStore,
+        read_side: ReadSideProgress,
         *,
         clock: Clock = lambda: datetime.now(UTC),
     ) -> None:
         self._settings = settings
         self._db = db
         self._recorder = recorder
+        self._read_side = read_side
         self._clock = clock
         self._stop = threading.Event()
 
@@ -122,7 +136,9 @@ class DigestService:
         """Run the batch for `digest_date` under the date's lock; None if skipped as completed.
 
         `on_start(user_count)` is called once the lock is held (the CLI sizes its progress bar).
+        Reading waits (bounded) until the read side has applied what the store held at the start.
         """
+        high_water_mark = self._recorder.head_position()
         source = ReadTables(
             self._db.conninfo,
             page_size=self._settings.SCHEDULER_PAGE_SIZE,
@@ -133,6 +149,7 @@ class DigestService:
                 log.info("digest batch already completed", extra={"digest_date": str(digest_date)})
                 return None
             ledger.mark_started()
+            self._await_read_side(high_water_mark)
             if on_start:
                 on_start(source.count_users())
             log.info("digest batch started", extra={"digest_date": str(digest_date)})
@@ -141,6 +158,20 @@ class DigestService:
             ledger.mark_completed(summary)
         log.info("digest batch completed", extra=summary.as_log())
         return summary
+
+    def _await_read_side(self, mark: int) -> None:
+        timeout = self._settings.SCHEDULER_READ_SIDE_WAIT_SECONDS
+        if timeout <= 0 or mark <= 0:
+            return
+        started = monotonic()
+        fresh = wait_for_read_side(
+            self._read_side, mark, timeout=timeout, wait=self._stop.wait, clock=monotonic
+        )
+        if fresh:
+            log.info(
+                "read side caught up with the store",
+                extra={"high_water_mark": mark, "waited_seconds": monotonic() - started},
+            )
 
     def run_due(self) -> BatchSummary | None:
         """The scheduled job: today's batch unless already completed, retried until it completes,

@@ -25,6 +25,9 @@ class SchedulerSettings(AppSettings):
     SCHEDULER_MAX_UNDONE_TITLES: int = Field(default=20, ge=0, le=200)
     # Wait before retrying a batch that failed (database down...), in the long-running service.
     SCHEDULER_RETRY_SECONDS: float = Field(default=60.0, gt=0)
+    # Before reading, a batch waits up to this long for the read side to apply every event the
+    # store held when it started (0 = do not wait); then it runs anyway and logs a warning.
+    SCHEDULER_READ_SIDE_WAIT_SECONDS: float = Field(default=300.0, ge=0, le=3600)
 
     @field_validator("SCHEDULER_TIMEZONE")
     @classmethod

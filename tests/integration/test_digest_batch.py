@@ -19,6 +19,7 @@ from scheduler.service import DigestService
 from tests.support.digest import (
     ROOT,
     ReadUser,
+    SeededReadSide,
     Task,
     insert_read_model,
     run_batch,
@@ -143,7 +144,9 @@ def test_two_replicas_firing_together_record_each_digest_once(db: DatabaseSettin
     results: list[Any] = []
     with store_for(db) as store_a, store_for(db) as store_b:
         replicas = [
-            DigestService(scheduler_settings(), db, store, clock=lambda: midnight)
+            DigestService(
+                scheduler_settings(), db, store, SeededReadSide(store), clock=lambda: midnight
+            )
             for store in (store_a, store_b)
         ]
         threads = [
@@ -176,6 +179,9 @@ class FailingAfter:
                 raise ConnectionError("scheduler killed")
         return self._store.request_daily_digest(**kwargs)
 
+    def head_position(self) -> int:
+        return self._store.head_position()
+
 
 def test_a_restart_mid_batch_completes_the_date_without_a_second_digest(
     db: DatabaseSettings,
@@ -201,9 +207,10 @@ def test_a_scheduler_down_at_midnight_catches_up_on_start_and_only_once(
     insert_read_model(db, [ADA, BOB])
     mid_morning = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
     with store_for(db) as store:
-        service = DigestService(scheduler_settings(), db, store, clock=lambda: mid_morning)
+        fresh = SeededReadSide(store)
+        service = DigestService(scheduler_settings(), db, store, fresh, clock=lambda: mid_morning)
         caught_up = service.run_due()  # what the catch-up job does on start
-        restarted = DigestService(scheduler_settings(), db, store, clock=lambda: mid_morning)
+        restarted = DigestService(scheduler_settings(), db, store, fresh, clock=lambda: mid_morning)
         again = restarted.run_due()
         count = digest_count(store)
 
@@ -222,6 +229,8 @@ def run_cli(db: DatabaseSettings, *args: str) -> subprocess.CompletedProcess[str
         "POSTGRES_PASSWORD": db.POSTGRES_PASSWORD,
         "POSTGRES_DB": db.POSTGRES_DB,
         "SCHEDULER_WORKERS": "4",
+        # The test writes the read tables itself: no relay or projector to wait for.
+        "SCHEDULER_READ_SIDE_WAIT_SECONDS": "0",
     }
     return subprocess.run(
         [sys.executable, "-m", "scheduler", *args],

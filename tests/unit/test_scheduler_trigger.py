@@ -153,7 +153,7 @@ def test_the_batch_date_is_today_in_the_configured_timezone() -> None:
     def service(timezone: str) -> DigestService:
         settings = SchedulerSettings(SCHEDULER_TIMEZONE=timezone)
         return DigestService(
-            settings, DatabaseSettings(), recorder=None,  # type: ignore[arg-type]
+            settings, DatabaseSettings(), recorder=None, read_side=None,  # type: ignore[arg-type]
             clock=lambda: just_after_paris_midnight,
         )  # fmt: skip
 
