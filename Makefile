@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make run    - install what is missing, start the whole system in the foreground (Ctrl-C stops it)"
 	@echo "make test   - install what is missing, start Postgres + Kafka, run all tests"
-	@echo "make lint   - ruff (lint + format check) and mypy --strict"
+	@echo "make lint   - ruff (lint + format check), mypy --strict, actionlint (GitHub workflow)"
 	@echo "make stop   - stop Postgres and Kafka started by run/test"
 	@echo "make bench  - run the benchmarks in bench/"
 
@@ -32,6 +32,7 @@ run: install
 
 # The end-to-end test runs the whole system as `make run` does, in Debian's Chromium.
 test: infra
+	infra/go-tools.sh install
 	infra/nginx.sh install
 	infra/smtp-sink.sh install
 	infra/browser.sh install
@@ -44,6 +45,8 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	infra/go-tools.sh install
+	.data/go/bin/actionlint
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Go tools the project checks itself with, built from the Go module proxy into .data/go/bin
+# (git-ignored; no system install):
+#   actionlint    lints .github/workflows/*.yml (`make lint`)
+#   composecheck  loads docker-compose.yml with compose-go, the loader Docker Compose uses
+#                 (tools/composecheck; run by tests/unit/test_compose_go.py)
+#
+#   infra/go-tools.sh install     build what is missing or out of date (a no-op otherwise)
+#
+# Needs Go >= 1.24 on PATH (Debian/Ubuntu images and GitHub's runners have one).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="${GO_TOOLS_BIN:-$ROOT/.data/go/bin}"
+ACTIONLINT_VERSION="v1.7.12"
+
+log() { echo "go-tools: $*" >&2; }
+
+install() {
+  command -v go >/dev/null 2>&1 || { log "go is not on PATH (install Go >= 1.24)"; exit 1; }
+  mkdir -p "$BIN"
+  local stamp="$BIN/.actionlint-$ACTIONLINT_VERSION"
+  if [ ! -x "$BIN/actionlint" ] || [ ! -e "$stamp" ]; then
+    log "installing actionlint $ACTIONLINT_VERSION"
+    GOBIN="$BIN" GOFLAGS=-buildvcs=false go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+    rm -f "$BIN"/.actionlint-* && touch "$stamp"
+  fi
+  # Rebuilt whenever its source or module files are newer than the binary.
+  local src="$ROOT/tools/composecheck"
+  if [ ! -x "$BIN/composecheck" ] || [ -n "$(find "$src" -newer "$BIN/composecheck" -type f | head -1)" ]; then
+    log "building composecheck (compose-go)"
+    (cd "$src" && GOFLAGS="-buildvcs=false -mod=readonly" go build -o "$BIN/composecheck" .)
+  fi
+}
+
+case "${1:-}" in
+  install) install ;;
+  *) echo "usage: $0 install" >&2; exit 2 ;;
+esac
