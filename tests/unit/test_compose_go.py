@@ -51,9 +51,9 @@ def test_docker_compose_itself_loads_our_compose_file_with_every_service(
             assert dependency in project["services"], (name, dependency)
     command_api = project["services"]["command-api"]
     assert command_api["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert command_api["env_file"] == [
-        {"path": str(ROOT / ".env"), "required": False}
-    ], "an optional .env, accepted as such"
+    assert command_api["env_file"] == [{"path": str(ROOT / ".env"), "required": False}], (
+        "an optional .env, accepted as such"
+    )
 
 
 def test_values_from_an_env_file_reach_the_services_as_docker_compose_would_put_them(
