@@ -14,7 +14,7 @@
 #   stop     stop the background nginx started by `start`
 #
 # Settings (env): GATEWAY_PORT (8080), COMMAND_API_UPSTREAM (127.0.0.1:8001),
-# QUERY_API_UPSTREAM (127.0.0.1:8002), FRONTEND_ROOT (<repo>/frontend), NGINX_DATA (<repo>/.data/nginx),
+# QUERY_API_UPSTREAM (127.0.0.1:8002) (each may list several processes: "host:port,host:port"), FRONTEND_ROOT (<repo>/frontend), NGINX_DATA (<repo>/.data/nginx),
 # NGINX_WORKER_USER (worker account when run as root), NGINX (nginx binary, found on PATH or
 # /usr/sbin), PYTHON (<repo>/.venv/bin/python; python3 fallback).
 #
@@ -109,11 +109,22 @@ NAMES = (
     "NGINX_DATA", "NGINX_USER_DIRECTIVE",
 )
 pattern = re.compile(r"\$\{(" + "|".join(NAMES) + r")\}")
+
+
+def value(name: str) -> str:
+    text = os.environ[name]
+    if name.endswith("_UPSTREAM"):
+        # "host:port,host:port" (several processes of one API): the template's `server ${X};`
+        # becomes one `server` line per address.
+        return ";\n    server ".join(a.strip() for a in text.split(",") if a.strip())
+    return text
+
+
 args = sys.argv[1:]
 for src, dst in zip(args[0::2], args[1::2], strict=True):
     with open(src, encoding="utf-8") as f:
         text = f.read()
-    text = pattern.sub(lambda m: os.environ[m.group(1)], text)
+    text = pattern.sub(lambda m: value(m.group(1)), text)
     tmp = dst + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)

@@ -42,5 +42,26 @@ cat <<MSG
     PostgreSQL    ${POSTGRES_HOST:-127.0.0.1}:${POSTGRES_PORT:-5432}/${POSTGRES_DB:-todo}
 
 MSG
+# COMMAND_API_WORKERS=N runs N command API processes (each with its own group commit; the store's
+# table lock keeps positions contiguous across them) on COMMAND_API_PORT, +100, +200..., and the
+# gateway spreads requests over all of them (connection refused → the next one).
+procfile=Procfile
+workers="${COMMAND_API_WORKERS:-1}"
+if [ "$workers" -gt 1 ]; then
+  procfile=.data/Procfile
+  base="${COMMAND_API_PORT:-8001}" upstreams=()
+  {
+    grep -v '^command_api:' Procfile
+    for ((i = 0; i < workers; i++)); do
+      echo "command_api_$((i + 1)): env COMMAND_API_PORT=$((base + 100 * i)) python -m command_api"
+      upstreams+=("127.0.0.1:$((base + 100 * i))")
+    done
+  } >"$procfile"
+  if [ -z "${COMMAND_API_UPSTREAM:-}" ]; then
+    COMMAND_API_UPSTREAM="$(IFS=,; echo "${upstreams[*]}")"
+    export COMMAND_API_UPSTREAM
+  fi
+  echo "  $workers command API processes: ${COMMAND_API_UPSTREAM}"
+fi
 # Not exec: the trap above must still run to stop the infrastructure after honcho exits.
-honcho start -f Procfile
+honcho start -f "$procfile" -d "$ROOT"
