@@ -9,7 +9,8 @@ import psycopg
 import pytest
 
 from common.events import PublicEvent, TaskCreated, encode_event
-from projector.consumer import Projector, StopRequestedError, is_transient
+from common.poison import Backoff
+from projector.consumer import Projector, StopRequestedError
 from projector.handlers import ProjectionError
 from projector.main import build_projector
 from projector.settings import ProjectorSettings
@@ -28,7 +29,9 @@ def make(
     source: FakeSource, batch_size: int = 100
 ) -> tuple[Projector, InMemoryProjection, FakeDeadLetters]:
     projection, dead = InMemoryProjection(), FakeDeadLetters()
-    projector = Projector(source, projection, dead, batch_size=batch_size, max_backoff=0.01)
+    projector = Projector(
+        source, projection, dead, batch_size=batch_size, backoff=Backoff(0.001, 0.01)
+    )
     return projector, projection, dead
 
 
@@ -158,14 +161,6 @@ def test_run_returns_once_stopped() -> None:
     thread.join(timeout=5)
     assert not thread.is_alive()
     assert len(projection.rows.tasks) == 2
-
-
-def test_database_data_errors_are_the_messages_fault_and_connection_errors_are_transient() -> None:
-    assert is_transient(psycopg.OperationalError())
-    assert is_transient(psycopg.errors.UndefinedTable())  # schema not migrated yet: wait for it
-    assert not is_transient(psycopg.DataError())
-    assert not is_transient(psycopg.IntegrityError())
-    assert not is_transient(ProjectionError())
 
 
 def test_the_composition_root_wires_injected_adapters() -> None:
