@@ -107,7 +107,7 @@ class DeadLetter:
         reason = f"parked behind {topic}/{partition}/{offset} of aggregate {self.aggregate_id}"
         return replace(self, kind=LetterKind.PARKED, reason=reason)
 
-    def kafka_headers(self) -> list[tuple[str, bytes]]:
+    def kafka_headers(self) -> list[tuple[str, str | bytes | None]]:
         """The original headers (minus any earlier dlq.*), then the dlq.* envelope."""
         envelope = {
             "dlq.reason": self.reason,
@@ -121,7 +121,9 @@ class DeadLetter:
             "dlq.event_type": self.event_type or "",
             "dlq.failed_at": self.failed_at.isoformat(),
         }
-        kept = [(k, v) for k, v in self.headers if not k.startswith("dlq.")]
+        kept: list[tuple[str, str | bytes | None]] = [
+            (k, v) for k, v in self.headers if not k.startswith("dlq.")
+        ]
         return kept + [(k, v.encode()) for k, v in envelope.items()]
 
 
@@ -134,8 +136,10 @@ def headers_from_json(data: Any) -> Headers:
     return tuple((str(k), base64.b64decode(v)) for k, v in (data or []))
 
 
-def message_headers(raw: Iterable[tuple[str, bytes | None]] | None) -> Headers:
-    return tuple((k, v) for k, v in (raw or []) if v is not None)
+def message_headers(raw: Any) -> Headers:
+    """A consumed message's headers (confluent_kafka's list of pairs), as bytes."""
+    pairs = raw.items() if isinstance(raw, dict) else (raw or [])
+    return tuple((k, v.encode() if isinstance(v, str) else v) for k, v in pairs if v is not None)
 
 
 class KafkaDeadLetters:

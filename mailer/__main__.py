@@ -9,7 +9,7 @@ from common.health import Heartbeat, serve_health
 from common.logging import configure_logging
 from common.process import stop_on_signals
 from common.settings import HealthSettings, database_settings, kafka_settings, runtime_settings
-from mailer.service import build_mailer
+from mailer.main import build_mailer
 from mailer.settings import MailerSettings
 
 

@@ -177,7 +177,8 @@ class Projector:
                 return self._park(decoded[0], e)
             log.warning("batch refused; applying its events one by one", extra={"error": str(e)})
         parked: list[DeadLetter] = []
-        for item in sorted([*decoded, *poison], key=lambda i: i.where):
+        items: list[Delivered | DeadLetter] = sorted([*decoded, *poison], key=lambda i: i.where)
+        for item in items:
             if isinstance(item, DeadLetter):
                 parked += self._apply_batch([], [item])
                 continue

@@ -128,7 +128,7 @@ def sort_out(
 ) -> tuple[list[Delivered], list[DeadLetter]]:
     """In offset order: poison is parked and blocks its aggregate; an event behind a parked
     message of its aggregate is parked too; the rest is applied."""
-    items = sorted([*batch, *poison], key=lambda item: item.where)
+    items: list[Delivered | DeadLetter] = sorted([*batch, *poison], key=lambda i: i.where)
     to_apply: list[Delivered] = []
     to_park: list[DeadLetter] = []
     for item in items:

@@ -23,14 +23,14 @@ from alembic import command
 from alembic.config import Config
 from psycopg import sql
 
+from common import parking
+from common.dead_letters import DeadLetter
 from common.events import PublicEvent
+from common.poison import TransientError
 from common.settings import DatabaseSettings, KafkaSettings
 from event_store.application import TodoStore
 from event_store.domain.model import Task, User
 from event_store.public import PUBLIC_TOPICS, to_public
-from common import parking
-from common.dead_letters import DeadLetter
-from common.poison import TransientError
 from projector.consumer import Projector
 from projector.db import LIVE, TableNames
 from projector.handlers import Rows, apply_event
