@@ -122,11 +122,14 @@ class Mailer:
         finally:
             if consumer is not None:
                 await asyncio.to_thread(consumer.close)
-            await self._sender.close()
-            await self._processed.close()
-            await self._parking.close()
-            self._dead_letters.close()
+            await self.close()
             log.info("mailer stopped", extra=vars(self.counters))
+
+    async def close(self) -> None:
+        await self._sender.close()
+        await self._processed.close()
+        await self._parking.close()
+        self._dead_letters.close()
 
     async def _handle_polled(self, consumer: Any, messages: list[Incoming]) -> None:
         result = await self.process_batch(messages)
@@ -270,6 +273,17 @@ class Mailer:
             await self._park(item.letter(self._group, describe(e)), held)
             return False
         self._budget.succeeded()
+        return True
+
+    async def replay(self, value: bytes | None) -> bool:
+        """`dlq replay`: deliver a parked digest message the live way; False if it had already
+        been delivered (idempotent). Raises what the live path would park or retry on."""
+        event = decode_event(value or b"")
+        if not isinstance(event, DailyDigestRequested):
+            raise PoisonError(f"not a digest event: {event.type}")
+        if await self._processed.seen([event.event_id]):
+            return False
+        await self.deliver(event)
         return True
 
     async def deliver(self, event: DailyDigestRequested) -> None:

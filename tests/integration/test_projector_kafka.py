@@ -108,9 +108,10 @@ def test_a_garbage_message_lands_on_the_dead_letter_topic_and_later_events_are_s
         [b'{"type": "task.created", "title": 42}', b"this is not an event"]
     )
     headers = dict(dead[0].headers() or [])
-    assert headers["reason"].startswith(b"undecodable")
-    assert headers["original_topic"] == kafka_settings.KAFKA_TOPIC.encode()
-    assert {"original_partition", "original_offset", "failed_at"} <= set(headers)
+    assert headers["dlq.reason"].startswith(b"undecodable")
+    assert headers["dlq.topic"] == kafka_settings.KAFKA_TOPIC.encode()
+    assert (headers["dlq.kind"], headers["dlq.consumer"]) == (b"poison", b"projector-dlq")
+    assert {"dlq.partition", "dlq.offset", "dlq.failed_at", "dlq.service"} <= set(headers)
     assert [t[2] for t in snapshot(read_db)["tasks"]] == ["after the garbage"]
 
 
@@ -136,7 +137,7 @@ def test_an_event_the_database_cannot_store_is_dead_lettered_and_the_projector_c
             kafka_settings, topic=kafka_settings.KAFKA_DLQ_TOPIC, until=lambda ms: len(ms) >= 1
         )
     assert len(dead) == 1
-    assert dict(dead[0].headers() or [])["reason"].startswith(b"unappliable: ProjectionError")
+    assert dict(dead[0].headers() or [])["dlq.reason"].startswith(b"unappliable: ProjectionError")
 
 
 def test_redelivering_every_consumed_message_leaves_the_tables_unchanged(
