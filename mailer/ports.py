@@ -9,13 +9,14 @@ from typing import Protocol
 from uuid import UUID
 
 from common import parking
-from common.dead_letters import DeadLetter
-from common.events import DailyDigestRequested
-from common.poison import TransientError
+from common.dead_letters import DeadLetter, sniff
+from common.events import DailyDigestRequested, PublicEvent, decode_event
+from common.poison import Kind, TransientError, classify, describe
 from mailer.incoming import Incoming
 from mailer.smtp import SendOutcome
 
 TopicPartitionKey = tuple[str, int]
+DIGEST_TYPE = "email.daily_digest.requested"
 
 
 class Sender(Protocol):
@@ -105,3 +106,30 @@ class Work:
 
 class SmtpUnavailableError(TransientError):
     """The SMTP server could not take the digest now (after MAILER_SEND_ATTEMPTS tries)."""
+
+
+def decode(message: Incoming) -> Work:
+    """What a message is to the mailer: a digest, poison (a digest, or a message of unknown type,
+    that cannot be decoded), or not its business (any other type: not even parsed)."""
+    declared = message.header("type")
+    if declared is not None and declared != DIGEST_TYPE:
+        return Work(message)  # not ours: no need to parse it
+    aggregate_id, sniffed_type = sniff(message.value, message.headers.items())
+    try:
+        event: PublicEvent = decode_event(message.value or b"")
+    except Exception as e:
+        if classify(e) is not Kind.POISON:
+            raise
+        if sniffed_type not in (None, DIGEST_TYPE):
+            return Work(message)  # someone else's broken message: the projector parks it
+        return Work(message, poison=describe(e), aggregate_id=aggregate_id)
+    if not isinstance(event, DailyDigestRequested):
+        return Work(message)
+    return Work(message, event=event, aggregate_id=str(event.digest_id))
+
+
+def first_offsets(messages: Sequence[Incoming]) -> dict[TopicPartitionKey, int]:
+    first: dict[TopicPartitionKey, int] = {}
+    for m in messages:
+        first.setdefault((m.topic, m.partition), m.offset)
+    return first

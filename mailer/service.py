@@ -33,8 +33,8 @@ from typing import Any
 from confluent_kafka import KafkaException, TopicPartition
 
 from common import parking
-from common.dead_letters import DeadLetter, sniff
-from common.events import DailyDigestRequested, PublicEvent, decode_event
+from common.dead_letters import DeadLetter
+from common.events import DailyDigestRequested, decode_event
 from common.health import Heartbeat
 from common.poison import BugBudget, HaltedError, Kind, PoisonError, classify, describe
 from mailer.compose import DigestComposer, InvalidRecipientError
@@ -48,15 +48,14 @@ from mailer.ports import (
     RetryLaterError,
     Sender,
     SmtpUnavailableError,
-    TopicPartitionKey,
     Work,
+    decode,
+    first_offsets,
 )
 from mailer.settings import FaultPoint, MailerSettings
 from mailer.smtp import Permanent, Transient, sleep_unless
 
 log = logging.getLogger(__name__)
-
-DIGEST_TYPE = "email.daily_digest.requested"
 
 
 class Mailer:
@@ -176,13 +175,13 @@ class Mailer:
         """Handle a polled batch in order. Pure of Kafka: the caller commits/rewinds. Raises
         HaltedError once a bug has outlasted its retries."""
         result = BatchResult()
-        work = [self._decode(message) for message in batch]
+        work = [decode(message) for message in batch]
         try:
             seen = await self._processed.seen([w.event.event_id for w in work if w.event])
             held = await self._parking.blockers([w.aggregate_id for w in work if w.aggregate_id])
         except Exception as e:
             self._failed(e, "checking processed and parked digests")
-            result.rewind = _first_offsets(batch)
+            result.rewind = first_offsets(batch)
             return result
         for index, item in enumerate(work):
             message = item.message
@@ -207,7 +206,7 @@ class Mailer:
                         result.dead_lettered += 1
                     seen.add(item.event.event_id)
             except RetryLaterError:
-                result.rewind = _first_offsets(batch[index:])
+                result.rewind = first_offsets(batch[index:])
                 break
             result.commit[(message.topic, message.partition)] = message.offset + 1
         self.counters.batches += 1
@@ -216,23 +215,6 @@ class Mailer:
         self.counters.dead_lettered += result.dead_lettered
         self.counters.ignored += result.ignored
         return result
-
-    def _decode(self, message: Incoming) -> Work:
-        declared = message.header("type")
-        if declared is not None and declared != DIGEST_TYPE:
-            return Work(message)  # not ours: no need to parse it
-        aggregate_id, sniffed_type = sniff(message.value, message.headers.items())
-        try:
-            event: PublicEvent = decode_event(message.value or b"")
-        except Exception as e:
-            if classify(e) is not Kind.POISON:
-                raise
-            if sniffed_type not in (None, DIGEST_TYPE):
-                return Work(message)  # someone else's broken message: the projector parks it
-            return Work(message, poison=describe(e), aggregate_id=aggregate_id)
-        if not isinstance(event, DailyDigestRequested):
-            return Work(message)
-        return Work(message, event=event, aggregate_id=str(event.digest_id))
 
     async def _park(self, letter: DeadLetter, held: parking.Blockers) -> None:
         """Park durably (dead_letters), then publish to events.dlq; RetryLaterError if either
@@ -309,10 +291,3 @@ class Mailer:
         log.warning("fault injection: paused", extra={"fault_point": point})
         sys.stderr.flush()
         await asyncio.Event().wait()  # forever
-
-
-def _first_offsets(messages: Sequence[Incoming]) -> dict[TopicPartitionKey, int]:
-    first: dict[TopicPartitionKey, int] = {}
-    for m in messages:
-        first.setdefault((m.topic, m.partition), m.offset)
-    return first
