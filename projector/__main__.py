@@ -11,6 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+import psycopg
+
+from common import parking
 from common.dlq_cli import add_dlq_commands, run_dlq
 from common.health import Heartbeat, serve_health
 from common.logging import configure_logging
@@ -62,6 +65,12 @@ def rebuild(workers: int | None, progress: bool) -> int:
     finally:
         store.close()
     print(summary)
+    group = ProjectorSettings().PROJECTOR_GROUP_ID
+    with psycopg.connect(db.conninfo, autocommit=True) as conn, conn.cursor() as cur:
+        parked = len(parking.list_parked(cur, group))
+    if parked:
+        # The rebuild does not touch dead_letters (docs/read-side.md): they still need a replay.
+        print(f"{parked} parked message(s) remain: see `python -m projector dlq list`, then replay")
     return 0
 
 
