@@ -102,6 +102,11 @@ def test_a_poison_event_parks_its_task_in_order_until_fixed_and_replayed_while_o
         assert "NUL" in rows[0]["reason"] and "parked behind" in rows[1]["reason"]
         table = dlq(env, "projector", "list")
         assert "task.created" in table.stdout and "2 parked message(s)" in table.stdout
+        status = subprocess.run(
+            [sys.executable, "-m", "projector", "status", "--json"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        assert json.loads(status.stdout)["parked"] == 2
 
         # Not fixed yet: the replay still fails, says why, keeps both parked, exits non-zero.
         failed = dlq(env, "projector", "replay", "--aggregate", str(poisoned), "--no-progress")

@@ -267,3 +267,38 @@ def test_a_bug_is_retried_a_bounded_number_of_times_then_the_projector_halts_not
         thread.join(timeout=5)
         server.shutdown()
     assert not thread.is_alive()
+
+
+def test_a_batch_redelivered_after_a_crash_parks_nothing_twice_and_applies_nothing_twice() -> None:
+    h, user, task = History(), uuid4(), uuid4()
+    events: list[PublicEvent] = [
+        h.register(user),
+        h.create(user, task, "refused"),
+        h.rename(user, task, "later"),
+    ]
+    source = FakeSource(messages(events))
+    projector, projection, dead = make(source)
+    projection.refuse = lambda e: (
+        ProjectionError("no") if getattr(e, "title", "") == "refused" else None
+    )
+    projector.step()
+    first = dict(projection.parked)
+    source.messages = messages(events)  # the same offsets again: the Kafka commit was lost
+    projector.step()
+    assert projection.parked == first, "the first parking (kind, reason, time) is kept"
+    assert [d.kind.value for d in dead.sent] == ["poison", "parked"] * 2, (
+        "events.dlq: at least once"
+    )
+    assert len(projection.rows.users) == 1 and projector.counters.duplicates == 1
+
+
+def test_a_redelivered_event_from_before_the_parked_one_is_not_held_back() -> None:
+    from common.parking import Blockers
+
+    held = Blockers({"task": [("events", 0, 5)]})
+    assert held.head("task", ("events", 0, 3)) is None, "applied before the poison: a duplicate"
+    assert held.head("task", ("events", 0, 5)) == ("events", 0, 5), "the poison itself"
+    assert held.head("task", ("events", 0, 9)) == ("events", 0, 5)
+    assert held.head("task", ("events", 1, 0)) == ("events", 0, 5), "another partition: wait"
+    assert held.head("other", ("events", 0, 9)) is None
+    assert held.head(None, ("events", 0, 9)) is None
