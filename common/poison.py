@@ -6,9 +6,10 @@ Every failure is classified as one of three kinds:
   (pydantic ValidationError), the database refuses it as data (psycopg DataError/IntegrityError), a
   handler refuses it (PoisonError, e.g. a permanent SMTP refusal or an invalid recipient). Retrying
   cannot help: it is dead-lettered and parked with its aggregate's later events (common.parking).
-- TRANSIENT: a dependency is unavailable — PostgreSQL (OperationalError, InterfaceError; deadlocks
-  and serialization failures are OperationalErrors too), Kafka (retriable KafkaException), SMTP
-  (TransientError). Retried with capped exponential backoff, forever, never dead-lettered.
+- TRANSIENT: a dependency is unavailable — PostgreSQL (OperationalError, InterfaceError, from
+  psycopg or the event store library; deadlocks and serialization failures too), Kafka
+  (retriable KafkaException), SMTP (TransientError). Retried with capped exponential backoff,
+  forever, never dead-lettered.
 - BUG: anything else. Retried CONSUMER_BUG_RETRIES times (it may be a race), then the worker
   halts: it stops taking messages, commits nothing more and reports not-ready on /ready with the
   reason. A bug is never dead-lettered: it would dead-letter the whole stream.
@@ -22,6 +23,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import eventsourcing.persistence as es
 import psycopg
 from confluent_kafka import KafkaException
 from pydantic import ValidationError
@@ -52,7 +54,20 @@ class HaltedError(Exception):
 
 
 def classify(exc: BaseException) -> Kind:
-    """The policy: which kind of failure `exc` is."""
+    """The policy: which kind of failure `exc` is. A wrapper (e.g. the event store library's own
+    exceptions around psycopg's) is classified by what it wraps when it says nothing itself."""
+    kind = _classify_one(exc)
+    cause = exc.__cause__
+    if kind is Kind.BUG and cause is not None and cause is not exc:
+        return classify(cause)
+    return kind
+
+
+def _classify_one(exc: BaseException) -> Kind:
+    if isinstance(exc, es.OperationalError | es.InterfaceError):
+        return Kind.TRANSIENT  # the event store's pool/connection could not reach PostgreSQL
+    if isinstance(exc, es.DataError | es.IntegrityError):
+        return Kind.POISON
     if isinstance(exc, PoisonError | ValidationError | UnicodeDecodeError | json.JSONDecodeError):
         return Kind.POISON
     if isinstance(exc, psycopg.DataError | psycopg.IntegrityError):

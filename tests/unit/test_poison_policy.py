@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from uuid import uuid4
 
+import eventsourcing.persistence as es
 import psycopg
 import pytest
 from confluent_kafka import KafkaError, KafkaException
@@ -25,6 +26,11 @@ def validation_error() -> ValidationError:
     raise AssertionError("expected a ValidationError")
 
 
+def wrapped(outer: Exception, cause: Exception) -> Exception:
+    outer.__cause__ = cause
+    return outer
+
+
 @pytest.mark.parametrize(
     ("exc", "kind"),
     [
@@ -40,6 +46,12 @@ def validation_error() -> ValidationError:
         (psycopg.InterfaceError("connection closed"), Kind.TRANSIENT),
         (psycopg.errors.UndefinedTable(), Kind.TRANSIENT),
         (ConnectionError("reset"), Kind.TRANSIENT),
+        (es.OperationalError("the store's connection was lost"), Kind.TRANSIENT),
+        (es.ConnectionUnavailableError("pool exhausted"), Kind.TRANSIENT),
+        (es.InterfaceError("connection closed"), Kind.TRANSIENT),
+        (es.DataError("invalid"), Kind.POISON),
+        (wrapped(RuntimeError("a wrapper"), psycopg.OperationalError("down")), Kind.TRANSIENT),
+        (wrapped(RuntimeError("a wrapper"), KeyError("bug")), Kind.BUG),
         (KafkaException(KafkaError(KafkaError._TRANSPORT, retriable=True)), Kind.TRANSIENT),
         (KafkaException(KafkaError(KafkaError._FATAL, fatal=True)), Kind.BUG),
         (KafkaException(KafkaError(KafkaError._INVALID_ARG)), Kind.BUG),
