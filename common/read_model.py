@@ -10,6 +10,8 @@ keeps the two equal.
 - `user_positions`: per user, the highest store position applied (read-your-writes).
 - `projector_progress`: per Kafka partition, the last offset and store position applied; written in
   the same transaction as the rows, read by `python -m projector status`.
+- `dead_letters`: per consumer group (projector, mailer), the parked messages — a poison message and
+  the later messages of its aggregate — until `dlq replay` (common.parking; not rebuilt).
 """
 
 from __future__ import annotations
