@@ -84,7 +84,11 @@ def run_dlq(
         where = (args.topic, args.partition, args.offset)
         with conn.cursor() as cur:
             if args.dlq_command == "fix":
-                value = _read_value(args.value_file)
+                try:
+                    value = _read_value(args.value_file)
+                except OSError as e:
+                    print(f"cannot read the new value: {e}", file=sys.stderr)
+                    return 2
                 done = parking.set_value(cur, consumer, where, value)
             else:
                 done = parking.discard(cur, consumer, where)
