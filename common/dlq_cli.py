@@ -24,7 +24,6 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import psycopg
-from tqdm import tqdm
 
 from common import parking
 from common.dead_letters import DeadLetter
@@ -146,6 +145,8 @@ def _list(
 def _replay(
     conn: psycopg.Connection[Any], consumer: str, worker: Replayer, args: argparse.Namespace
 ) -> int:
+    from tqdm import tqdm  # only here: the services import this module at start-up
+
     with conn.cursor() as cur:
         rows = parking.list_parked(cur, consumer, None if args.all else args.aggregate)
     firsts: dict[str, parking.Parked] = {}

@@ -16,7 +16,6 @@ from common.logging import configure_logging
 from common.process import stop_on_signals
 from common.settings import HealthSettings, database_settings, kafka_settings, runtime_settings
 from mailer.main import build_mailer
-from mailer.replay import MailerReplayer
 from mailer.settings import MailerSettings
 
 
@@ -41,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging("mailer", runtime_settings().LOG_LEVEL)
     if args.command == "dlq":
+        from mailer.replay import MailerReplayer  # not needed by the service itself
+
         settings, db = MailerSettings(), database_settings()
         return run_dlq(
             args,
