@@ -71,7 +71,19 @@ def run_dlq(
     consumer: str,
     replayer: Callable[[], Replayer],
 ) -> int:
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    try:
+        return _run(args, conninfo, consumer, replayer)
+    except (psycopg.OperationalError, psycopg.InterfaceError) as e:
+        # PostgreSQL unreachable or lost mid-way: whatever was replayed is committed, the rest is
+        # still parked; running the command again carries on.
+        print(f"database unavailable: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(
+    args: argparse.Namespace, conninfo: str, consumer: str, replayer: Callable[[], Replayer]
+) -> int:
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
         if args.dlq_command == "list":
             return _list(conn, consumer, args.aggregate, args.json)
         if args.dlq_command == "replay":

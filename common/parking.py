@@ -115,10 +115,8 @@ class Parked:
 
 
 def _parked(row: tuple[Any, ...]) -> Parked:
-    (consumer, service, topic, partition, offset, aggregate, event_type, kind, key, value) = row[
-        :10
-    ]
-    headers, reason, failed_at, last_error = row[10:]
+    consumer, service, topic, partition, offset, aggregate, event_type, kind = row[:8]
+    key, value, headers, reason, failed_at, last_error = row[8:]
     letter = DeadLetter(
         consumer=consumer,
         service=service,

@@ -212,3 +212,13 @@ def test_parked_rows_survive_in_postgresql_with_their_original_headers(
         [["x", "MQ=="]],
         "poison",
     )
+
+
+def test_dlq_commands_without_a_database_say_so_in_one_line_and_exit_2(
+    db_settings: DatabaseSettings, kafka_settings: KafkaSettings
+) -> None:
+    nowhere = db_settings.model_copy(update={"POSTGRES_PORT": 23001})  # nothing listens there
+    env = projector_env(nowhere, kafka_settings, "projector")
+    done = dlq(env, "projector", "list")
+    assert done.returncode == 2
+    assert done.stderr.startswith("database unavailable:") and "Traceback" not in done.stderr
