@@ -1,14 +1,17 @@
 """The poison policy with real PostgreSQL and Kafka: a database that drops every connection is a
-transient failure — the relay and the projector recover by themselves and never halt."""
+transient failure (the relay and the projector recover by themselves and never halt); a stored
+event the relay cannot translate is a bug (it halts before it, then resumes there once fixed)."""
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import psycopg
 import pytest
 
+from common.events import TaskRenamed
 from common.settings import DatabaseSettings, KafkaSettings
 from tests.support.read_side import (
     fold,
@@ -16,6 +19,7 @@ from tests.support.read_side import (
     running_projector,
     store_events,
     wait_for_tables,
+    wait_until,
 )
 from tests.support.system import running_relay, store_for
 
@@ -60,3 +64,43 @@ def test_dropped_database_connections_are_transient_and_no_worker_halts(
         assert "relay interrupted, retrying" in warnings, "the relay did hit the drops"
         assert relay.heartbeat.halted is None and relay.heartbeat.readiness().ready
         assert projector.heartbeat.halted is None and projector.heartbeat.readiness().ready
+
+
+def test_the_relay_halts_before_an_event_it_cannot_translate_and_resumes_there_once_fixed(
+    db_settings: DatabaseSettings, kafka_settings: KafkaSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import event_store.relay as relay_module
+    from event_store.public import PUBLIC_TOPICS
+    from event_store.public import to_public as translate
+    from tests.support.infra import consume_events
+
+    def broken(mapper: Any, notification: Any) -> Any:
+        event = translate(mapper, notification)
+        if isinstance(event, TaskRenamed):  # a translation bug for one event type
+            raise KeyError("no translation for the renamed title")
+        return event
+
+    monkeypatch.setattr(relay_module, "to_public", broken)
+    with store_for(db_settings) as store:
+        user = store.register_user("ada@example.com", "hash").aggregate.id
+        task = store.create_task(user, "first").aggregate.id
+        store.update_task(user, task, title="renamed")
+        store.create_task(user, "after the rename")
+        with running_relay(store, db_settings, kafka_settings) as relay:
+            wait_until(lambda: relay.heartbeat.halted is not None, 60, "the relay to halt")
+            reason = relay.heartbeat.readiness().reason
+            published = relay.published
+        assert reason is not None and "KeyError" in reason and "no translation" in reason
+        assert published == 0, "the batch holding the bad event is not published at all"
+
+        monkeypatch.setattr(relay_module, "to_public", translate)  # the fix, deployed
+        with running_relay(store, db_settings, kafka_settings):
+            expected = {
+                n.id for n in store.recorder.select_notifications(1, 100, topics=PUBLIC_TOPICS)
+            }
+            events = consume_events(
+                kafka_settings, until=lambda es: expected <= {e.position for e in es}
+            )
+    positions = [e.position for e in events]
+    assert set(positions) == expected and positions == sorted(positions), "nothing skipped"
+    assert [e.type for e in events].count("task.renamed") == 1
