@@ -4,10 +4,12 @@ a tiny HTTP server on its own port answering `GET /health` (the process is alive
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,7 @@ class Heartbeat:
         self._stale_after = stale_after
         self._clock = clock
         self._last = clock()
+        self._halted: str | None = None
 
     def beat(self) -> None:
         self._last = self._clock()
@@ -30,12 +33,37 @@ class Heartbeat:
     def fresh(self) -> bool:
         return self._clock() - self._last < self._stale_after
 
+    def halt(self, reason: str) -> None:
+        """The loop stopped taking work on purpose (a bug it will not skip): not ready, for good,
+        with `reason` in the /ready body, until an operator restarts the process."""
+        self._halted = reason
+
+    @property
+    def halted(self) -> str | None:
+        return self._halted
+
+    def readiness(self) -> Readiness:
+        if (reason := self.halted) is not None:
+            return Readiness(False, reason)
+        if not self.fresh():
+            return Readiness(False, f"main loop has not turned for {self._stale_after:g}s")
+        return Readiness(True)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """/ready's answer: ready or not, and why not (in the JSON body)."""
+
+    ready: bool
+    reason: str | None = None
+
 
 def serve_health(
-    host: str, port: int, is_ready: Callable[[], bool], service: str
+    host: str, port: int, is_ready: Callable[[], bool | Readiness], service: str
 ) -> ThreadingHTTPServer | None:
     """Serve /health and /ready in a daemon thread; None when port is 0 or already taken (a
-    second worker on one host: it runs on, unprobed, and says so in its log)."""
+    second worker on one host: it runs on, unprobed, and says so in its log). `is_ready` answers
+    a bool, or a Readiness whose reason goes into the 503 body."""
     if port == 0:
         return None
 
@@ -45,13 +73,17 @@ def serve_health(
                 self._answer(200, b'{"status":"ok"}')
             elif self.path == "/ready":
                 try:
-                    ready = is_ready()
+                    answer = is_ready()
                 except Exception:
-                    ready = False
-                if ready:
+                    answer = Readiness(False, "readiness check failed")
+                state = answer if isinstance(answer, Readiness) else Readiness(answer)
+                if state.ready:
                     self._answer(200, b'{"status":"ready"}')
                 else:
-                    self._answer(503, b'{"status":"unavailable"}')
+                    body: dict[str, str] = {"status": "unavailable"}
+                    if state.reason:
+                        body["reason"] = state.reason
+                    self._answer(503, json.dumps(body).encode())
             else:
                 self._answer(404, b'{"detail":"Not Found"}')
 

@@ -10,6 +10,8 @@ keeps the two equal.
 - `user_positions`: per user, the highest store position applied (read-your-writes).
 - `projector_progress`: per Kafka partition, the last offset and store position applied; written in
   the same transaction as the rows, read by `python -m projector status`.
+- `dead_letters`: per consumer group (projector, mailer), the parked messages — a poison message and
+  the later messages of its aggregate — until `dlq replay` (common.parking; not rebuilt).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -32,6 +35,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 # Deterministic constraint names, so migrations, the rebuild's table copies and the swap agree.
 NAMING_CONVENTION = {
@@ -118,6 +122,29 @@ projector_progress = Table(
     Column("offset", BigInteger, nullable=False),
     Column("position", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Sequenced dead letters (common.parking): per consumer group, the messages parked behind a poison
+# message of their aggregate, in (topic, partition, offset) order, until `dlq replay` applies them.
+# Not rebuilt: it is about Kafka messages, not the store (see docs/runbooks/dead-letters.md).
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("consumer", Text, primary_key=True),
+    Column("topic", Text, primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("offset", BigInteger, primary_key=True),
+    Column("service", Text, nullable=False),
+    Column("aggregate_id", Text, nullable=True),
+    Column("event_type", Text, nullable=True),
+    Column("kind", Text, nullable=False),
+    Column("key", LargeBinary, nullable=True),
+    Column("value", LargeBinary, nullable=True),
+    Column("headers", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("reason", Text, nullable=False),
+    Column("failed_at", DateTime(timezone=True), nullable=False),
+    Column("last_replay_error", Text, nullable=True),
+    Index("ix_dead_letters_consumer_aggregate_id", "consumer", "aggregate_id"),
 )
 
 # The tables the rebuild replaces wholesale (projector_progress is about Kafka, not the store).

@@ -147,3 +147,14 @@ def kafka_settings() -> KafkaSettings:
 @lru_cache
 def auth_settings() -> AuthSettings:
     return AuthSettings()
+
+
+class ConsumerSettings(AppSettings):
+    """The poison policy's knobs (common.poison), shared by the relay, projector and mailer."""
+
+    # An unexpected exception (a bug) is retried this many times, then the worker stops taking
+    # messages and reports not-ready with the reason, until an operator restarts it.
+    CONSUMER_BUG_RETRIES: int = Field(default=5, ge=0, le=1000)
+    # Capped exponential backoff between retries (transient failures: forever; bugs: bounded).
+    CONSUMER_RETRY_INITIAL_SECONDS: float = Field(default=0.1, gt=0, le=60)
+    CONSUMER_RETRY_MAX_SECONDS: float = Field(default=5.0, gt=0, le=600)

@@ -24,7 +24,7 @@ def run_relay() -> None:
     publisher = KafkaPublisher(kafka_settings())
     health = HealthSettings()
     relay = Relay(store, publisher, db, RelaySettings(), Heartbeat(health.HEALTH_STALE_SECONDS))
-    serve_health(health.HEALTH_HOST, health.RELAY_HEALTH_PORT, relay.heartbeat.fresh, "relay")
+    serve_health(health.HEALTH_HOST, health.RELAY_HEALTH_PORT, relay.heartbeat.readiness, "relay")
 
     stop_on_signals(relay.stop)
     try:

@@ -7,6 +7,13 @@
 - Wakes on the store's LISTEN/NOTIFY channel, and also polls on a timer in case that connection
   dies. While Kafka is down it keeps retrying the same batch; commands keep succeeding meanwhile.
 - A Postgres advisory lock makes extra relay replicas wait as hot standbys instead of racing.
+- Failures follow the shared poison policy (common.poison) with one difference: the relay never
+  dead-letters. The store holds only events our own domain wrote, in an order consumers rely on
+  (per-aggregate versions), so a stored event that cannot be read or translated to the public
+  contract is OUR bug, not bad input: skipping it would leave a hole in every consumer. TRANSIENT
+  failures (PostgreSQL, Kafka) are retried with capped backoff forever; anything else (POISON or
+  BUG) is retried CONSUMER_BUG_RETRIES times, then the relay halts: it publishes nothing more and
+  /ready answers 503 with the reason, until the code is fixed and the relay restarted.
 """
 
 from __future__ import annotations
@@ -18,14 +25,15 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import psycopg
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, Producer
 from eventsourcing.persistence import Notification
 from psycopg import sql
 
 from common.events import PublicEvent, encode_event
 from common.health import Heartbeat
 from common.kafka import producer_config
-from common.settings import DatabaseSettings, KafkaSettings, RelaySettings
+from common.poison import Backoff, BugBudget, HaltedError, Kind, TransientError, classify, describe
+from common.settings import ConsumerSettings, DatabaseSettings, KafkaSettings, RelaySettings
 from event_store.application import TodoStore
 from event_store.public import PUBLIC_TOPICS, to_public
 
@@ -34,8 +42,8 @@ log = logging.getLogger(__name__)
 _ADVISORY_LOCK_KEY = 0x7E1A7  # arbitrary, constant: "the relay"
 
 
-class PublishError(Exception):
-    pass
+class PublishError(TransientError):
+    """Kafka did not acknowledge the batch: transient, the same batch is published again."""
 
 
 class Publisher(Protocol):
@@ -131,9 +139,13 @@ class Relay:
         db: DatabaseSettings,
         settings: RelaySettings,
         heartbeat: Heartbeat | None = None,
+        policy: ConsumerSettings | None = None,
     ) -> None:
         self._store = store
         self.heartbeat = heartbeat or Heartbeat()
+        policy = policy or ConsumerSettings()
+        self._backoff = Backoff.from_settings(policy)
+        self._budget = BugBudget(policy.CONSUMER_BUG_RETRIES, lambda r: self.heartbeat.halt(r))
         self._publisher = publisher
         self._db = db
         self._settings = settings
@@ -151,21 +163,23 @@ class Relay:
         return str(recorder.channel_name)
 
     def run(self) -> None:
-        """Run until stop(); survives Postgres and Kafka outages by retrying with backoff."""
-        backoff = 0.2
+        """Run until stop(); survives Postgres and Kafka outages by retrying with backoff; halts
+        (alive, not ready, publishing nothing) on a failure that outlasts its retries."""
         while not self._stop.is_set():
             try:
                 self._run_as_leader()
-                backoff = 0.2
-            except (psycopg.Error, PublishError, KafkaException) as e:
-                log.warning("relay interrupted, retrying", extra={"error": str(e)})
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-            except Exception:
-                # Unexpected (a bug, an event that cannot be translated): never skip an event,
-                # keep retrying from the checkpoint so an operator sees it in the logs and fixes it.
-                log.exception("relay failed unexpectedly, retrying")
-                self._stop.wait(5.0)
+                self._backoff.reset()
+            except Exception as e:
+                if classify(e) is Kind.TRANSIENT:
+                    log.warning("relay interrupted, retrying", extra={"error": describe(e)})
+                else:
+                    # Never skip a stored event (see the module doc): retry, then halt.
+                    try:
+                        self._budget.failed(e, f"relaying after position {self.position}")
+                    except HaltedError:
+                        self._stop.wait()
+                        return
+                self._stop.wait(self._backoff.next_delay())
 
     def _run_as_leader(self) -> None:
         conninfo = self._db.conninfo
@@ -201,6 +215,7 @@ class Relay:
         self._publisher.publish(events, self._stop.is_set)
         self.position = notifications[-1].id
         checkpoint.save(self.position)
+        self._budget.succeeded()
         self.published += len(events)
         log.debug("relayed batch", extra={"count": len(events), "position": self.position})
         return len(notifications) < limit

@@ -1,29 +1,55 @@
-"""`python -m mailer` runs the digest mailer until SIGINT/SIGTERM."""
+"""`python -m mailer` runs the digest mailer until SIGINT/SIGTERM.
+
+python -m mailer                                 # consume digests and email them
+python -m mailer dlq list|replay|fix|discard     # parked digests (docs/runbooks/dead-letters.md)
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
 import threading
 
+from common.dlq_cli import add_dlq_commands, run_dlq
 from common.health import Heartbeat, serve_health
 from common.logging import configure_logging
 from common.process import stop_on_signals
 from common.settings import HealthSettings, database_settings, kafka_settings, runtime_settings
-from mailer.service import build_mailer
+from mailer.main import build_mailer
 from mailer.settings import MailerSettings
 
 
-def main() -> int:
-    configure_logging("mailer", runtime_settings().LOG_LEVEL)
+def consume() -> int:
     stop = threading.Event()
-
     stop_on_signals(stop.set)
     mailer = build_mailer(MailerSettings(), database_settings(), kafka_settings(), stop)
     health = HealthSettings()
     mailer.heartbeat = Heartbeat(health.HEALTH_STALE_SECONDS)
-    serve_health(health.HEALTH_HOST, health.MAILER_HEALTH_PORT, mailer.heartbeat.fresh, "mailer")
+    serve_health(
+        health.HEALTH_HOST, health.MAILER_HEALTH_PORT, mailer.heartbeat.readiness, "mailer"
+    )
     mailer.run_forever()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mailer", description="Digest emails.")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("consume", help="email the digests from Kafka, forever (the default)")
+    add_dlq_commands(sub)
+    args = parser.parse_args(argv)
+    configure_logging("mailer", runtime_settings().LOG_LEVEL)
+    if args.command == "dlq":
+        from mailer.replay import MailerReplayer  # not needed by the service itself
+
+        settings, db = MailerSettings(), database_settings()
+        return run_dlq(
+            args,
+            db.conninfo,
+            settings.MAILER_GROUP_ID,
+            lambda: MailerReplayer(settings, db, kafka_settings()),
+        )
+    return consume()
 
 
 if __name__ == "__main__":

@@ -28,6 +28,10 @@ class Incoming:
             headers={k: v for k, v in (msg.headers() or []) if v is not None},
         )
 
+    @property
+    def where(self) -> tuple[str, int, int]:
+        return self.topic, self.partition, self.offset
+
     def header(self, name: str) -> str | None:
         value = self.headers.get(name)
         return value.decode(errors="replace") if value is not None else None

@@ -2,17 +2,23 @@
 `email.daily_digest.requested`.
 
 Per polled batch:
-1. decode; other event types are skipped from their `type` header without decoding; undecodable
-   messages are skipped with a warning (dead-lettering them is the projector's job);
-2. ONE query: which digest event ids are already in processed_events (a redelivery) → skipped;
-3. for each new digest, in order: render, send on the reused SMTP connection, then INSERT its id
-   into processed_events (one round trip, so the unrecorded window is one email wide);
-   a permanent refusal goes to the dead-letter topic and is recorded as processed too;
+1. decode; other event types are skipped from their `type` header without decoding; a digest
+   message (or one of unknown type) that cannot be decoded is POISON (common.poison);
+2. two queries: which digest event ids are already in processed_events (a redelivery → skipped)
+   and which digests have messages parked in dead_letters (common.parking);
+3. for each message, in order: poison, or a digest parked behind an earlier one, is parked and
+   sent to events.dlq (one envelope for everyone, common.dead_letters); a new digest is rendered,
+   sent on the reused SMTP connection, then its id INSERTed into processed_events (one round trip,
+   so the unrecorded window is one email wide); a permanent refusal or an invalid recipient is
+   POISON: parked, not recorded, so `python -m mailer dlq replay` can send it after a fix;
 4. commit the batch's offsets, synchronously.
 
-A transient SMTP failure that outlasts MAILER_SEND_ATTEMPTS stops the batch: what was handled is
-committed, every partition is rewound to its first unhandled message, and the next poll retries
-(backoff kept), forever. Nothing is committed before its email is sent and recorded.
+A TRANSIENT failure (SMTP after MAILER_SEND_ATTEMPTS, PostgreSQL, Kafka) stops the batch: what was
+handled is committed, every partition is rewound to its first unhandled message, and the next poll
+retries (backoff kept), forever. A BUG (any other exception) is retried the same way
+CONSUMER_BUG_RETRIES times, then the mailer halts: no more messages, nothing more committed,
+/ready answers 503 with the reason. Nothing is committed before its email is sent and recorded
+or its message parked.
 """
 
 from __future__ import annotations
@@ -21,81 +27,35 @@ import asyncio
 import logging
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from email.message import Message
-from enum import Enum
-from typing import Any, Protocol
-from uuid import UUID
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-from pydantic import ValidationError
+from confluent_kafka import KafkaException, TopicPartition
 
-from common.events import DailyDigestRequested, PublicEvent, decode_event
+from common import parking
+from common.dead_letters import DeadLetter
+from common.events import DailyDigestRequested, decode_event
 from common.health import Heartbeat
-from common.kafka import consumer_config
-from common.settings import DatabaseSettings, KafkaSettings
+from common.poison import BugBudget, HaltedError, Kind, PoisonError, classify, describe
 from mailer.compose import DigestComposer, InvalidRecipientError
-from mailer.dead_letters import KafkaDeadLetters
 from mailer.incoming import Incoming
-from mailer.processed import ProcessedEvents
+from mailer.ports import (
+    BatchResult,
+    Counters,
+    DeadLetters,
+    Parking,
+    ProcessedStore,
+    RetryLaterError,
+    Sender,
+    SmtpUnavailableError,
+    Work,
+    decode,
+    first_offsets,
+)
 from mailer.settings import FaultPoint, MailerSettings
-from mailer.smtp import Permanent, SendOutcome, SmtpSender, Transient, sleep_unless
+from mailer.smtp import Permanent, Transient, sleep_unless
 
 log = logging.getLogger(__name__)
-
-DIGEST_TYPE = "email.daily_digest.requested"
-TopicPartitionKey = tuple[str, int]
-
-
-class Sender(Protocol):
-    async def send(self, message: Message) -> SendOutcome: ...
-
-    async def close(self) -> None: ...
-
-
-class ProcessedStore(Protocol):
-    async def seen(self, event_ids: Sequence[UUID]) -> set[UUID]: ...
-
-    async def record(self, event_id: UUID) -> None: ...
-
-    async def close(self) -> None: ...
-
-
-class DeadLetters(Protocol):
-    async def send(self, message: Incoming, reason: str, code: int | None) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class Handled(Enum):
-    SENT = "sent"
-    DEAD_LETTERED = "dead_lettered"
-    RETRY = "retry"  # not finished with: keep it (rewind, do not commit)
-
-
-Handler = Callable[[Incoming, Any], Awaitable[Handled]]
-
-
-@dataclass
-class BatchResult:
-    """Offsets to commit (next offset per partition) and partitions to rewind."""
-
-    commit: dict[TopicPartitionKey, int] = field(default_factory=dict)
-    rewind: dict[TopicPartitionKey, int] = field(default_factory=dict)
-    sent: int = 0
-    duplicates: int = 0
-    dead_lettered: int = 0
-    ignored: int = 0
-
-
-@dataclass
-class Counters:
-    sent: int = 0
-    duplicates: int = 0
-    dead_lettered: int = 0
-    ignored: int = 0
-    batches: int = 0
 
 
 class Mailer:
@@ -105,24 +65,28 @@ class Mailer:
         *,
         sender: Sender,
         processed: ProcessedStore,
+        parking: Parking,
         dead_letters: DeadLetters,
         composer: DigestComposer,
         consumer_factory: Callable[[], Any] | None = None,
         topic: str = "events",
+        group: str = "mailer",
+        bug_retries: int = 5,
         stop_flag: threading.Event | None = None,
     ) -> None:
         self._settings = settings
         self._sender = sender
         self._processed = processed
+        self._parking = parking
         self._dead_letters = dead_letters
         self._composer = composer
         self._consumer_factory = consumer_factory
         self._topic = topic
+        self._group = group
         self._stop = stop_flag or threading.Event()
         self.counters = Counters()
         self.heartbeat = Heartbeat()
-        # The type → handler map: everything else on the topic is not the mailer's business.
-        self._handlers: dict[str, Handler] = {DIGEST_TYPE: self._handle_digest}
+        self._budget = BugBudget(bug_retries, lambda reason: self.heartbeat.halt(reason))
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -148,12 +112,23 @@ class Mailer:
                 messages = [Incoming.from_kafka(m) for m in raw if self._usable(m)]
                 if messages:
                     await self._handle_polled(consumer, messages)
-        finally:
+        except HaltedError:
+            # Alive and not ready (reason on /ready) until an operator restarts us; nothing more
+            # is committed, and leaving the group hands our partitions to the other members.
             await asyncio.to_thread(consumer.close)
-            await self._sender.close()
-            await self._processed.close()
-            self._dead_letters.close()
+            consumer = None
+            await sleep_unless(float("inf"), self._stop.is_set)
+        finally:
+            if consumer is not None:
+                await asyncio.to_thread(consumer.close)
+            await self.close()
             log.info("mailer stopped", extra=vars(self.counters))
+
+    async def close(self) -> None:
+        await self._sender.close()
+        await self._processed.close()
+        await self._parking.close()
+        self._dead_letters.close()
 
     async def _handle_polled(self, consumer: Any, messages: list[Incoming]) -> None:
         result = await self.process_batch(messages)
@@ -165,7 +140,7 @@ class Mailer:
                 await asyncio.to_thread(consumer.commit, offsets=offsets, asynchronous=False)
             except KafkaException as e:
                 # E.g. a rebalance took the partition away: whoever gets it skips what we
-                # recorded in processed_events, so this is harmless.
+                # recorded in processed_events and dead_letters, so this is harmless.
                 log.warning("offset commit failed", extra={"error": str(e)})
         for (topic, partition), offset in result.rewind.items():
             try:
@@ -197,44 +172,42 @@ class Mailer:
     # --- one polled batch --------------------------------------------------------------------
 
     async def process_batch(self, batch: Sequence[Incoming]) -> BatchResult:
-        """Handle a polled batch in order. Pure of Kafka: the caller commits/rewinds."""
+        """Handle a polled batch in order. Pure of Kafka: the caller commits/rewinds. Raises
+        HaltedError once a bug has outlasted its retries."""
         result = BatchResult()
-        work: list[tuple[Incoming, PublicEvent | None, Handler | None]] = []
-        for message in batch:
-            event = self._decode(message)
-            handler = self._handlers.get(event.type) if event is not None else None
-            work.append((message, event, handler))
+        work = [decode(message) for message in batch]
         try:
-            seen = await self._processed.seen(
-                [e.event_id for _, e, h in work if h is not None and e is not None]
-            )
-        except Exception:
-            log.exception("could not check processed events; will retry the batch")
-            result.rewind = _first_offsets(batch)
+            seen = await self._processed.seen([w.event.event_id for w in work if w.event])
+            held = await self._parking.blockers([w.aggregate_id for w in work if w.aggregate_id])
+        except Exception as e:
+            self._failed(e, "checking processed and parked digests")
+            result.rewind = first_offsets(batch)
             return result
-        for index, (message, event, handler) in enumerate(work):
-            if handler is None or event is None:
-                result.ignored += 1
-            elif event.event_id in seen:
-                result.duplicates += 1
-                log.info("duplicate digest skipped", extra={"event_id": str(event.event_id)})
-            else:
-                try:
-                    handled = await handler(message, event)
-                except Exception:
-                    log.exception(
-                        "digest handling failed; will retry",
-                        extra={"event_id": str(event.event_id)},
-                    )
-                    handled = Handled.RETRY
-                if handled is Handled.RETRY:
-                    result.rewind = _first_offsets(batch[index:])
-                    break
-                if handled is Handled.SENT:
-                    result.sent += 1
-                else:
+        for index, item in enumerate(work):
+            message = item.message
+            try:
+                if not item.ours:
+                    result.ignored += 1
+                elif item.poison is not None:
+                    await self._park(item.letter(self._group, f"undecodable: {item.poison}"), held)
                     result.dead_lettered += 1
-                seen.add(event.event_id)
+                elif head := held.head(item.aggregate_id, message.where):
+                    await self._park(item.letter(self._group, "").parked_behind(head), held)
+                    result.dead_lettered += 1
+                elif item.event is not None and item.event.event_id in seen:
+                    result.duplicates += 1
+                    log.info(
+                        "duplicate digest skipped", extra={"event_id": str(item.event.event_id)}
+                    )
+                elif item.event is not None:
+                    if await self._handle_digest(item, held):
+                        result.sent += 1
+                    else:
+                        result.dead_lettered += 1
+                    seen.add(item.event.event_id)
+            except RetryLaterError:
+                result.rewind = first_offsets(batch[index:])
+                break
             result.commit[(message.topic, message.partition)] = message.offset + 1
         self.counters.batches += 1
         self.counters.sent += result.sent
@@ -243,54 +216,73 @@ class Mailer:
         self.counters.ignored += result.ignored
         return result
 
-    def _decode(self, message: Incoming) -> PublicEvent | None:
-        declared = message.header("type")
-        if declared is not None and declared not in self._handlers:
-            return None  # not ours: no need to parse it
-        if message.value is None:
-            return None
+    async def _park(self, letter: DeadLetter, held: parking.Blockers) -> None:
+        """Park durably (dead_letters), then publish to events.dlq; RetryLaterError if either
+        fails (it is retried with the batch)."""
         try:
-            return decode_event(message.value)
-        except (ValidationError, ValueError) as e:
-            log.warning(
-                "undecodable message skipped",
-                extra={
-                    "topic": message.topic,
-                    "partition": message.partition,
-                    "offset": message.offset,
-                    "error": str(e)[:500],
-                },
-            )
-            return None
+            stored = await self._parking.park([letter])
+            await asyncio.to_thread(self._dead_letters.send, stored)
+        except Exception as e:
+            self._failed(e, "parking a digest")
+            raise RetryLaterError from e
+        held.add(letter.aggregate_id, letter.where)
+        log.warning(
+            "digest message parked",
+            extra={"offset": letter.offset, "kind": letter.kind.value, "reason": letter.reason},
+        )
+
+    def _failed(self, e: Exception, what: str) -> None:
+        """The policy for a failure that is not the message's fault: TRANSIENT is logged (the
+        batch is rewound and retried); a BUG spends the budget (HaltedError once spent)."""
+        if classify(e) is Kind.BUG:
+            self._budget.failed(e, what)
+        else:
+            log.warning(f"{what} failed; will retry", extra={"error": describe(e)})
 
     # --- the digest handler ------------------------------------------------------------------
 
-    async def _handle_digest(self, message: Incoming, event: DailyDigestRequested) -> Handled:
-        """Sent or dead-lettered, and recorded; or RETRY (nothing recorded) on transient trouble."""
-        outcome: SendOutcome
+    async def _handle_digest(self, item: Work, held: parking.Blockers) -> bool:
+        """True once sent and recorded; False once parked (POISON); RetryLaterError otherwise."""
+        assert item.event is not None
+        ids = {"event_id": str(item.event.event_id), "digest_id": str(item.event.digest_id)}
+        try:
+            await self.deliver(item.event)
+        except Exception as e:
+            if classify(e) is not Kind.POISON:
+                log.warning("digest not sent yet", extra={**ids, "reason": describe(e)})
+                self._failed(e, "sending a digest")
+                raise RetryLaterError from e
+            await self._park(item.letter(self._group, describe(e)), held)
+            return False
+        self._budget.succeeded()
+        return True
+
+    async def replay(self, value: bytes | None) -> bool:
+        """`dlq replay`: deliver a parked digest message the live way; False if it had already
+        been delivered (idempotent). Raises what the live path would park or retry on."""
+        event = decode_event(value or b"")
+        if not isinstance(event, DailyDigestRequested):
+            raise PoisonError(f"not a digest event: {event.type}")
+        if await self._processed.seen([event.event_id]):
+            return False
+        await self.deliver(event)
+        return True
+
+    async def deliver(self, event: DailyDigestRequested) -> None:
+        """Compose, send and record one digest (also `dlq replay`'s way to send). Raises
+        PoisonError for a permanent refusal, TransientError-like failures otherwise."""
         try:
             email = self._composer.compose(event)
         except InvalidRecipientError as e:
-            outcome = Permanent(f"invalid recipient address: {e}")
-        else:
-            outcome = await self._sender.send(email)
-        ids = {"event_id": str(event.event_id), "digest_id": str(event.digest_id)}
-        if isinstance(outcome, Transient):
-            log.warning("digest not sent yet", extra={**ids, "reason": outcome.reason})
-            return Handled.RETRY
+            raise PoisonError(f"invalid recipient address: {e}") from e
+        outcome = await self._sender.send(email)
         if isinstance(outcome, Permanent):
-            await self._dead_letters.send(message, outcome.reason, outcome.code)
-            log.warning(
-                "digest refused permanently; dead-lettered",
-                extra={**ids, "reason": outcome.reason, "code": outcome.code},
-            )
-            handled = Handled.DEAD_LETTERED
-        else:
-            log.debug("digest sent", extra=ids)
-            await self._fault("after_send")
-            handled = Handled.SENT
+            code = f" (SMTP {outcome.code})" if outcome.code else ""
+            raise PoisonError(f"refused permanently{code}: {outcome.reason}")
+        if isinstance(outcome, Transient):
+            raise SmtpUnavailableError(outcome.reason)
+        await self._fault("after_send")
         await self._processed.record(event.event_id)
-        return handled
 
     async def _fault(self, point: FaultPoint) -> None:
         """TEST-ONLY (MAILER_FAULT_PAUSE): freeze here so a test can SIGKILL the process."""
@@ -299,36 +291,3 @@ class Mailer:
         log.warning("fault injection: paused", extra={"fault_point": point})
         sys.stderr.flush()
         await asyncio.Event().wait()  # forever
-
-
-def _first_offsets(messages: Sequence[Incoming]) -> dict[TopicPartitionKey, int]:
-    first: dict[TopicPartitionKey, int] = {}
-    for m in messages:
-        first.setdefault((m.topic, m.partition), m.offset)
-    return first
-
-
-def build_mailer(
-    settings: MailerSettings,
-    db: DatabaseSettings,
-    kafka: KafkaSettings,
-    stop_flag: threading.Event | None = None,
-) -> Mailer:
-    stop = stop_flag or threading.Event()
-    overrides: dict[str, Any] = {}
-    if settings.MAILER_INSTANCE_ID:
-        overrides["group.instance.id"] = settings.MAILER_INSTANCE_ID
-
-    def consumer() -> Consumer:
-        return Consumer(consumer_config(kafka, settings.MAILER_GROUP_ID, **overrides))
-
-    return Mailer(
-        settings,
-        sender=SmtpSender(settings, stop.is_set),
-        processed=ProcessedEvents(db.conninfo, stop.is_set),
-        dead_letters=KafkaDeadLetters(kafka),
-        composer=DigestComposer(settings),
-        consumer_factory=consumer,
-        topic=kafka.KAFKA_TOPIC,
-        stop_flag=stop,
-    )

@@ -7,8 +7,9 @@ and the rebuild (rows folded while replaying the store), so both build exactly t
 Idempotency: every row keeps the aggregate `version` of the last event applied. An event is applied
 only if it is the creation of an absent row, or exactly the next version of the row. Anything else
 is a duplicate or an old event (skipped) or a gap (an earlier event is missing: skipped and
-logged; `python -m projector rebuild` repairs it). The per-user position is recorded for every
-event, applied or not, as the greatest position seen.
+logged; `python -m projector rebuild` repairs it). An event refused for good (ProjectionError) is
+parked by the live projector, and later events of its aggregate with it (no gaps from that).
+The per-user position is recorded for every event, applied or not, as the greatest seen.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from common.events import (
     TaskReopened,
     UserRegistered,
 )
+from common.poison import PoisonError
 
 
-class ProjectionError(Exception):
-    """The event cannot be applied (it contradicts the read model); it goes to the dead letters."""
+class ProjectionError(PoisonError):
+    """The event cannot be applied (it contradicts the read model): poison, so it is parked with
+    its aggregate's later events (common.poison, common.parking)."""
 
 
 class Outcome(enum.Enum):

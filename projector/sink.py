@@ -1,14 +1,18 @@
-"""The live projection: applies a batch of events to the read tables in one transaction."""
+"""The live projection: applies a batch of events to the read tables in one transaction, parking
+(common.parking) in that same transaction the poison messages and every event of an aggregate that
+already has one parked, so rows, progress and parked messages commit or vanish together."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
+from common import parking
+from common.dead_letters import DeadLetter, Headers, LetterKind, sequence_id
 from common.events import PublicEvent
 from projector.db import (
     LIVE,
@@ -32,6 +36,29 @@ class Delivered:
     topic: str
     partition: int
     offset: int
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: Headers = ()
+
+    @property
+    def where(self) -> tuple[str, int, int]:
+        return self.topic, self.partition, self.offset
+
+    def letter(self, consumer: str, reason: str, kind: LetterKind) -> DeadLetter:
+        return DeadLetter(
+            consumer=consumer,
+            service="projector",
+            topic=self.topic,
+            partition=self.partition,
+            offset=self.offset,
+            key=self.key,
+            value=self.value,
+            reason=reason,
+            kind=kind,
+            aggregate_id=sequence_id(self.event),
+            event_type=self.event.type,
+            headers=self.headers,
+        )
 
 
 @dataclass(frozen=True)
@@ -39,29 +66,36 @@ class BatchResult:
     applied: int
     duplicates: int
     gaps: int
+    parked: list[DeadLetter] = field(default_factory=list)  # as stored, for events.dlq
 
 
 class PostgresProjection:
     """One transaction per batch: shared projection lock, rows loaded FOR UPDATE, handlers, the
     changed rows, per-user positions and per-partition progress written, NOTIFY on commit."""
 
-    def __init__(self, conninfo: str, tables: TableNames = LIVE) -> None:
+    def __init__(self, conninfo: str, consumer: str, tables: TableNames = LIVE) -> None:
         self._conninfo = conninfo
+        self._consumer = consumer
         self._tables = tables
         self._conn: psycopg.Connection[Any] | None = None
 
-    def apply(self, batch: Sequence[Delivered]) -> BatchResult:
+    def apply(self, batch: Sequence[Delivered], poison: Sequence[DeadLetter] = ()) -> BatchResult:
+        """Apply `batch` and park `poison` (and whatever must wait behind it), atomically."""
         conn = self._connection()
         try:
             with conn.transaction(), conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (PROJECTION_LOCK_KEY,))
-                events = [d.event for d in batch]
-                user_ids, task_ids = referenced_ids(events)
+                ids = [sequence_id(d.event) for d in batch]
+                ids += [p.aggregate_id for p in poison if p.aggregate_id]
+                held = parking.blockers(cur, self._consumer, ids)
+                to_apply, to_park = sort_out(self._consumer, batch, poison, held)
+                user_ids, task_ids = referenced_ids(d.event for d in to_apply)
                 rows = load_rows(cur, self._tables, user_ids, task_ids, for_update=True)
-                for event in events:
-                    apply_event(rows, event)
+                for delivered in to_apply:
+                    apply_event(rows, delivered.event)
                 save_rows(cur, self._tables, rows)
-                save_progress(cur, _progress(batch))
+                parked = parking.park(cur, to_park)
+                save_progress(cur, _progress(batch, poison))
                 notify_progress(cur, rows.positions)
         except (psycopg.OperationalError, psycopg.InterfaceError):
             self.close()  # the connection may be broken: start afresh on the next attempt
@@ -69,9 +103,10 @@ class PostgresProjection:
         if rows.gaps:
             log.warning("events skipped: an earlier event is missing", extra={"gaps": rows.gaps})
         return BatchResult(
-            applied=len(batch) - rows.duplicates - rows.gaps,
+            applied=len(to_apply) - rows.duplicates - rows.gaps,
             duplicates=rows.duplicates,
             gaps=rows.gaps,
+            parked=parked,
         )
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -85,10 +120,36 @@ class PostgresProjection:
             self._conn = None
 
 
-def _progress(batch: Sequence[Delivered]) -> dict[tuple[str, int], tuple[int, int]]:
+def sort_out(
+    consumer: str,
+    batch: Sequence[Delivered],
+    poison: Sequence[DeadLetter],
+    held: parking.Blockers,
+) -> tuple[list[Delivered], list[DeadLetter]]:
+    """In offset order: poison is parked and blocks its aggregate; an event behind a parked
+    message of its aggregate is parked too; the rest is applied."""
+    items: list[Delivered | DeadLetter] = sorted([*batch, *poison], key=lambda i: i.where)
+    to_apply: list[Delivered] = []
+    to_park: list[DeadLetter] = []
+    for item in items:
+        if isinstance(item, DeadLetter):
+            to_park.append(item)
+            held.add(item.aggregate_id, item.where)
+        elif head := held.head(sequence_id(item.event), item.where):
+            to_park.append(item.letter(consumer, "", LetterKind.PARKED).parked_behind(head))
+        else:
+            to_apply.append(item)
+    return to_apply, to_park
+
+
+def _progress(
+    batch: Sequence[Delivered], poison: Sequence[DeadLetter]
+) -> dict[tuple[str, int], tuple[int, int]]:
     progress: dict[tuple[str, int], tuple[int, int]] = {}
-    for d in batch:
-        key = (d.topic, d.partition)
-        offset, position = progress.get(key, (-1, 0))
-        progress[key] = (max(offset, d.offset), max(position, d.event.position))
+    for topic, partition, offset, position in [
+        *((d.topic, d.partition, d.offset, d.event.position) for d in batch),
+        *((p.topic, p.partition, p.offset, 0) for p in poison),
+    ]:
+        last_offset, last_position = progress.get((topic, partition), (-1, 0))
+        progress[topic, partition] = (max(last_offset, offset), max(last_position, position))
     return progress

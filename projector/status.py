@@ -47,6 +47,7 @@ class Status:
     projector_position_exact: bool  # False when Kafka could not be asked
     partitions: list[PartitionStatus] = field(default_factory=list)
     kafka_error: str | None = None
+    parked: int | None = None  # messages parked in dead_letters (None: table not migrated yet)
 
     @property
     def lag_positions(self) -> int:
@@ -74,6 +75,7 @@ def collect_status(
 ) -> Status:
     with psycopg.connect(db.conninfo, autocommit=True, connect_timeout=5) as conn:
         relay = _scalar(conn, "SELECT position FROM relay_checkpoints WHERE name = %s", relay_name)
+        parked = _scalar(conn, "SELECT count(*) FROM dead_letters WHERE consumer = %s", group_id)
         applied = {
             int(r[0]): (int(r[1]), int(r[2]))
             for r in conn.execute(
@@ -108,6 +110,7 @@ def collect_status(
         projector_position_exact=exact,
         partitions=partitions,
         kafka_error=kafka_error,
+        parked=None if parked is None else int(parked),
     )
 
 
@@ -162,6 +165,8 @@ def format_status(status: Status) -> str:
         f"projector lag:        {status.lag_positions} positions"
         + ("" if messages is None else f", {messages} messages"),
     ]
+    if status.parked:
+        lines.append(f"parked messages:      {status.parked} (see `python -m projector dlq list`)")
     if status.kafka_error:
         lines.append(f"kafka:                {status.kafka_error}")
     for p in status.partitions:

@@ -70,6 +70,9 @@ def restart_and_finish(system: DigestSystem, smtp: SmtpServer, settings: MailerS
     event_ids = {e.event_id for e in system.digest_events(len(USERS))}
     process = mailer_process(system.db, system.kafka, settings)
     try:
+        # Its signal handlers are installed before this line: a SIGTERM sent earlier (a slow
+        # start on a loaded machine) would kill it the default way, not stop it gracefully.
+        wait_for_log(process, "mailer started")
         wait_until(lambda: processed_event_ids(system.db) >= event_ids)
         smtp.settle(quiet=1.5)
         process.send_signal(signal.SIGTERM)

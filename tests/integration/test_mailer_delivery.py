@@ -141,7 +141,7 @@ def test_an_smtp_server_failing_transiently_then_recovering_delivers_the_email_o
     assert [r.rcpt_tos for r in received] == [("ada@example.com",)]
 
 
-def test_a_permanently_refused_recipient_goes_to_the_dead_letter_topic_and_others_still_get_theirs(
+def test_a_permanently_refused_recipient_is_parked_and_dead_lettered_and_others_still_get_theirs(
     system: DigestSystem, smtp: SmtpServer
 ) -> None:
     smtp.reject_recipient("bob@example.com")
@@ -158,8 +158,10 @@ def test_a_permanently_refused_recipient_goes_to_the_dead_letter_topic_and_other
     assert sorted(r.rcpt_tos[0] for r in received) == ["ada@example.com", "carol@example.com"]
     assert len(dead) == 1
     headers = {k: v.decode() for k, v in dead[0].headers()}
-    assert headers["dlq.code"] == "550" and "mailbox unavailable" in headers["dlq.reason"]
+    assert "SMTP 550" in headers["dlq.reason"] and "mailbox unavailable" in headers["dlq.reason"]
     assert headers["dlq.service"] == "mailer" and headers["dlq.topic"] == system.kafka.KAFKA_TOPIC
+    assert headers["dlq.kind"] == "poison"
+    assert headers["dlq.aggregate_id"] == str(bob_event.digest_id)
     dead_event = DailyDigestRequested.model_validate_json(dead[0].value())
     assert dead_event.event_id == bob_event.event_id
-    assert bob_event.event_id in processed_event_ids(system.db), "not retried forever"
+    assert bob_event.event_id not in processed_event_ids(system.db), "parked for a replay"

@@ -4,11 +4,13 @@ relay and Kafka into the read tables; garbage is dead-lettered; duplicates chang
 from __future__ import annotations
 
 from typing import Any
+from uuid import uuid4
 
 import psycopg
 import pytest
 from confluent_kafka import Producer
 
+from common.events import PublicEvent, encode_event
 from common.kafka import producer_config
 from common.settings import DatabaseSettings, KafkaSettings
 from event_store.application import TodoStore
@@ -24,6 +26,7 @@ from tests.support.read_side import (
     wait_until,
 )
 from tests.support.system import running_relay, store_for
+from tests.unit.test_projector_handlers import History
 
 pytestmark = pytest.mark.integration
 __all__ = ["read_db"]
@@ -108,35 +111,36 @@ def test_a_garbage_message_lands_on_the_dead_letter_topic_and_later_events_are_s
         [b'{"type": "task.created", "title": 42}', b"this is not an event"]
     )
     headers = dict(dead[0].headers() or [])
-    assert headers["reason"].startswith(b"undecodable")
-    assert headers["original_topic"] == kafka_settings.KAFKA_TOPIC.encode()
-    assert {"original_partition", "original_offset", "failed_at"} <= set(headers)
+    assert headers["dlq.reason"].startswith(b"undecodable")
+    assert headers["dlq.topic"] == kafka_settings.KAFKA_TOPIC.encode()
+    assert (headers["dlq.kind"], headers["dlq.consumer"]) == (b"poison", b"projector-dlq")
+    assert {"dlq.partition", "dlq.offset", "dlq.failed_at", "dlq.service"} <= set(headers)
     assert [t[2] for t in snapshot(read_db)["tasks"]] == ["after the garbage"]
 
 
 def test_an_event_the_database_cannot_store_is_dead_lettered_and_the_projector_carries_on(
     read_db: DatabaseSettings, kafka_settings: KafkaSettings
 ) -> None:
-    # PostgreSQL text cannot hold NUL characters: the domain accepts such a title, the read model
-    # cannot store it. That one event must go to the dead letters, not stall the partition (the
-    # rest of its batch is applied).
-    with store_for(read_db) as store:
-        with (
-            running_relay(store, read_db, kafka_settings),
-            running_projector(read_db, kafka_settings, group="projector-poison"),
-        ):
-            user = store.register_user("ada@example.com", "hash").aggregate.id
-            store.create_task(user, "nul \x00 inside")
-            store.create_task(user, "fine")
-            wait_until(
-                lambda: [t[2] for t in snapshot(read_db)["tasks"]] == ["fine"],
-                what="the good task to be applied",
-            )
-        dead = consume_all(
-            kafka_settings, topic=kafka_settings.KAFKA_DLQ_TOPIC, until=lambda ms: len(ms) >= 1
+    # PostgreSQL text cannot hold NUL characters. The write side refuses such a title, but a raw
+    # Kafka message can still carry one: that event must be parked and dead-lettered, not stall
+    # the partition (the rest of its batch is applied).
+    h, user = History(), uuid4()
+    events: list[PublicEvent] = [
+        h.register(user),
+        h.create(user, uuid4(), "nul \x00 inside"),
+        h.create(user, uuid4()),
+    ]
+    with running_projector(read_db, kafka_settings, group="projector-poison"):
+        produce_raw(kafka_settings, [(str(user).encode(), encode_event(e)) for e in events])
+        wait_until(
+            lambda: [t[2] for t in snapshot(read_db)["tasks"]] == ["write tests"],
+            what="the good task to be applied",
         )
+    dead = consume_all(
+        kafka_settings, topic=kafka_settings.KAFKA_DLQ_TOPIC, until=lambda ms: len(ms) >= 1
+    )
     assert len(dead) == 1
-    assert dict(dead[0].headers() or [])["reason"].startswith(b"unappliable: ProjectionError")
+    assert dict(dead[0].headers() or [])["dlq.reason"].startswith(b"unappliable: ProjectionError")
 
 
 def test_redelivering_every_consumed_message_leaves_the_tables_unchanged(

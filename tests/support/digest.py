@@ -20,7 +20,8 @@ import psycopg
 from common.events import DailyDigestRequested
 from common.settings import DatabaseSettings, KafkaSettings
 from event_store.application import TodoStore
-from mailer.service import Mailer, build_mailer
+from mailer.main import build_mailer
+from mailer.service import Mailer
 from mailer.settings import MailerSettings
 from scheduler.batch import BatchSummary
 from scheduler.service import DigestService

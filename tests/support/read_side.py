@@ -23,17 +23,20 @@ from alembic import command
 from alembic.config import Config
 from psycopg import sql
 
+from common import parking
+from common.dead_letters import DeadLetter
 from common.events import PublicEvent
+from common.poison import TransientError
 from common.settings import DatabaseSettings, KafkaSettings
 from event_store.application import TodoStore
 from event_store.domain.model import Task, User
 from event_store.public import PUBLIC_TOPICS, to_public
-from projector.consumer import DeadLetter, Projector
+from projector.consumer import Projector
 from projector.db import LIVE, TableNames
 from projector.handlers import Rows, apply_event
 from projector.main import build_projector
 from projector.settings import ProjectorSettings
-from projector.sink import BatchResult, Delivered
+from projector.sink import BatchResult, Delivered, sort_out
 from tests.support.infra import process_env
 
 ROOT = Path(__file__).parents[2]
@@ -70,6 +73,10 @@ class FakeMessage:
     _partition: int = 0
     _topic: str = "events"
     _key: bytes | None = None
+    _headers: list[tuple[str, bytes | None]] | None = None
+
+    def headers(self) -> list[tuple[str, bytes | None]] | None:
+        return self._headers
 
     def value(self) -> bytes | None:
         return self._value
@@ -114,29 +121,40 @@ class FakeSource:
 
 
 class InMemoryProjection:
-    """The projection port over a dict-based read model, with the real handlers; a batch is all or
-    nothing. `fail_with` lets a test make the next `apply` calls raise."""
+    """The projection port over a dict-based read model and parking table, with the real handlers
+    and the real parking decisions (sort_out); a batch is all or nothing. `fail_with` lets a test
+    make the next `apply` calls raise."""
 
-    def __init__(self) -> None:
+    def __init__(self, consumer: str = "projector") -> None:
+        self.consumer = consumer
         self.rows = Rows()
+        self.parked: dict[tuple[str, int, int], DeadLetter] = {}
         self.fail_with: list[BaseException] = []
         self.refuse: Callable[[PublicEvent], BaseException | None] = lambda _e: None
         self.calls = 0
 
-    def apply(self, batch: Sequence[Delivered]) -> BatchResult:
+    def apply(self, batch: Sequence[Delivered], poison: Sequence[DeadLetter] = ()) -> BatchResult:
         self.calls += 1
         if self.fail_with:
             raise self.fail_with.pop(0)
+        held = parking.Blockers({})
+        for letter in self.parked.values():
+            held.add(letter.aggregate_id, letter.where)
+        to_apply, to_park = sort_out(self.consumer, batch, poison, held)
         work = copy.deepcopy(self.rows)
         work.gaps = work.duplicates = 0
-        for d in batch:
+        for d in to_apply:
             if (error := self.refuse(d.event)) is not None:
                 raise error
             apply_event(work, d.event)
-        result = BatchResult(len(batch) - work.duplicates - work.gaps, work.duplicates, work.gaps)
+        stored = [self.parked.get(p.where, p) for p in to_park]
+        result = BatchResult(
+            len(to_apply) - work.duplicates - work.gaps, work.duplicates, work.gaps, stored
+        )
         work.changed_users.clear()
         work.changed_tasks.clear()
         self.rows = work
+        self.parked.update((p.where, p) for p in stored)
         return result
 
     def close(self) -> None:
@@ -149,11 +167,9 @@ class FakeDeadLetters:
     fail_times: int = 0
 
     def send(self, letters: Sequence[DeadLetter]) -> None:
-        from projector.consumer import DeadLetterError
-
         if self.fail_times:
             self.fail_times -= 1
-            raise DeadLetterError("broker unavailable")
+            raise TransientError("broker unavailable")
         self.sent.extend(letters)
 
     def close(self) -> None:

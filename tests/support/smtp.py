@@ -73,6 +73,11 @@ class SmtpServer:
         with self._lock:
             self._rejected[address.lower()] = code
 
+    def accept_recipient(self, address: str) -> None:
+        """Undo reject_recipient: the mailbox exists again."""
+        with self._lock:
+            self._rejected.pop(address.lower(), None)
+
     def drop_connections(self) -> None:
         """Close every open client connection from the server side (like an idle timeout)."""
         with self._lock:

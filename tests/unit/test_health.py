@@ -84,3 +84,26 @@ def test_port_zero_or_a_taken_port_leaves_the_worker_running_without_an_endpoint
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         assert serve_health("127.0.0.1", holder.getsockname()[1], lambda: True, "test") is None
+
+
+def test_a_halted_worker_is_not_ready_and_says_why_even_while_its_loop_turns() -> None:
+    clock = FakeClock()
+    heartbeat = Heartbeat(stale_after=10, clock=clock)
+    port = free_port()
+    server = serve_health("127.0.0.1", port, heartbeat.readiness, "test")
+    assert server is not None
+    try:
+        assert get(port, "/ready") == (200, {"status": "ready"})
+        clock.now += 11
+        status, body = get(port, "/ready")
+        assert (status, body["reason"]) == (503, "main loop has not turned for 10s")
+        heartbeat.beat()
+        heartbeat.halt("apply failed 6 time(s) on a bug: KeyError: 'x'")
+        heartbeat.beat()
+        assert get(port, "/ready") == (
+            503,
+            {"status": "unavailable", "reason": "apply failed 6 time(s) on a bug: KeyError: 'x'"},
+        )
+        assert get(port, "/health") == (200, {"status": "ok"}), "alive, so it can say why"
+    finally:
+        server.shutdown()

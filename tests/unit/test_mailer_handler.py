@@ -4,7 +4,6 @@ what is sent, skipped, dead-lettered, committed and rewound."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from email.message import Message
@@ -13,10 +12,14 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from common import parking
+from common.dead_letters import DeadLetter, LetterKind
 from common.events import DailyDigestRequested, DigestStats, TaskCreated, encode_event
+from common.poison import HaltedError
 from mailer.compose import DigestComposer
 from mailer.incoming import Incoming
-from mailer.service import BatchResult, Mailer
+from mailer.ports import BatchResult
+from mailer.service import Mailer
 from mailer.settings import MailerSettings
 from mailer.smtp import Permanent, SendOutcome, Sent, Transient
 
@@ -64,12 +67,33 @@ class FakeProcessed:
 
 class FakeDeadLetters:
     def __init__(self) -> None:
-        self.letters: list[tuple[Incoming, str, int | None]] = []
+        self.letters: list[DeadLetter] = []
 
-    async def send(self, message: Incoming, reason: str, code: int | None) -> None:
-        self.letters.append((message, reason, code))
+    def send(self, letters: Sequence[DeadLetter]) -> None:
+        self.letters.extend(letters)
 
     def close(self) -> None:
+        pass
+
+
+class FakeParking:
+    """dead_letters in memory, with the real blocking rule (common.parking.Blockers)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, int, int], DeadLetter] = {}
+
+    async def blockers(self, aggregate_ids: Sequence[str]) -> parking.Blockers:
+        held = parking.Blockers({})
+        for letter in self.rows.values():
+            if letter.aggregate_id in aggregate_ids:
+                held.add(letter.aggregate_id, letter.where)
+        return held
+
+    async def park(self, letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+        stored = [self.rows.setdefault(letter.where, letter) for letter in letters]
+        return stored
+
+    async def close(self) -> None:
         pass
 
 
@@ -117,8 +141,8 @@ class Log:
 
 
 def mailer(
-    sender: FakeSender | None = None, processed: FakeProcessed | None = None
-) -> tuple[Mailer, FakeSender, FakeProcessed, FakeDeadLetters]:
+    sender: Any = None, processed: FakeProcessed | None = None, parked: FakeParking | None = None
+) -> tuple[Mailer, Any, FakeProcessed, FakeDeadLetters]:
     settings = MailerSettings()
     sender = sender or FakeSender()
     processed = processed or FakeProcessed()
@@ -127,8 +151,10 @@ def mailer(
         settings,
         sender=sender,
         processed=processed,
+        parking=parked or FakeParking(),
         dead_letters=letters,
         composer=DigestComposer(settings),
+        bug_retries=2,
     )
     return instance, sender, processed, letters
 
@@ -174,38 +200,63 @@ def test_other_event_types_are_ignored_but_committed_with_or_without_a_type_head
     assert (result.ignored, result.commit) == (2, {(TOPIC, 0): 2})
 
 
-def test_an_undecodable_message_is_skipped_with_a_warning_not_dead_lettered(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_an_undecodable_digest_message_is_dead_lettered_and_parked_not_skipped() -> None:
     log = Log()
-    bad = log.message(None, raw=b'{"type": "email.daily_digest.requested", "oops": 1}')
-    instance, _, _, letters = mailer()
+    digest_id = str(uuid4())
+    raw = f'{{"type": "email.daily_digest.requested", "digest_id": "{digest_id}"}}'.encode()
+    bad = log.message(None, raw=raw)
+    parked = FakeParking()
+    instance, _, _, letters = mailer(parked=parked)
 
-    with caplog.at_level(logging.WARNING):
-        result = process(instance, [bad])
+    result = process(instance, [bad])
 
-    assert letters.letters == []
-    assert result.commit == {(TOPIC, 0): 1}
-    assert "undecodable message skipped" in caplog.text
+    assert [(d.offset, d.kind, d.aggregate_id) for d in letters.letters] == [
+        (0, LetterKind.POISON, digest_id)
+    ]
+    assert letters.letters[0].reason.startswith("undecodable: ValidationError")
+    assert list(parked.rows) == [(TOPIC, 0, 0)]
+    assert (result.dead_lettered, result.commit) == (1, {(TOPIC, 0): 1})
 
 
-def test_a_permanent_refusal_is_dead_lettered_with_its_reason_recorded_and_committed() -> None:
+def test_a_permanent_refusal_is_parked_with_its_reason_not_recorded_and_committed() -> None:
     log = Log()
     ada, bob = digest("ada@example.com"), digest("bob@example.com")
     refusal = Permanent("recipient refused: 550 mailbox unavailable", 550)
-    instance, sender, processed, letters = mailer(FakeSender({"bob@example.com": refusal}))
+    parked = FakeParking()
+    instance, sender, processed, letters = mailer(
+        FakeSender({"bob@example.com": refusal}), parked=parked
+    )
 
     result = process(instance, [log.message(bob), log.message(ada)])
 
-    assert [(m.value, reason, code) for m, reason, code in letters.letters] == [
-        (encode_event(bob), refusal.reason, 550)
+    assert [(d.value, d.aggregate_id, d.service) for d in letters.letters] == [
+        (encode_event(bob), str(bob.digest_id), "mailer")
     ]
+    assert "SMTP 550" in letters.letters[0].reason and refusal.reason in letters.letters[0].reason
     assert [str(m["To"]) for m in sender.sent] == ["ada@example.com"], "the mailer carries on"
-    assert processed.ids == {ada.event_id, bob.event_id}, "not retried forever"
+    assert processed.ids == {ada.event_id}, "parked, so that a replay can still send it"
+    assert list(parked.rows) == [(TOPIC, 0, 0)]
     assert (result.dead_lettered, result.sent, result.commit) == (1, 1, {(TOPIC, 0): 2})
 
 
-def test_an_invalid_recipient_address_is_dead_lettered_without_talking_to_smtp() -> None:
+def test_a_redelivered_parked_digest_is_not_sent_again_and_later_messages_wait_behind_it() -> None:
+    log = Log()
+    bob = digest("bob@example.com")
+    refusal = Permanent("recipient refused: 550 mailbox unavailable", 550)
+    parked = FakeParking()
+    instance, sender, _, letters = mailer(FakeSender({"bob@example.com": refusal}), parked=parked)
+    first = log.message(bob)
+    process(instance, [first])
+
+    result = process(instance, [first, log.message(bob)])  # redelivery, then a duplicate copy
+
+    assert sender.attempts == ["bob@example.com"], "tried once"
+    assert [d.kind for d in letters.letters] == [LetterKind.POISON] * 2 + [LetterKind.PARKED]
+    assert sorted(parked.rows) == [(TOPIC, 0, 0), (TOPIC, 0, 1)]
+    assert result.commit == {(TOPIC, 0): 2}
+
+
+def test_an_invalid_recipient_address_is_parked_without_talking_to_smtp() -> None:
     log = Log()
     broken = digest("ada@example.com").model_copy(update={"email": "no address at all"})
     instance, sender, _, letters = mailer()
@@ -213,8 +264,30 @@ def test_an_invalid_recipient_address_is_dead_lettered_without_talking_to_smtp()
     result = process(instance, [log.message(broken)])
 
     assert sender.attempts == []
-    assert "invalid recipient address" in letters.letters[0][1]
+    assert "invalid recipient address" in letters.letters[0].reason
     assert result.dead_lettered == 1
+
+
+class BuggySender(FakeSender):
+    async def send(self, message: Message) -> SendOutcome:
+        raise KeyError("a bug in the sender")
+
+
+def test_a_bug_is_retried_a_bounded_number_of_times_then_the_mailer_halts_not_ready() -> None:
+    log = Log()
+    instance, _, processed, letters = mailer(BuggySender())
+    message = log.message(digest("ada@example.com"))
+
+    for _ in range(2):  # bug_retries=2: rewound and retried, nothing committed
+        result = process(instance, [message])
+        assert (result.commit, result.rewind) == ({}, {(TOPIC, 0): 0})
+    with pytest.raises(HaltedError):
+        process(instance, [message])
+
+    readiness = instance.heartbeat.readiness()
+    assert not readiness.ready
+    assert readiness.reason is not None and "KeyError" in readiness.reason
+    assert letters.letters == [] and processed.ids == set(), "a bug is never dead-lettered"
 
 
 def test_a_lasting_transient_failure_commits_what_is_done_and_rewinds_the_rest() -> None:

@@ -9,11 +9,18 @@ import psycopg
 import pytest
 
 from common.events import PublicEvent, TaskCreated, encode_event
-from projector.consumer import Projector, StopRequestedError, is_transient
+from common.poison import Backoff
+from projector.consumer import Projector, StopRequestedError
 from projector.handlers import ProjectionError
 from projector.main import build_projector
 from projector.settings import ProjectorSettings
-from tests.support.read_side import FakeDeadLetters, FakeMessage, FakeSource, InMemoryProjection
+from tests.support.read_side import (
+    FakeDeadLetters,
+    FakeMessage,
+    FakeSource,
+    InMemoryProjection,
+    wait_until,
+)
 from tests.unit.test_projector_handlers import History
 
 
@@ -28,7 +35,9 @@ def make(
     source: FakeSource, batch_size: int = 100
 ) -> tuple[Projector, InMemoryProjection, FakeDeadLetters]:
     projection, dead = InMemoryProjection(), FakeDeadLetters()
-    projector = Projector(source, projection, dead, batch_size=batch_size, max_backoff=0.01)
+    projector = Projector(
+        source, projection, dead, batch_size=batch_size, backoff=Backoff(0.001, 0.01)
+    )
     return projector, projection, dead
 
 
@@ -160,14 +169,6 @@ def test_run_returns_once_stopped() -> None:
     assert len(projection.rows.tasks) == 2
 
 
-def test_database_data_errors_are_the_messages_fault_and_connection_errors_are_transient() -> None:
-    assert is_transient(psycopg.OperationalError())
-    assert is_transient(psycopg.errors.UndefinedTable())  # schema not migrated yet: wait for it
-    assert not is_transient(psycopg.DataError())
-    assert not is_transient(psycopg.IntegrityError())
-    assert not is_transient(ProjectionError())
-
-
 def test_the_composition_root_wires_injected_adapters() -> None:
     source, projection, dead = (
         FakeSource(messages(some_events(1))),
@@ -186,3 +187,118 @@ def test_the_composition_root_wires_injected_adapters() -> None:
     )
     assert projector.step() == 1
     assert len(projection.rows.users) == 1
+
+
+def test_later_events_of_a_poisoned_task_are_parked_behind_it_in_order_and_others_flow() -> None:
+    h, user, poisoned, other = History(), uuid4(), uuid4(), uuid4()
+    events: list[PublicEvent] = [
+        h.register(user),
+        h.create(user, poisoned, "refused"),
+        h.create(user, other, "fine"),
+        h.rename(user, poisoned, "renamed"),
+        h.complete(user, other),
+        h.complete(user, poisoned),
+    ]
+    source = FakeSource(messages(events))
+    projector, projection, dead = make(source)
+    projection.refuse = lambda e: (
+        ProjectionError("refused") if getattr(e, "title", "") == "refused" else None
+    )
+    projector.step()
+    parked = sorted(projection.parked.values(), key=lambda d: d.offset)
+    assert [(d.offset, d.kind.value, d.aggregate_id) for d in parked] == [
+        (1, "poison", str(poisoned)),
+        (3, "parked", str(poisoned)),
+        (5, "parked", str(poisoned)),
+    ]
+    assert "behind events/0/1" in parked[1].reason
+    assert [d.offset for d in dead.sent] == [1, 3, 5], "every parked message on events.dlq"
+    assert set(projection.rows.tasks) == {other} and projection.rows.tasks[other].done
+    assert projection.rows.gaps == 0, "parked, not skipped as gaps"
+    assert source.committed == {("events", 0): 6}
+
+
+def test_a_task_parked_in_an_earlier_batch_keeps_parking_its_new_events() -> None:
+    h, user, task = History(), uuid4(), uuid4()
+    first, later = h.create(user, task, "refused"), h.rename(user, task, "later")
+    source = FakeSource(messages([first]))
+    projector, projection, _ = make(source)
+    projection.refuse = lambda e: ProjectionError("no") if e == first else None
+    projector.step()
+    source.messages = messages([later], start=1)
+    projector.step()
+    assert sorted(projection.parked) == [("events", 0, 0), ("events", 0, 1)]
+    assert projection.rows.tasks == {}
+
+
+class HandlerBugError(Exception):
+    pass
+
+
+def test_a_bug_is_retried_a_bounded_number_of_times_then_the_projector_halts_not_ready() -> None:
+    from common.health import Readiness, serve_health
+    from tests.unit.test_health import free_port, get
+
+    source = FakeSource(messages(some_events(1)))
+    projection, dead = InMemoryProjection(), FakeDeadLetters()
+    projection.fail_with = [HandlerBugError("a bug in a handler")] * 100
+    projector = Projector(source, projection, dead, backoff=Backoff(0.001, 0.01), bug_retries=3)
+    port = free_port()
+    server = serve_health("127.0.0.1", port, projector.heartbeat.readiness, "test")
+    assert server is not None
+    thread = threading.Thread(target=projector.run)
+    try:
+        assert get(port, "/ready")[0] == 200
+        thread.start()
+        wait_until(lambda: projector.heartbeat.halted is not None, 10, "the projector to halt")
+        status, body = get(port, "/ready")
+        assert status == 503 and body["status"] == "unavailable"
+        assert (
+            "failed 4 time(s)" in body["reason"]
+            and "HandlerBugError: a bug in a handler" in body["reason"]
+        )
+        assert projection.calls == 4, "the first try and 3 retries, then no more"
+        assert thread.is_alive(), "halted, not dead: it stays up to report why"
+        assert source.commits == [] and dead.sent == [], "nothing committed, nothing dead-lettered"
+        assert source.closed, "its partitions go back to the group"
+        assert projector.heartbeat.readiness() == Readiness(False, body["reason"])
+    finally:
+        projector.stop()
+        thread.join(timeout=5)
+        server.shutdown()
+    assert not thread.is_alive()
+
+
+def test_a_batch_redelivered_after_a_crash_parks_nothing_twice_and_applies_nothing_twice() -> None:
+    h, user, task = History(), uuid4(), uuid4()
+    events: list[PublicEvent] = [
+        h.register(user),
+        h.create(user, task, "refused"),
+        h.rename(user, task, "later"),
+    ]
+    source = FakeSource(messages(events))
+    projector, projection, dead = make(source)
+    projection.refuse = lambda e: (
+        ProjectionError("no") if getattr(e, "title", "") == "refused" else None
+    )
+    projector.step()
+    first = dict(projection.parked)
+    source.messages = messages(events)  # the same offsets again: the Kafka commit was lost
+    projector.step()
+    assert projection.parked == first, "the first parking (kind, reason, time) is kept"
+    assert [d.kind.value for d in dead.sent] == ["poison", "parked"] * 2, (
+        "events.dlq: at least once"
+    )
+    assert len(projection.rows.users) == 1 and projector.counters.duplicates == 1
+
+
+def test_a_redelivered_event_from_before_the_parked_one_is_not_held_back() -> None:
+    from common.parking import Blockers
+
+    held = Blockers({"task": [("events", 0, 5)]})
+    assert held.head("task", ("events", 0, 3)) is None, "applied before the poison: a duplicate"
+    assert held.head("task", ("events", 0, 5)) == ("events", 0, 5), "the poison itself"
+    assert held.head("task", ("events", 0, 9)) == ("events", 0, 5)
+    assert held.head("task", ("events", 1, 0)) == ("events", 0, 5), "another partition: wait"
+    assert held.head("other", ("events", 0, 9)) is None
+    assert held.head(None, ("events", 0, 9)) is None

@@ -1,0 +1,87 @@
+"""The projector's Kafka side: what a consumed message looks like to the loop, and the source."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from common.kafka import consumer_config
+from common.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+class Message(Protocol):
+    """The part of confluent_kafka.Message the loop uses (fakes implement just this)."""
+
+    def value(self) -> bytes | None: ...
+    def key(self) -> bytes | None: ...
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+    def headers(self) -> Any: ...
+
+
+def where(message: Message) -> tuple[str, int, int]:
+    """(topic, partition, offset): always set on a message consumed without error."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    assert topic is not None and partition is not None and offset is not None
+    return topic, partition, offset
+
+
+class MessageSource(Protocol):
+    def poll(self, max_messages: int, timeout: float) -> Sequence[Message]:
+        """Up to max_messages, waiting at most `timeout` for the first one."""
+
+    def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Commit, synchronously, the next offset to read per (topic, partition)."""
+
+    def close(self) -> None: ...
+
+
+class KafkaSource:
+    def __init__(self, settings: KafkaSettings, group_id: str, **overrides: Any) -> None:
+        self._consumer = Consumer(consumer_config(settings, group_id, **overrides))
+        self._consumer.subscribe(
+            [settings.KAFKA_TOPIC], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+
+    @staticmethod
+    def _on_assign(_consumer: Any, partitions: list[TopicPartition]) -> None:
+        log.info("partitions assigned", extra={"partitions": [p.partition for p in partitions]})
+
+    @staticmethod
+    def _on_revoke(_consumer: Any, partitions: list[TopicPartition]) -> None:
+        log.info("partitions revoked", extra={"partitions": [p.partition for p in partitions]})
+
+    def poll(self, max_messages: int, timeout: float) -> Sequence[Message]:
+        # Wait for the first message only, then take whatever else is already fetched: low latency
+        # when traffic is light, big batches when it is heavy.
+        messages = list(self._consumer.consume(1, timeout))
+        if messages and max_messages > 1:
+            messages += self._consumer.consume(max_messages - 1, 0)
+        ok: list[Message] = []
+        for m in messages:
+            err = m.error()
+            if err is None:
+                ok.append(m)
+            elif err.code() != KafkaError._PARTITION_EOF:
+                if err.fatal():
+                    raise KafkaException(err)
+                log.warning("consumer error", extra={"error": str(err)})
+        return ok
+
+    def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        try:
+            self._consumer.commit(offsets=partitions, asynchronous=False)
+        except KafkaException as e:
+            # Typically a rebalance took the partition away: its new owner re-reads the messages
+            # and the version checks skip them. Nothing is lost.
+            log.warning("offset commit failed", extra={"error": str(e)})
+
+    def close(self) -> None:
+        self._consumer.close()
