@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from common.events import DailyDigestRequested, PublicEvent, decode_event
 from common.health import Heartbeat
-from common.kafka import consumer_config
+from common.kafka import close_consumer, consumer_config
 from common.settings import DatabaseSettings, KafkaSettings
 from mailer.compose import DigestComposer, InvalidRecipientError
 from mailer.dead_letters import KafkaDeadLetters
@@ -149,7 +149,7 @@ class Mailer:
                 if messages:
                     await self._handle_polled(consumer, messages)
         finally:
-            await asyncio.to_thread(consumer.close)
+            await asyncio.to_thread(close_consumer, consumer)  # leaves the group first
             await self._sender.close()
             await self._processed.close()
             self._dead_letters.close()

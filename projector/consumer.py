@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from common.events import decode_event
 from common.health import Heartbeat
-from common.kafka import consumer_config, producer_config
+from common.kafka import close_consumer, consumer_config, producer_config
 from common.settings import KafkaSettings
 from projector.sink import BatchResult, Delivered
 
@@ -313,7 +313,7 @@ class KafkaSource:
             log.warning("offset commit failed", extra={"error": str(e)})
 
     def close(self) -> None:
-        self._consumer.close()
+        close_consumer(self._consumer)  # leaves the group: no idle partitions after a stop
 
 
 class KafkaDeadLetters:
