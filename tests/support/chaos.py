@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from tqdm import tqdm
 
 from common.settings import DatabaseSettings, KafkaSettings
 from tests.support.chaos_checks import judge_kafka, judge_mail, judge_store, wait_for_tables
@@ -76,8 +77,16 @@ class ChaosReport:
 
 
 class ChaosRun:
-    def __init__(self, config: ChaosConfig, db: DatabaseSettings, work_dir: Path) -> None:
+    def __init__(
+        self,
+        config: ChaosConfig,
+        db: DatabaseSettings,
+        work_dir: Path,
+        *,
+        show_progress: bool = False,
+    ) -> None:
         self.config = config
+        self.show_progress = show_progress
         self.db = db
         self.work_dir = work_dir
         self.tally = Tally()
@@ -159,12 +168,19 @@ class ChaosRun:
         most one share ahead, so every fault lands while commands are in flight."""
         share = self.config.commands / (len(events) + 1)
         self.gate.allow(int(share))
-        for i, (_, action) in enumerate(events, start=1):
+        bar = tqdm(total=self.config.commands, unit="cmd", disable=not self.show_progress)
+        for i, (label, action) in enumerate(events, start=1):
             while self.gate.taken < int(share * i) and not self.load_done():
                 time.sleep(0.05)
+                bar.update(self.gate.taken - bar.n)
+            bar.set_postfix_str(label)
             self.gate.allow(int(share * (i + 1)))
             action()
         self.gate.allow(self.config.commands)
+        while not self.load_done():
+            time.sleep(0.2)
+            bar.update(self.gate.taken - bar.n)
+        bar.close()
 
     def load_done(self) -> bool:
         return not any(t.is_alive() for t in self._clients)
@@ -288,7 +304,7 @@ def main() -> int:
     print(f"chaos: {config} (service logs in {work_dir})", flush=True)
     with fresh_database() as db:
         migrate(db)
-        report = ChaosRun(config, db, work_dir).run()
+        report = ChaosRun(config, db, work_dir, show_progress=True).run()
     print(report.text())
     (work_dir / "report.json").write_text(json.dumps(vars(report), indent=2, default=str))
     return 1 if report.problems else 0
