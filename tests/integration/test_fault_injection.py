@@ -17,6 +17,7 @@ from tests.support.read_side import migrate
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.timeout(900)  # about 105 s at the CI size; CHAOS_COMMANDS may make it bigger
 def test_kills_a_broker_outage_and_digests_lose_nothing_and_apply_nothing_twice(
     db_settings: DatabaseSettings, tmp_path: Path
 ) -> None:
