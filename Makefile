@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install infra run test test-unit lint format stop clean bench
+.PHONY: help install infra run test test-unit lint format stop clean bench chaos
 
 help:
 	@echo "make run    - install what is missing, start the whole system in the foreground (Ctrl-C stops it)"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint   - ruff (lint + format check), mypy --strict, actionlint (GitHub workflow)"
 	@echo "make stop   - stop Postgres and Kafka started by run/test"
 	@echo "make bench  - run the benchmarks in bench/"
+	@echo "make chaos  - the fault-injection run, big (CHAOS_COMMANDS=20000), with its figures"
 
 # The virtualenv is rebuilt when pyproject.toml changes; a no-op otherwise.
 install: $(STAMP)
@@ -60,6 +61,10 @@ bench: infra
 	$(PY) bench/bench_commands.py
 	$(PY) bench/bench_read_side.py
 	$(PY) bench/bench_digest.py
+
+# Kills and a broker outage under load, then every acknowledged command checked (tests/support/chaos.py).
+chaos: infra
+	CHAOS_COMMANDS=$${CHAOS_COMMANDS:-20000} $(PY) -m tests.support.chaos
 
 clean: stop
 	rm -rf .data

@@ -36,6 +36,7 @@ from common import parking
 from common.dead_letters import DeadLetter
 from common.events import DailyDigestRequested, decode_event
 from common.health import Heartbeat
+from common.kafka import close_consumer
 from common.poison import BugBudget, HaltedError, Kind, PoisonError, classify, describe
 from mailer.compose import DigestComposer, InvalidRecipientError
 from mailer.incoming import Incoming
@@ -115,12 +116,12 @@ class Mailer:
         except HaltedError:
             # Alive and not ready (reason on /ready) until an operator restarts us; nothing more
             # is committed, and leaving the group hands our partitions to the other members.
-            await asyncio.to_thread(consumer.close)
+            await asyncio.to_thread(close_consumer, consumer)  # leaves the group first
             consumer = None
             await sleep_unless(float("inf"), self._stop.is_set)
         finally:
             if consumer is not None:
-                await asyncio.to_thread(consumer.close)
+                await asyncio.to_thread(close_consumer, consumer)  # leaves the group first
             await self.close()
             log.info("mailer stopped", extra=vars(self.counters))
 

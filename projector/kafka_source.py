@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from common.kafka import consumer_config
+from common.kafka import close_consumer, consumer_config
 from common.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -84,4 +84,4 @@ class KafkaSource:
             log.warning("offset commit failed", extra={"error": str(e)})
 
     def close(self) -> None:
-        self._consumer.close()
+        close_consumer(self._consumer)  # leaves the group: no idle partitions after a stop

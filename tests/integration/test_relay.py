@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -23,7 +22,8 @@ from common.events import TaskCreated, decode_event
 from common.settings import DatabaseSettings, KafkaSettings
 from event_store.application import TodoStore
 from event_store.public import PUBLIC_TOPICS
-from tests.support.infra import consume_all, consume_events, fresh_topics, process_env
+from tests.support.infra import consume_all, consume_events, process_env
+from tests.support.private_infra import private_kafka
 from tests.support.system import running_relay, store_for
 
 ROOT = Path(__file__).parents[2]
@@ -139,51 +139,23 @@ def test_killing_the_relay_mid_stream_and_restarting_it_loses_nothing(
     assert seen == expected
 
 
-@contextmanager
-def private_kafka(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """A broker of our own on other ports, so stopping it disturbs nobody else's tests."""
-    env = {
-        **os.environ,
-        "KAFKA_HOME": str(ROOT / ".data" / "kafka-outage-test"),
-        "KAFKA_PORT": "19092",
-        "KAFKA_CONTROLLER_PORT": "19093",
-        "KAFKA_TOPIC": "events",
-    }
-    subprocess.run([ROOT / "infra" / "kafka.sh", "start"], env=env, check=True, capture_output=True)
-    try:
-        yield env
-    finally:
-        subprocess.run(
-            [ROOT / "infra" / "kafka.sh", "stop"], env=env, check=False, capture_output=True
-        )
-
-
 def test_commands_succeed_while_kafka_is_down_and_every_event_arrives_when_it_is_back(
-    db_settings: DatabaseSettings, tmp_path: Path
+    db_settings: DatabaseSettings,
 ) -> None:
-    with private_kafka(tmp_path) as kafka_env:
-        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = "127.0.0.1:19092"
-        try:
-            with fresh_topics() as kafka:
-                with store_for(db_settings) as store, running_relay(store, db_settings, kafka):
-                    user = store.register_user("down@example.com", "h").aggregate.id
-                    store.create_task(user, "while up")
-                    consume_all(kafka, until=lambda ms: len(ms) >= 2)
+    with private_kafka(19092) as broker:
+        kafka = broker.settings
+        with store_for(db_settings) as store, running_relay(store, db_settings, kafka):
+            user = store.register_user("down@example.com", "h").aggregate.id
+            store.create_task(user, "while up")
+            consume_all(kafka, until=lambda ms: len(ms) >= 2)
 
-                    subprocess.run([ROOT / "infra" / "kafka.sh", "stop"], env=kafka_env, check=True)
-                    written = [store.create_task(user, f"while down {n}") for n in range(20)]
-                    assert all(
-                        w.position for w in written
-                    )  # the store is the truth: commands succeed
+            with broker.outage():
+                written = [store.create_task(user, f"while down {n}") for n in range(20)]
+                assert all(w.position for w in written)  # the store is the truth: commands succeed
 
-                    subprocess.run(
-                        [ROOT / "infra" / "kafka.sh", "start"], env=kafka_env, check=True
-                    )
-                    expected = public_positions(store)
-                    seen = positions_seen(kafka, expected, timeout=120)
-                assert seen == expected
-        finally:
-            del os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+            expected = public_positions(store)
+            seen = positions_seen(kafka, expected, timeout=120)
+        assert seen == expected
 
 
 def _decoded(messages: list[Any]) -> list[TaskCreated]:

