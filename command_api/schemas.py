@@ -6,15 +6,45 @@ from datetime import datetime
 from typing import Annotated, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from common.schemas import TaskPublic
-from event_store.domain.model import TITLE_MAX_LENGTH, Task, User
+from event_store.domain.model import (
+    TITLE_MAX_LENGTH,
+    Task,
+    User,
+    ensure_storable,
+    normalize_title,
+)
 
+# Declared in OpenAPI (JSON Schema regex) what the domain rules below enforce: no NUL anywhere, and
+# for a title at least one non-space character. Lone surrogates are refused too (not expressible).
+_NO_NUL = r"^[^\u0000]*$"
+_NO_NUL_NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+
+
+def _storable(field: str) -> AfterValidator:
+    return AfterValidator(lambda text: ensure_storable(field, text))
+
+
+# The domain's own rule (event_store.domain.model.normalize_title) runs as the validator, so the
+# API and the aggregate can never disagree; the length bounds hold before and after trimming.
 Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH)
+    str,
+    Field(
+        min_length=1,
+        max_length=TITLE_MAX_LENGTH,
+        description=f"1-{TITLE_MAX_LENGTH} characters, trimmed; not blank",
+        json_schema_extra={"pattern": _NO_NUL_NOT_BLANK},
+    ),
+    AfterValidator(normalize_title),
 ]
-Password = Annotated[str, Field(min_length=8, max_length=1024)]
+_DECLARE_NO_NUL = {"pattern": _NO_NUL}
+Password = Annotated[
+    str,
+    Field(min_length=8, max_length=1024, json_schema_extra=_DECLARE_NO_NUL),
+    _storable("password"),
+]
 
 
 class _Body(BaseModel):
@@ -27,8 +57,12 @@ class UserCreate(_Body):
 
 
 class UserLogin(_Body):
-    email: str = Field(max_length=320)
-    password: str = Field(max_length=1024)
+    email: Annotated[
+        str, Field(max_length=320, json_schema_extra=_DECLARE_NO_NUL), _storable("email")
+    ]
+    password: Annotated[
+        str, Field(max_length=1024, json_schema_extra=_DECLARE_NO_NUL), _storable("password")
+    ]
 
 
 class UserPublic(BaseModel):

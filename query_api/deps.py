@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Protocol
 from uuid import UUID
 
-from fastapi import Header, Request
+from fastapi import Depends, Header, HTTPException, Request, status
 
 from common.settings import QueryApiSettings
 from query_api.repository import ReadModel
@@ -17,15 +18,35 @@ class Waiter(Protocol):
     async def wait_for(self, user_id: UUID, position: int, max_wait: float) -> bool: ...
 
 
-MinPosition = Annotated[
-    int | None,
-    Header(
-        alias="X-Min-Position",
-        ge=0,
-        description="Store position returned by the command API (X-Event-Position): wait until"
-        " this user's read model has applied it, up to a bounded time.",
-    ),
-]
+# ASCII digits only: int() would also take "²" or "٣" (and " 7", "+7", "7_0").
+MIN_POSITION_PATTERN = r"^[0-9]{1,18}$"
+_MIN_POSITION = re.compile(MIN_POSITION_PATTERN, re.ASCII)
+
+
+async def min_position(
+    raw: Annotated[
+        str | None,
+        Header(
+            alias="X-Min-Position",
+            description="Store position returned by the command API (X-Event-Position): wait"
+            " until this user's read model has applied it, up to a bounded time. Anything but"
+            " ASCII digits is a 400.",
+            # Declared for clients; checked below so that a bad value is a 400, not a 422.
+            json_schema_extra={"pattern": MIN_POSITION_PATTERN},
+        ),
+    ] = None,
+) -> int | None:
+    if raw is None:
+        return None
+    if _MIN_POSITION.fullmatch(raw.strip()) is None:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            detail="X-Min-Position must be a store position (ASCII digits)",
+        )
+    return int(raw.strip())
+
+
+MinPosition = Annotated[int | None, Depends(min_position)]
 
 
 def read_model(request: Request) -> ReadModel:
