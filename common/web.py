@@ -23,6 +23,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -119,10 +121,34 @@ def install_error_handlers(
                 log.exception("recovery hook failed")
         return unavailable_response()
 
+    async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(app, request.scope))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     for exc_type in unavailable:
         app.add_exception_handler(exc_type, _dependency_down)
     app.add_middleware(CatchAllMiddleware)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method some route serves at this path. Starlette's 405 names only the first route
+    that matched the path (PATCH and DELETE /tasks/{id} are two routes). Only on a 405."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**scope, "method": method})[0] is Match.FULL
+            for route in app.router.routes
+        )
+    ]
 
 
 def validation_error(location: tuple[str, ...], message: str) -> RequestValidationError:
@@ -198,6 +224,7 @@ UNAUTHORIZED = error_response(
     "Missing, invalid or expired bearer token",
     {"WWW-Authenticate": "`Bearer`"},
 )
+BAD_BODY = error_response("The body cannot be read as UTF-8 JSON")
 UNAVAILABLE = error_response(
     "A dependency (the database) is unreachable: retry after `Retry-After` seconds",
     {"Retry-After": "Seconds to wait before retrying"},
@@ -208,9 +235,24 @@ INTERNAL = {
 }
 
 
+def _optional_is_absent(parameter: dict[str, Any]) -> None:
+    """FastAPI declares an optional parameter (`str | None = None`) as "string or null", but a
+    query string or header cannot carry a JSON null: "null" would be the text "null". Optional
+    means "may be left out", which `required: false` already says: keep only the real type."""
+    schema = parameter.get("schema", {})
+    alternatives = schema.get("anyOf")
+    if parameter.get("required") or not alternatives:
+        return
+    kept = [s for s in alternatives if s != {"type": "null"}]
+    if len(kept) == 1 and len(kept) < len(alternatives):
+        del schema["anyOf"]
+        schema.update(kept[0])
+
+
 def declare_error_responses(spec: dict[str, Any]) -> dict[str, Any]:
     """Add to every operation of `spec` the error answers the error policy above can give: 500 and
-    503 everywhere, 401 wherever a bearer token is required; and the bodies' schemas."""
+    503 everywhere, 401 wherever a bearer token is required; and the bodies' schemas. Optional
+    parameters are declared as what a client can actually send (see _optional_is_absent)."""
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = _ERROR_SCHEMA
     schemas["InternalError"] = _INTERNAL_ERROR_SCHEMA
@@ -218,9 +260,13 @@ def declare_error_responses(spec: dict[str, Any]) -> dict[str, Any]:
     schemas["HTTPValidationError"] = _HTTP_VALIDATION_ERROR_SCHEMA
     for path_item in spec.get("paths", {}).values():
         for operation in path_item.values():
+            for parameter in operation.get("parameters", []):
+                _optional_is_absent(parameter)
             responses = operation.setdefault("responses", {})
             if operation.get("security"):
                 responses.setdefault("401", UNAUTHORIZED)
+            if "requestBody" in operation:
+                responses.setdefault("400", BAD_BODY)
             responses.setdefault("500", INTERNAL)
             responses.setdefault("503", UNAVAILABLE)
     return spec

@@ -67,7 +67,7 @@ async def list_tasks(
 ) -> Response:
     """The user's tasks, newest first (ties by id), `limit` per page."""
     try:
-        after = decode_cursor(cursor) if cursor else None
+        after = None if cursor is None else decode_cursor(cursor)
     except InvalidCursorError as e:
         # FastAPI's 422 shape, like every other 422: the field and what is wrong with it.
         raise validation_error(("query", "cursor"), str(e)) from e

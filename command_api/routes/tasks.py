@@ -23,7 +23,7 @@ _WRITTEN_HEADERS = {
     "ETag": {"description": 'The task\'s new version, e.g. `"2"`', "schema": {"type": "string"}},
 }
 _CHANGE_ANSWERS: dict[int | str, dict[str, Any]] = {
-    400: error_response("If-Match is not a version number"),
+    400: error_response("If-Match is not a version number, or the body is not UTF-8 JSON"),
     404: error_response("No such task for this user (unknown, deleted or not yours)"),
     409: error_response(
         "If-Match did not match the task's current version, the change makes no sense in the"

@@ -57,10 +57,10 @@ def unstorable_text_problem(text: str) -> str | None:
     return None
 
 
-def ensure_storable(field: str, text: str) -> str:
+def ensure_storable(field: str, text: str, error: type[InvalidTextError] = InvalidTextError) -> str:
     problem = unstorable_text_problem(text)
     if problem is not None:
-        raise InvalidTextError(field, problem)
+        raise error(field, problem)
     return text
 
 
@@ -68,8 +68,13 @@ def normalize_email(email: str) -> str:
     return ensure_storable("email", email).strip().lower()
 
 
+# What trimming removes: Python's whitespace plus the BOM, i.e. both Python's and JavaScript's
+# notion of `\s` (the command API declares the title's regex with it; see command_api.schemas).
+BLANKS = "".join(c for c in map(chr, range(0x3001)) if c.isspace()) + "\ufeff"
+
+
 def normalize_title(title: str) -> str:
-    cleaned = ensure_storable("title", title).strip()
+    cleaned = ensure_storable("title", title, InvalidTitleError).strip(BLANKS)
     if not 1 <= len(cleaned) <= TITLE_MAX_LENGTH:
         raise InvalidTitleError("title", f"must be 1-{TITLE_MAX_LENGTH} characters after trimming")
     return cleaned
