@@ -12,16 +12,25 @@ from fastapi import FastAPI, Request
 
 from command_api.errors import install_domain_error_handlers
 from command_api.routes import auth, tasks
-from common.settings import CommandApiSettings, database_settings
+from common.settings import CommandApiSettings, DatabaseSettings, database_settings
 from common.web import error_response, health_router, install_error_handlers, install_openapi
+from event_store import command_recorder
 from event_store.application import STORE_UNAVAILABLE, TodoStore, store_env
 from event_store.group_commit import CommandTimeoutError
+
+
+def command_store_env(db: DatabaseSettings) -> dict[str, str]:
+    """The store's settings, with a recorder that fails fast when PostgreSQL is unreachable."""
+    return {
+        **store_env(db),
+        "APPLICATION_RECORDER_TOPIC": command_recorder.TOPIC,
+    }
 
 
 def build_store() -> TodoStore:
     settings = CommandApiSettings()
     return TodoStore(
-        env=store_env(database_settings()),
+        env=command_store_env(database_settings()),
         batch_max=settings.COMMAND_BATCH_MAX,
         command_timeout=settings.COMMAND_TIMEOUT_SECONDS,
     )
