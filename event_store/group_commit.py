@@ -132,9 +132,13 @@ class GroupCommitter:
 
         pending = _Pending(events, on_done=wake)
         self._enqueue(pending)
+        # A timer rather than asyncio.wait_for: no extra task per command on the hot path.
+        deadline = loop.call_later(self._timeout, resolve)
         try:
-            await asyncio.wait_for(asyncio.shield(future), self._timeout)
-        except TimeoutError:
+            await future
+        finally:
+            deadline.cancel()
+        if not pending.finished:
             self._give_up(pending)
         return pending.result()
 
