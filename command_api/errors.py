@@ -7,13 +7,13 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from common.web import AsciiJSONResponse
-from event_store.application import ConcurrentChangeError, VersionConflictError
 from event_store.domain.model import (
     EmailAlreadyRegisteredError,
     InvalidTextError,
     TaskNotFoundError,
     TaskStateError,
 )
+from event_store.store_errors import ConcurrentChangeError, VersionConflictError
 
 _STATUS_AND_DETAIL: dict[type[Exception], tuple[int, str | None]] = {
     EmailAlreadyRegisteredError: (status.HTTP_409_CONFLICT, "email already registered"),

@@ -12,11 +12,13 @@ from fastapi import FastAPI, Request
 
 from command_api.errors import install_domain_error_handlers
 from command_api.routes import auth, tasks
+from common.openapi import error_response, install_openapi
 from common.settings import CommandApiSettings, DatabaseSettings, database_settings
-from common.web import error_response, health_router, install_error_handlers, install_openapi
+from common.web import health_router, install_error_handlers
 from event_store import command_recorder
-from event_store.application import STORE_UNAVAILABLE, TodoStore, store_env
+from event_store.application import TodoStore, store_env
 from event_store.group_commit import CommandTimeoutError
+from event_store.store_errors import STORE_UNAVAILABLE
 
 
 def command_store_env(db: DatabaseSettings) -> dict[str, str]:

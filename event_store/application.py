@@ -20,10 +20,8 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     ApplicationRecorder,
     IntegrityError,
-    InterfaceError,
     InternalError,
     JSONTranscoder,
-    OperationalError,
     Transcoding,
 )
 from psycopg.sql import SQL, Identifier
@@ -40,32 +38,15 @@ from event_store.domain.model import (
     digest_id_for,
 )
 from event_store.group_commit import GroupCommitter
+from event_store.store_errors import (
+    CONFLICT_RETRIES,
+    STORE_UNAVAILABLE,
+    ConcurrentChangeError,
+    VersionConflictError,
+)
 
 A = TypeVar("A", bound=Aggregate)
 Clock = Callable[[], datetime]
-CONFLICT_RETRIES = 5
-# What eventsourcing raises when PostgreSQL cannot be reached (refused, connection lost, pool
-# timeout): the store is unavailable, the command is not at fault.
-STORE_UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
-
-
-class ConcurrentChangeError(Exception):
-    """Without If-Match, a command is re-run on the fresh state when another writer got in first;
-    this is raised when that kept happening CONFLICT_RETRIES times in a row."""
-
-    def __init__(self, attempts: int) -> None:
-        super().__init__(
-            f"the task was changed concurrently {attempts} times in a row; retry the request"
-        )
-
-
-class VersionConflictError(Exception):
-    """The aggregate is not at the version the client expected (or changed concurrently)."""
-
-    def __init__(self, expected: int, actual: int) -> None:
-        super().__init__(f"expected version {expected}, current version is {actual}")
-        self.expected = expected
-        self.actual = actual
 
 
 @dataclass(frozen=True)

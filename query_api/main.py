@@ -14,8 +14,9 @@ import psycopg
 from fastapi import FastAPI, Request
 from psycopg_pool import AsyncConnectionPool
 
+from common.openapi import install_openapi
 from common.settings import DatabaseSettings, QueryApiSettings, auth_settings, database_settings
-from common.web import health_router, install_error_handlers, install_openapi
+from common.web import health_router, install_error_handlers
 from query_api.auth import SECURITY_SCHEMES, TokenVerifier
 from query_api.deps import Waiter
 from query_api.freshness import PositionWaiter

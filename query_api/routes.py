@@ -8,8 +8,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
+from common.openapi import error_response
 from common.schemas import TaskPublic
-from common.web import error_response, validation_error
+from common.web import validation_error
 from query_api.auth import SECURITY, CurrentUserId
 from query_api.cursor import CURSOR_PATTERN, InvalidCursorError, decode_cursor, encode_cursor
 from query_api.deps import STALE_HEADER, MinPosition, is_stale, read_model

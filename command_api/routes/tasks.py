@@ -9,8 +9,8 @@ from command_api.deps import ExpectedVersion, Store
 from command_api.responses import POSITION_HEADER, set_etag, set_position
 from command_api.schemas import TaskCreate, TaskUpdate, task_public
 from common.auth import CurrentUserId
+from common.openapi import error_response
 from common.schemas import TaskPublic
-from common.web import error_response
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
