@@ -2,22 +2,62 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+import psycopg
+from fastapi import FastAPI, Request
 
 from command_api.errors import install_domain_error_handlers
 from command_api.routes import auth, tasks
-from common.settings import CommandApiSettings, database_settings
+from common.openapi import error_response, install_openapi
+from common.settings import CommandApiSettings, DatabaseSettings, database_settings
 from common.web import health_router, install_error_handlers
+from event_store import command_recorder
 from event_store.application import TodoStore, store_env
+from event_store.group_commit import CommandTimeoutError
+from event_store.store_errors import STORE_UNAVAILABLE
+
+
+def command_store_env(db: DatabaseSettings) -> dict[str, str]:
+    """The store's settings, with a recorder that fails fast when PostgreSQL is unreachable."""
+    return {
+        **store_env(db),
+        "APPLICATION_RECORDER_TOPIC": command_recorder.TOPIC,
+    }
 
 
 def build_store() -> TodoStore:
+    settings = CommandApiSettings()
     return TodoStore(
-        env=store_env(database_settings()), batch_max=CommandApiSettings().COMMAND_BATCH_MAX
+        env=command_store_env(database_settings()),
+        batch_max=settings.COMMAND_BATCH_MAX,
+        command_timeout=settings.COMMAND_TIMEOUT_SECONDS,
     )
+
+
+async def _recover_connections(request: Request, exc: Exception) -> None:
+    # In the background: the 503 goes out now, the pool heals for the next requests.
+    store: TodoStore = request.app.state.store
+    asyncio.get_running_loop().run_in_executor(None, store.discard_broken_connections)
+
+
+def _declare_auth_answers(spec: dict[str, Any]) -> None:
+    """Answers of the auth routes (command_api/routes/auth.py) that their decorators leave out."""
+    paths = spec.get("paths", {})
+    extra = {
+        ("/auth/register", "post"): {"409": error_response("The email is already registered")},
+        ("/auth/login", "post"): {
+            "401": error_response("Wrong email or password", {"WWW-Authenticate": "`Bearer`"})
+        },
+    }
+    for (path, method), responses in extra.items():
+        operation = paths.get(path, {}).get(method)
+        if operation is not None:
+            for code, response in responses.items():
+                operation["responses"].setdefault(code, response)
 
 
 def create_app(store: TodoStore | None = None) -> FastAPI:
@@ -34,7 +74,11 @@ def create_app(store: TodoStore | None = None) -> FastAPI:
                 app.state.store.close()
 
     app = FastAPI(title="TODO command API", version="1.0.0", lifespan=lifespan)
-    install_error_handlers(app)
+    install_error_handlers(
+        app,
+        unavailable=(*STORE_UNAVAILABLE, psycopg.OperationalError, CommandTimeoutError),
+        on_unavailable=_recover_connections,
+    )
     install_domain_error_handlers(app)
     app.include_router(auth.router)
     app.include_router(tasks.router)
@@ -45,4 +89,5 @@ def create_app(store: TodoStore | None = None) -> FastAPI:
         return True
 
     app.include_router(health_router(store_reachable))
+    install_openapi(app, _declare_auth_answers)
     return app

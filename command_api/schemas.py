@@ -3,18 +3,76 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from common.schemas import TaskPublic
-from event_store.domain.model import TITLE_MAX_LENGTH, Task, User
+from event_store.domain.model import (
+    TITLE_MAX_LENGTH,
+    Task,
+    User,
+    ensure_storable,
+    normalize_title,
+)
 
+# Declared in OpenAPI (as JSON Schema regexes) what the domain rules enforce: no NUL anywhere, and
+# for a title at least one non-space character. Lone surrogates are refused too, but no regex
+# says so that every engine accepts (JSON Schema validators refuse "\ud800" in a pattern).
+_NO_NUL = r"^[^\u0000]*$"
+# Not blank: one character outside every engine's `\s` (Python's adds \x1c-\x1f and \x85,
+# JavaScript's \ufeff), exactly what event_store.domain.model.BLANKS trims.
+_NO_NUL_NOT_BLANK = r"^[^\u0000]*[^\s\u0000\u001c-\u001f\u0085\ufeff][^\u0000]*$"
+
+
+def _storable(field: str) -> AfterValidator:
+    return AfterValidator(lambda text: ensure_storable(field, text))
+
+
+# The domain's own rule (event_store.domain.model.normalize_title) runs as the validator, so the
+# API and the aggregate can never disagree; the length bounds hold before and after trimming.
 Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH)
+    str,
+    Field(
+        min_length=1,
+        max_length=TITLE_MAX_LENGTH,
+        description=f"1-{TITLE_MAX_LENGTH} characters, trimmed; not blank; no NUL (\\u0000) and"
+        " no lone surrogate",
+        json_schema_extra={"pattern": _NO_NUL_NOT_BLANK},
+    ),
+    AfterValidator(normalize_title),
 ]
-Password = Annotated[str, Field(min_length=8, max_length=1024)]
+_DECLARE_NO_NUL = {"pattern": _NO_NUL}
+
+# An address as people type it (RFC 5322 dot-atom, ASCII, a dotted domain with a letters-only
+# top level). Enforced by exactly the regex OpenAPI declares, so a client can check it up front;
+# email_validator's `format: email` accepts and refuses things no schema can describe.
+EMAIL_PATTERN = (
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,63}$"
+)
+Email = Annotated[
+    str,
+    Field(
+        max_length=254,
+        pattern=EMAIL_PATTERN,
+        description="An email address (case does not matter: it is stored lower-cased)",
+    ),
+]
+Password = Annotated[
+    str,
+    Field(min_length=8, max_length=1024, json_schema_extra=_DECLARE_NO_NUL),
+    _storable("password"),
+]
 
 
 class _Body(BaseModel):
@@ -22,13 +80,17 @@ class _Body(BaseModel):
 
 
 class UserCreate(_Body):
-    email: EmailStr
+    email: Email
     password: Password
 
 
 class UserLogin(_Body):
-    email: str = Field(max_length=320)
-    password: str = Field(max_length=1024)
+    email: Annotated[
+        str, Field(max_length=320, json_schema_extra=_DECLARE_NO_NUL), _storable("email")
+    ]
+    password: Annotated[
+        str, Field(max_length=1024, json_schema_extra=_DECLARE_NO_NUL), _storable("password")
+    ]
 
 
 class UserPublic(BaseModel):
@@ -51,9 +113,29 @@ class TaskCreate(_Body):
     title: Title
 
 
+def _patch_schema(schema: dict[str, Any]) -> None:
+    """As the validators below: at least one field, and a field given is never null."""
+    schema["minProperties"] = 1
+    for prop in schema["properties"].values():
+        alternatives = prop.pop("anyOf", None)
+        if alternatives:
+            prop.update(next(a for a in alternatives if a != {"type": "null"}))
+        prop.pop("default", None)
+
+
 class TaskUpdate(_Body):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_patch_schema)
+
     title: Title | None = None
     done: bool | None = None
+
+    @field_validator("title", "done", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Leaving a field out means "unchanged"; an explicit null would mean nothing at all.
+        if value is None:
+            raise ValueError("leave the field out instead of sending null")
+        return value
 
     @model_validator(mode="after")
     def _something_to_change(self) -> Self:

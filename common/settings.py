@@ -102,6 +102,8 @@ class CommandApiSettings(AppSettings):
     COMMAND_API_PORT: int = 8001
     # Commands arriving together are saved in one store transaction (group commit), up to this many.
     COMMAND_BATCH_MAX: int = Field(default=64, ge=1)
+    # Longest a command waits for the store to record it; then 503 + Retry-After.
+    COMMAND_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0, le=300)
 
 
 class QueryApiSettings(AppSettings):

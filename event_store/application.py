@@ -7,6 +7,7 @@ so the read side can offer read-your-writes.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,19 +38,15 @@ from event_store.domain.model import (
     digest_id_for,
 )
 from event_store.group_commit import GroupCommitter
+from event_store.store_errors import (
+    CONFLICT_RETRIES,
+    STORE_UNAVAILABLE,
+    ConcurrentChangeError,
+    VersionConflictError,
+)
 
 A = TypeVar("A", bound=Aggregate)
 Clock = Callable[[], datetime]
-CONFLICT_RETRIES = 5
-
-
-class VersionConflictError(Exception):
-    """The aggregate is not at the version the client expected (or changed concurrently)."""
-
-    def __init__(self, expected: int, actual: int) -> None:
-        super().__init__(f"expected version {expected}, current version is {actual}")
-        self.expected = expected
-        self.actual = actual
 
 
 @dataclass(frozen=True)
@@ -113,10 +110,14 @@ class TodoStore(Application[UUID]):
         *,
         clock: Clock = lambda: datetime.now(UTC),
         batch_max: int = 64,
+        command_timeout: float = 10.0,
     ) -> None:
         super().__init__(env=env)
         self._clock = clock
-        self._committer = GroupCommitter(self.save, max_batch=batch_max)
+        self._committer = GroupCommitter(
+            self.save, max_batch=batch_max, timeout=command_timeout, unavailable=STORE_UNAVAILABLE
+        )
+        self._checking_pool = threading.Lock()
 
     def construct_recorder(self) -> ApplicationRecorder:
         # Processes starting together (make run, compose) race on eventsourcing's idempotent DDL
@@ -142,6 +143,19 @@ class TodoStore(Application[UUID]):
     def head_position(self) -> int:
         """The position of the last event recorded (0 for an empty store)."""
         return self.recorder.max_notification_id() or 0
+
+    def discard_broken_connections(self) -> None:
+        """After PostgreSQL restarts, every idle connection in the pool is dead but the pool does
+        not know (pre-ping is off: it would cost a round-trip per use). Called when a command hit
+        an unavailable store: test the idle connections once and replace the dead ones, instead
+        of failing one more request per pooled connection. Concurrent calls check once."""
+        if not self._checking_pool.acquire(blocking=False):
+            return
+        try:
+            recorder: Any = self.recorder
+            recorder.datastore.pool.check()
+        finally:
+            self._checking_pool.release()
 
     # --- users -------------------------------------------------------------------------------
 
@@ -304,8 +318,9 @@ class TodoStore(Application[UUID]):
                 # Someone saved this task between our read and our write. With an explicit
                 # expectation that is the client's conflict; otherwise re-run on the fresh state.
                 if expected_version is not None:
-                    raise VersionConflictError(expected_version, expected_version + 1) from None
-        raise VersionConflictError(-1, -1)
+                    current = self.get_task(user_id, task_id).version
+                    raise VersionConflictError(expected_version, current) from None
+        raise ConcurrentChangeError(CONFLICT_RETRIES)
 
     def _commit(self, *aggregates: Aggregate) -> int | None:
         events: list[Any] = [e for agg in aggregates for e in agg.collect_events()]

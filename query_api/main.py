@@ -3,16 +3,18 @@ settings at startup, or injected (tests pass fakes or their own database)."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import psycopg
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
-from psycopg_pool import PoolTimeout
+from fastapi import FastAPI, Request
+from psycopg_pool import AsyncConnectionPool
 
+from common.openapi import install_openapi
 from common.settings import DatabaseSettings, QueryApiSettings, auth_settings, database_settings
 from common.web import health_router, install_error_handlers
 from query_api.auth import SECURITY_SCHEMES, TokenVerifier
@@ -20,6 +22,28 @@ from query_api.deps import Waiter
 from query_api.freshness import PositionWaiter
 from query_api.repository import PostgresReadModel, ReadModel, make_pool
 from query_api.routes import router
+
+log = logging.getLogger(__name__)
+
+
+class _PoolDoctor:
+    """After PostgreSQL restarts, the pool's idle connections are dead but it does not know: when
+    a query fails for that reason, check them all once (in the background) and replace the dead."""
+
+    def __init__(self) -> None:
+        self.pool: AsyncConnectionPool[Any] | None = None
+        self._running: asyncio.Task[None] | None = None
+
+    async def on_unavailable(self, request: Request, exc: Exception) -> None:
+        if self.pool is not None and (self._running is None or self._running.done()):
+            self._running = asyncio.create_task(self._check(self.pool))
+
+    @staticmethod
+    async def _check(pool: AsyncConnectionPool[Any]) -> None:
+        try:
+            await pool.check()
+        except Exception as e:
+            log.warning("checking the pool's connections failed", extra={"error": str(e)})
 
 
 def create_app(
@@ -42,6 +66,7 @@ def create_app(
                 pool = make_pool(database.conninfo, database.POSTGRES_POOL_SIZE)
                 await pool.open()
                 stack.push_async_callback(pool.close)
+                doctor.pool = pool
                 reads = PostgresReadModel(pool)
             wait = waiter
             if wait is None:
@@ -59,18 +84,12 @@ def create_app(
             gc.freeze()
             yield
 
+    doctor = _PoolDoctor()
     app = FastAPI(title="TODO query API", version="1.0.0", lifespan=lifespan)
-    install_error_handlers(app)
-
-    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            content={"detail": "service temporarily unavailable"},
-            headers={"Retry-After": "1"},
-        )
-
-    for exc_type in (psycopg.OperationalError, PoolTimeout):
-        app.add_exception_handler(exc_type, database_unavailable)
+    # psycopg_pool's PoolTimeout is an OperationalError too.
+    install_error_handlers(
+        app, unavailable=(psycopg.OperationalError,), on_unavailable=doctor.on_unavailable
+    )
     app.include_router(router)
 
     def read_db_reachable() -> bool:
@@ -81,11 +100,8 @@ def create_app(
 
     app.include_router(health_router(read_db_reachable))
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = FastAPI.openapi(app)
-            schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
-        return app.openapi_schema or {}
+    def declare_security(spec: dict[str, Any]) -> None:
+        spec.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    install_openapi(app, declare_security)
     return app

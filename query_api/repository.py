@@ -77,6 +77,9 @@ def make_pool(conninfo: str, max_size: int) -> AsyncConnectionPool[psycopg.Async
         open=False,
         configure=_configure,
         timeout=5.0,
+        # Free a lost connection's slot after 2 s of failed reconnects (default: 5 minutes of
+        # growing backoff), so that once PostgreSQL is back the next query reconnects at once.
+        reconnect_timeout=2.0,
         kwargs={"connect_timeout": 5},
     )
 

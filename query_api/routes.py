@@ -8,16 +8,19 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
+from common.openapi import error_response
 from common.schemas import TaskPublic
+from common.web import validation_error
 from query_api.auth import SECURITY, CurrentUserId
-from query_api.cursor import InvalidCursorError, decode_cursor, encode_cursor
+from query_api.cursor import CURSOR_PATTERN, InvalidCursorError, decode_cursor, encode_cursor
 from query_api.deps import STALE_HEADER, MinPosition, is_stale, read_model
-from query_api.schemas import ErrorPublic, MePublic, TaskPage
+from query_api.schemas import MePublic, TaskPage
 
 router = APIRouter(tags=["queries"])
 
+# 401, 500 and 503 are declared on every operation by common.web.declare_error_responses.
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorPublic, "description": "Missing, invalid or expired bearer token"},
+    400: error_response("X-Min-Position is not a store position (ASCII digits)"),
 }
 _OK = {
     "headers": {
@@ -34,6 +37,9 @@ def _json(body: str, stale: bool) -> Response:
     return Response(content=body, media_type="application/json", headers=headers)
 
 
+_STALE_404 = {STALE_HEADER: "`true` when X-Min-Position was not reached in time (may be stale)"}
+
+
 def _not_found(what: str, stale: bool) -> HTTPException:
     headers = {STALE_HEADER: "true"} if stale else None
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{what} not found", headers=headers)
@@ -43,25 +49,29 @@ def _not_found(what: str, stale: bool) -> HTTPException:
     "/tasks",
     response_model=TaskPage,
     openapi_extra=SECURITY,
-    responses={
-        **_ERRORS,
-        200: _OK,
-        422: {"model": ErrorPublic, "description": "Invalid cursor or parameters"},
-    },
+    responses={**_ERRORS, 200: _OK},
 )
 async def list_tasks(
     request: Request,
     user_id: CurrentUserId,
     done: Annotated[bool | None, Query(description="Only done (true) or undone (false)")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="`next_cursor` of the previous page (opaque); a malformed one is a 422",
+            json_schema_extra={"pattern": CURSOR_PATTERN},
+        ),
+    ] = None,
     min_position: MinPosition = None,
 ) -> Response:
     """The user's tasks, newest first (ties by id), `limit` per page."""
     try:
-        after = decode_cursor(cursor) if cursor else None
+        after = None if cursor is None else decode_cursor(cursor)
     except InvalidCursorError as e:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(e)) from e
+        # FastAPI's 422 shape, like every other 422: the field and what is wrong with it.
+        raise validation_error(("query", "cursor"), str(e)) from e
     stale = await is_stale(request, user_id, min_position)
     rows = await read_model(request).list_tasks(user_id, done, after, limit + 1)
     page = rows[:limit]
@@ -80,7 +90,7 @@ async def list_tasks(
     responses={
         **_ERRORS,
         200: _OK,
-        404: {"model": ErrorPublic, "description": "No such task for this user"},
+        404: error_response("No such task for this user", _STALE_404),
     },
 )
 async def get_task(
@@ -100,7 +110,7 @@ async def get_task(
     responses={
         **_ERRORS,
         200: _OK,
-        404: {"model": ErrorPublic, "description": "The user is not (yet) in the read model"},
+        404: error_response("The user is not (yet) in the read model", _STALE_404),
     },
 )
 async def me(

@@ -29,7 +29,3 @@ class MePublic(BaseModel):
     email: str
     created_at: datetime
     stats: TaskStats
-
-
-class ErrorPublic(BaseModel):
-    detail: str

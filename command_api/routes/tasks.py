@@ -6,22 +6,38 @@ from uuid import UUID
 from fastapi import APIRouter, Response, status
 
 from command_api.deps import ExpectedVersion, Store
-from command_api.responses import set_etag, set_position
+from command_api.responses import POSITION_HEADER, set_etag, set_position
 from command_api.schemas import TaskCreate, TaskUpdate, task_public
 from common.auth import CurrentUserId
+from common.openapi import error_response
 from common.schemas import TaskPublic
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such task for this user (unknown, deleted or not yours)"}
+_WRITTEN_HEADERS = {
+    POSITION_HEADER: {
+        "description": "Store position of the event recorded (for X-Min-Position on reads);"
+        " absent when nothing changed",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+    "ETag": {"description": 'The task\'s new version, e.g. `"2"`', "schema": {"type": "string"}},
 }
-CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {"description": "If-Match did not match the task's current version"}
+_CHANGE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    400: error_response("If-Match is not a version number, or the body is not UTF-8 JSON"),
+    404: error_response("No such task for this user (unknown, deleted or not yours)"),
+    409: error_response(
+        "If-Match did not match the task's current version, the change makes no sense in the"
+        " task's state (e.g. completing a done task), or the task kept changing concurrently"
+    ),
 }
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskPublic)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TaskPublic,
+    responses={201: {"headers": _WRITTEN_HEADERS}},
+)
 async def create_task(
     body: TaskCreate, user_id: CurrentUserId, store: Store, response: Response
 ) -> TaskPublic:
@@ -31,7 +47,11 @@ async def create_task(
     return task_public(saved.aggregate)
 
 
-@router.patch("/{task_id}", response_model=TaskPublic, responses={**NOT_FOUND, **CONFLICT})
+@router.patch(
+    "/{task_id}",
+    response_model=TaskPublic,
+    responses={200: {"headers": _WRITTEN_HEADERS}, **_CHANGE_ANSWERS},
+)
 def update_task(
     task_id: UUID,
     body: TaskUpdate,
@@ -49,7 +69,12 @@ def update_task(
 
 
 @router.delete(
-    "/{task_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **CONFLICT}
+    "/{task_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        204: {"headers": {POSITION_HEADER: _WRITTEN_HEADERS[POSITION_HEADER]}},
+        **_CHANGE_ANSWERS,
+    },
 )
 def delete_task(
     task_id: UUID, user_id: CurrentUserId, store: Store, expected: ExpectedVersion

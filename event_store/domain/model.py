@@ -27,7 +27,16 @@ class TaskNotFoundError(DomainError):
     """Unknown, deleted, or owned by someone else: all look the same from outside."""
 
 
-class InvalidTitleError(DomainError):
+class InvalidTextError(DomainError, ValueError):
+    """Text the store and the read tables cannot hold as given. A ValueError too, so the same rule
+    serves as a pydantic validator in the command API's schemas (one definition, one message)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+        self.field = field
+
+
+class InvalidTitleError(InvalidTextError):
     pass
 
 
@@ -35,14 +44,39 @@ class TaskStateError(DomainError):
     """A transition that makes no sense from the current state (e.g. completing a done task)."""
 
 
+def unstorable_text_problem(text: str) -> str | None:
+    """Why PostgreSQL (or the JSON on Kafka) could not hold `text`, or None. PostgreSQL text
+    cannot contain NUL; a lone surrogate (JSON allows "\\ud800") cannot be encoded as UTF-8.
+    Accepting either would record an event the read side must refuse: the user's data lost."""
+    if "\x00" in text:
+        return "must not contain NUL characters (\\u0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must not contain lone surrogates (\\ud800-\\udfff)"
+    return None
+
+
+def ensure_storable(field: str, text: str, error: type[InvalidTextError] = InvalidTextError) -> str:
+    problem = unstorable_text_problem(text)
+    if problem is not None:
+        raise error(field, problem)
+    return text
+
+
 def normalize_email(email: str) -> str:
-    return email.strip().lower()
+    return ensure_storable("email", email).strip().lower()
+
+
+# What trimming removes: Python's whitespace plus the BOM, i.e. both Python's and JavaScript's
+# notion of `\s` (the command API declares the title's regex with it; see command_api.schemas).
+BLANKS = "".join(c for c in map(chr, range(0x3001)) if c.isspace()) + "\ufeff"
 
 
 def normalize_title(title: str) -> str:
-    cleaned = title.strip()
+    cleaned = ensure_storable("title", title, InvalidTitleError).strip(BLANKS)
     if not 1 <= len(cleaned) <= TITLE_MAX_LENGTH:
-        raise InvalidTitleError(f"title must be 1-{TITLE_MAX_LENGTH} characters after trimming")
+        raise InvalidTitleError("title", f"must be 1-{TITLE_MAX_LENGTH} characters after trimming")
     return cleaned
 
 

@@ -151,11 +151,17 @@ def test_a_limit_outside_1_to_200_is_refused_with_422(client: TestClient, limit:
     assert "detail" in response.json()
 
 
-@pytest.mark.parametrize("cursor", ["garbage", "bm90LWEtY3Vyc29y", "MjAyNnxub3QtYS11dWlk"])
-def test_an_invalid_cursor_is_refused_with_a_clear_422(client: TestClient, cursor: str) -> None:
+@pytest.mark.parametrize(
+    "cursor", ["garbage", "bm90LWEtY3Vyc29y", "12_" + "g" * 32, "1_" + "A" * 32, "²_" + "a" * 32]
+)
+def test_an_invalid_cursor_is_refused_with_a_422_naming_the_cursor(
+    client: TestClient, cursor: str
+) -> None:
     response = client.get("/tasks", params={"cursor": cursor}, headers=bearer(uuid4()))
     assert response.status_code == 422
-    assert response.json() == {"detail": "invalid cursor"}
+    assert response.json() == {
+        "detail": [{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}]
+    }
 
 
 def test_a_single_task_is_returned_to_its_owner_and_is_404_for_anyone_else(
@@ -245,9 +251,17 @@ def test_when_the_position_is_not_reached_in_time_the_answer_is_marked_stale(
     assert response.headers["X-Stale"] == "true"
 
 
-def test_a_malformed_x_min_position_is_refused_with_422(client: TestClient) -> None:
-    response = client.get("/tasks", headers={**bearer(uuid4()), "X-Min-Position": "soon"})
-    assert response.status_code == 422
+@pytest.mark.parametrize(
+    "value", [b"soon", b"-1", b"+7", b"7_0", b"1e3", b"3.0", b"\xb2", "\u0663".encode()]
+)
+def test_a_malformed_x_min_position_is_refused_with_400(
+    client: TestClient, waiter: FakeWaiter, value: bytes
+) -> None:
+    headers: dict[str, str | bytes] = {**bearer(uuid4()), "X-Min-Position": value}
+    response = client.get("/tasks", headers=headers)
+    assert response.status_code == 400
+    assert response.json() == {"detail": "X-Min-Position must be a store position (ASCII digits)"}
+    assert waiter.calls == []
 
 
 def test_a_database_failure_is_a_json_503_never_a_500(
@@ -259,6 +273,19 @@ def test_a_database_failure_is_a_json_503_never_a_500(
     response = client.get("/tasks", headers=bearer(uuid4()))
     assert response.status_code == 503
     assert response.json() == {"detail": "service temporarily unavailable"}
+    assert response.headers["Retry-After"] == "1"
+
+
+def test_a_bug_is_a_json_500_with_an_error_id_that_is_logged_with_the_traceback(
+    client: TestClient, reads: FakeReadModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    reads.fail = KeyError("a bug")
+    response = client.get("/tasks", headers=bearer(uuid4()))
+    assert response.status_code == 500
+    body = response.json()
+    assert set(body) == {"detail", "error_id"} and body["detail"] == "internal error"
+    [record] = [r for r in caplog.records if getattr(r, "error_id", None) == body["error_id"]]
+    assert record.exc_info is not None and record.exc_info[0] is KeyError
 
 
 def test_health_answers_without_touching_the_database(client: TestClient) -> None:
