@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from command_api.errors import install_domain_error_handlers
 from command_api.routes import auth, tasks
-from common.settings import CommandApiSettings, database_settings
+from common.settings import CommandApiSettings, DatabaseSettings, database_settings
 from common.web import health_router, install_error_handlers
 from event_store.application import TodoStore, store_env
 
@@ -20,12 +20,14 @@ def build_store() -> TodoStore:
     )
 
 
-def create_app(store: TodoStore | None = None) -> FastAPI:
-    """`store` is injected by tests; by default it is built from settings at startup."""
+def create_app(store: TodoStore | None = None, *, db: DatabaseSettings | None = None) -> FastAPI:
+    """`store` (and `db`, the database the auth throttle uses: the store's) are injected by tests;
+    by default both are built from settings at startup."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = store is None
+        app.state.database = db or database_settings()
         app.state.store = store or build_store()
         try:
             yield

@@ -10,6 +10,9 @@ keeps the two equal.
 - `user_positions`: per user, the highest store position applied (read-your-writes).
 - `projector_progress`: per Kafka partition, the last offset and store position applied; written in
   the same transaction as the rows, read by `python -m projector status`.
+
+Not read model, but in the same database and migration chain (so one `alembic upgrade head` and
+one schema test cover them): `auth_throttle`, the command API's shared rate-limit state.
 """
 
 from __future__ import annotations
@@ -118,6 +121,19 @@ projector_progress = Table(
     Column("offset", BigInteger, nullable=False),
     Column("position", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# The command API's login/registration limits (command_api/throttle.py), shared by its processes.
+# One row per (scope, subject): `tat` is GCRA's "theoretical arrival time"; a row whose tat is in
+# the past means "no recent hits" and may be purged. `subject` is a SHA-256 hex digest of the email
+# or client address, so the table does not keep what people typed into the email field.
+auth_throttle = Table(
+    "auth_throttle",
+    metadata,
+    Column("scope", Text, primary_key=True),
+    Column("subject", Text, primary_key=True),
+    Column("tat", DateTime(timezone=True), nullable=False),
+    Index("ix_auth_throttle_tat", "tat"),
 )
 
 # The tables the rebuild replaces wholesale (projector_progress is about Kafka, not the store).

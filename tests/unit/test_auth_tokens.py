@@ -25,7 +25,8 @@ def test_a_token_carries_the_user_id_in_sub_with_iat_and_exp() -> None:
 def test_an_expired_token_is_refused() -> None:
     now = int(time.time())
     token = jwt.encode(
-        {"sub": str(uuid4()), "iat": now - 100, "exp": now - 10}, SETTINGS.JWT_SECRET.get_secret_value()
+        {"sub": str(uuid4()), "iat": now - 100, "exp": now - 10},
+        SETTINGS.JWT_SECRET.get_secret_value(),
     )
     with pytest.raises(InvalidTokenError, match="expired"):
         verify_token(token, SETTINGS)
@@ -45,7 +46,9 @@ def test_an_unsigned_alg_none_token_is_refused() -> None:
 
 
 def test_a_token_without_exp_is_refused() -> None:
-    token = jwt.encode({"sub": str(uuid4()), "iat": int(time.time())}, SETTINGS.JWT_SECRET.get_secret_value())
+    token = jwt.encode(
+        {"sub": str(uuid4()), "iat": int(time.time())}, SETTINGS.JWT_SECRET.get_secret_value()
+    )
     with pytest.raises(InvalidTokenError):
         verify_token(token, SETTINGS)
 
