@@ -78,4 +78,4 @@ def test_trusted_proxies_are_read_comma_separated_and_default_to_loopback(
 
 def test_production_refuses_trusting_every_address_as_a_proxy() -> None:
     with pytest.raises(ValueError, match="TRUSTED_PROXIES"):
-        AuthThrottleSettings(ENVIRONMENT="prod", TRUSTED_PROXIES="0.0.0.0/0")  # type: ignore[arg-type]
+        AuthThrottleSettings(ENVIRONMENT="prod", TRUSTED_PROXIES="0.0.0.0/0")
