@@ -52,15 +52,17 @@ def client_with_limits(
 
 
 def login(client: TestClient, email: str, password: str, address: str) -> httpx.Response:
-    return client.post(
+    response: httpx.Response = client.post(
         "/auth/login", json={"email": email, "password": password}, headers=via_gateway(address)
     )
+    return response
 
 
 def register(client: TestClient, email: str, address: str) -> httpx.Response:
-    return client.post(
+    response: httpx.Response = client.post(
         "/auth/register", json={"email": email, "password": PASSWORD}, headers=via_gateway(address)
     )
+    return response
 
 
 def assert_throttled(response: httpx.Response, about: str) -> None:
