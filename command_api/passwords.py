@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
+import os
+import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
@@ -39,15 +43,20 @@ def hash_cost(password_hash: str) -> int:
 
 
 class PasswordHasher:
-    """bcrypt at `rounds`, on at most `workers` threads at a time."""
+    """bcrypt at `rounds`, on at most `workers` threads at a time, `nice`d (0: not)."""
 
-    def __init__(self, rounds: int, workers: int) -> None:
+    def __init__(self, rounds: int, workers: int, nice: int = 0) -> None:
         self.rounds = rounds
         self.workers = workers
         # Checked when the email is unknown, so a login costs the same time either way: it must
         # have the configured cost, or timing tells which emails exist.
         self.dummy_hash = hash_password("not-a-real-password", rounds)
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bcrypt")
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers,
+            thread_name_prefix="bcrypt",
+            initializer=_lower_priority,
+            initargs=(nice,),
+        )
 
     async def hash(self, password: str) -> str:
         loop = asyncio.get_running_loop()
@@ -63,3 +72,13 @@ class PasswordHasher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _lower_priority(nice: int) -> None:
+    """Renice the calling bcrypt thread, so the event loop, the group-commit writer and
+    PostgreSQL get a core first when they need one. On Linux a thread is a task of its own and
+    setpriority() on its id renices only it (POSIX would renice the whole process: elsewhere the
+    threads keep the default priority)."""
+    if nice and sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)

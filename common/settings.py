@@ -205,6 +205,9 @@ class AuthThrottleSettings(AppSettings):
     # Threads hashing/checking passwords (bcrypt holds a core each): a login flood queues here
     # instead of taking every core from task commands. 0 = half the CPU cores, at least 1.
     BCRYPT_WORKERS: int = Field(default=0, ge=0, le=256)
+    # Nice value of those threads (Linux; 0 = same priority as the rest): under CPU contention
+    # the event loop, the group-commit writer and PostgreSQL go first, bcrypt gets what is left.
+    BCRYPT_NICE: int = Field(default=10, ge=0, le=19)
 
     @field_validator("TRUSTED_PROXIES", mode="before")
     @classmethod

@@ -93,7 +93,9 @@ async def auth_guard_lifespan(app: FastAPI) -> AsyncIterator[None]:
         name="auth-throttle",
     )
     await pool.open(wait=False)
-    hasher = PasswordHasher(auth_settings().BCRYPT_ROUNDS, limits.bcrypt_workers)
+    hasher = PasswordHasher(
+        auth_settings().BCRYPT_ROUNDS, limits.bcrypt_workers, nice=limits.BCRYPT_NICE
+    )
     throttle = AuthThrottle(pool, limits)
     app.state.auth_guard = AuthGuard(throttle, hasher, limits.TRUSTED_PROXIES)
     purger = asyncio.create_task(_purge_forever(throttle, limits))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 
 import pytest
@@ -81,3 +83,17 @@ def test_at_most_the_configured_number_of_bcrypt_threads_run_however_many_logins
         hasher.close()
     assert results == [False] * 12
     assert most == 2
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice is Linux's")
+def test_bcrypt_threads_run_at_the_configured_nice_value_and_the_caller_keeps_its_own() -> None:
+    hasher = PasswordHasher(rounds=4, workers=1, nice=7)
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    try:
+        theirs = hasher._pool.submit(
+            lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        ).result()
+    finally:
+        hasher.close()
+    assert theirs == 7
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
