@@ -87,13 +87,15 @@ async def task_load(url: str, token: str, rate: float, seconds: float) -> dict[s
 
 
 async def login_flood(url: str, concurrency: int) -> dict[str, Any]:
+    """Until SIGTERM; then no new login is sent and the ones in flight are awaited, so that when
+    this process exits the server's bcrypt queue is empty (the next "without" phase is clean)."""
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     statuses: Counter[int] = Counter()
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
     async def loop(client: httpx.AsyncClient) -> None:
-        while True:
+        while not stop.is_set():
             address = f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(256)}"
             try:
                 response = await client.post(
@@ -109,10 +111,13 @@ async def login_flood(url: str, concurrency: int) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=300) as client:
         loops = [asyncio.create_task(loop(client)) for _ in range(concurrency)]
         await stop.wait()
-        for task in loops:
-            task.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
-    return {"statuses": dict(statuses), "seconds": time.perf_counter() - started}
+        stopped = time.perf_counter()
+        await asyncio.gather(*loops)
+    return {
+        "statuses": dict(statuses),
+        "seconds": time.perf_counter() - started,
+        "drain_seconds": time.perf_counter() - stopped,
+    }
 
 
 # --- orchestration ---------------------------------------------------------------------------
@@ -181,7 +186,7 @@ def one_round(server: subprocess.Popen[bytes], url: str, token: str, args: Any) 
     loud = measure_tasks(url, token, args)
     after = cpu_seconds(server.pid)
     flood.send_signal(signal.SIGTERM)
-    flood_out, _ = flood.communicate(timeout=60)
+    flood_out, _ = flood.communicate(timeout=300)
     flooded = json.loads(flood_out)
     phase = args.seconds
     return {
