@@ -89,6 +89,7 @@ async def auth_guard_lifespan(app: FastAPI) -> AsyncIterator[None]:
         min_size=1,
         max_size=db.POSTGRES_POOL_SIZE,
         kwargs={"autocommit": True},
+        timeout=5.0,  # PostgreSQL away: fail fast (503) rather than hold the login for 30 s
         open=False,
         name="auth-throttle",
     )

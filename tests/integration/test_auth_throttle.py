@@ -82,13 +82,30 @@ def test_the_sixth_failed_login_for_one_email_in_a_minute_answers_429_with_retry
         for attempt in range(5):
             address = f"198.51.100.{10 + attempt}"  # spread: only the email's limit applies
             assert login(client, "ada@example.com", "wrong", address).status_code == 401
-        assert_throttled(login(client, "ADA@example.com", "wrong", "198.51.100.20"), "email")
+        refused = login(client, "ADA@example.com", "wrong", "198.51.100.20")
+        assert_throttled(refused, "email")
+        # 5 a minute is one every 12 s: the next try is allowed 12 s after the first failure.
+        assert 8 <= int(refused.headers["Retry-After"]) <= 12
         # Even the right password waits: that is what stops a guess from being confirmed.
         assert_throttled(login(client, "ada@example.com", PASSWORD, "198.51.100.21"), "email")
         # Unknown emails are counted the same way (no hint which emails exist).
         for _ in range(5):
             assert login(client, "nobody@example.com", "x", "198.51.100.22").status_code == 401
         assert_throttled(login(client, "nobody@example.com", "x", "198.51.100.23"), "email")
+
+
+def test_a_throttled_email_may_try_again_once_retry_after_has_passed(
+    db_settings: DatabaseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limits = {"AUTH_THROTTLE_WINDOW_SECONDS": 2, "AUTH_LOGIN_FAILURES_PER_EMAIL": 2}
+    with client_with_limits(db_settings, monkeypatch, GATEWAY_PEER, **limits) as client:
+        for _ in range(2):
+            assert login(client, "eve@example.com", "guess", "198.51.100.5").status_code == 401
+        refused = login(client, "eve@example.com", "guess", "198.51.100.5")
+        assert refused.status_code == 429
+        time.sleep(int(refused.headers["Retry-After"]) + 0.2)
+        assert login(client, "eve@example.com", "guess", "198.51.100.5").status_code == 401
+        assert login(client, "eve@example.com", "guess", "198.51.100.5").status_code == 429
 
 
 def test_failed_logins_from_one_address_are_limited_whatever_the_email(
