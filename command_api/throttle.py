@@ -156,7 +156,12 @@ def client_address(request: Request, trusted: Sequence[Network]) -> str:
     """The address a request comes from. Behind trusted proxies (the gateway's nginx appends the
     address it saw to X-Forwarded-For and sets X-Real-IP), the rightmost X-Forwarded-For hop that
     is not itself a trusted proxy: hops to its left are whatever the client chose to send. From an
-    untrusted peer, forwarding headers are ignored (anyone could send them)."""
+    untrusted peer, forwarding headers are ignored (anyone could send them).
+
+    uvicorn's own proxy-header handling (FORWARDED_ALLOW_IPS, 127.0.0.1 by default) may already
+    have put that rightmost hop in place of the peer; it is then an untrusted peer here and kept:
+    the same answer. Trusting more proxies is done with TRUSTED_PROXIES (and, if uvicorn should
+    agree, FORWARDED_ALLOW_IPS)."""
     peer = request.client.host if request.client else ""
     if not _is_trusted(peer, trusted):
         return peer

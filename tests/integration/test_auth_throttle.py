@@ -289,7 +289,7 @@ def test_task_commands_keep_answering_while_logins_are_flooded(
 
         latencies, floods = asyncio.run(scenario())
     # The flood really ran bcrypt meanwhile (~4 checks/s at cost 12 on one thread)...
-    assert floods.count(401) >= 8, floods
+    assert floods.count(401) >= 4, floods
     assert set(floods) == {401}
     # ...and task commands were not starved. Measured on a shared 2-core machine: median 13 ms,
     # max 42 ms; with BCRYPT_WORKERS=40 (like the old shared threadpool) median 400 ms, max 2 s.
