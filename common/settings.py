@@ -60,13 +60,7 @@ def exit_refused(error: ValidationError | SettingsError) -> NoReturn:
     os._exit(EXIT_REFUSED_SETTINGS)
 
 
-_SETTINGS_CLASSES: set[str] = set()
-
-
-def is_refused_settings(error: BaseException) -> bool:
-    if isinstance(error, SettingsError):
-        return True
-    return isinstance(error, ValidationError) and error.title in _SETTINGS_CLASSES
+_SETTINGS_CLASSES: set[str] = set()  # names of AppSettings' subclasses (ValidationError.title)
 
 
 def _install_refusal_hook() -> None:
@@ -76,7 +70,9 @@ def _install_refusal_hook() -> None:
     previous = sys.excepthook
 
     def hook(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
-        if isinstance(error, ValidationError | SettingsError) and is_refused_settings(error):
+        if isinstance(error, SettingsError) or (
+            isinstance(error, ValidationError) and error.title in _SETTINGS_CLASSES
+        ):
             exit_refused(error)
         previous(kind, error, tb)
 
