@@ -134,16 +134,19 @@ def cpu_seconds(pid: int) -> dict[str, float]:
 
 
 @contextmanager
-def command_api(db_name: str, bcrypt_workers: int) -> Iterator[subprocess.Popen[bytes]]:
+def command_api(
+    db_name: str, bcrypt_workers: int, app_root: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         **os.environ,
+        "PYTHONPATH": str(app_root),
         "POSTGRES_DB": db_name,
         "COMMAND_API_PORT": str(PORT),
         "BCRYPT_ROUNDS": "12",
         "BCRYPT_WORKERS": str(bcrypt_workers),
         "LOG_LEVEL": "WARNING",
     }
-    proc = subprocess.Popen([sys.executable, "-m", "command_api"], cwd=ROOT, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "command_api"], cwd=app_root, env=env)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -217,6 +220,12 @@ def main() -> None:
     parser.add_argument("--flood", type=int, default=50, help="concurrent bad logins")
     parser.add_argument("--settle", type=float, default=2.0)
     parser.add_argument("--bcrypt-workers", type=int, default=0, help="0: the setting's default")
+    parser.add_argument(
+        "--app-root",
+        type=Path,
+        default=ROOT,
+        help="checkout whose command API is measured (e.g. an older one, for a baseline)",
+    )
     parser.add_argument("--role", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role:
@@ -232,7 +241,7 @@ def main() -> None:
     rounds = []
     with fresh_database() as db:
         migrate(db)
-        with command_api(db.POSTGRES_DB, args.bcrypt_workers) as server:
+        with command_api(db.POSTGRES_DB, args.bcrypt_workers, args.app_root) as server:
             token = token_for(url)
             measure_tasks(url, token, argparse.Namespace(rate=args.rate, seconds=2))  # warm-up
             for n in range(args.rounds):
