@@ -218,26 +218,29 @@ def measure_tasks(url: str, token: str, args: argparse.Namespace) -> dict[str, A
 
 
 def one_round(server: subprocess.Popen[bytes], url: str, token: str, args: Any) -> dict[str, Any]:
-    before = cpu_seconds(server.pid)
-    quiet = measure_tasks(url, token, args)
-    middle = cpu_seconds(server.pid)
+    def phase() -> tuple[dict[str, Any], dict[str, float]]:
+        """Task commands for args.seconds (plus however long the last answers take); the
+        server's CPU over that time, in cores."""
+        cpu_before, started = cpu_seconds(server.pid), time.perf_counter()
+        result = measure_tasks(url, token, args)
+        cpu_after, elapsed = cpu_seconds(server.pid), time.perf_counter() - started
+        return result, {k: (cpu_after[k] - cpu_before[k]) / elapsed for k in cpu_before}
+
+    quiet, cpu_without = phase()
     flood = role("flood", url, str(args.flood))
     time.sleep(args.settle)  # let the flood fill the bcrypt queue before measuring
-    flood_cpu_start = cpu_seconds(server.pid)
-    loud = measure_tasks(url, token, args)
-    after = cpu_seconds(server.pid)
+    loud, cpu_with = phase()
     flood.send_signal(signal.SIGTERM)
     flood_out, _ = flood.communicate(timeout=300)
     flooded = json.loads(flood_out)
-    phase = args.seconds
     return {
         "p99_without": quiet["p99_ms"],
         "p99_with": loud["p99_ms"],
         "p50_without": quiet["p50_ms"],
         "p50_with": loud["p50_ms"],
         "max_with": loud["max_ms"],
-        "cpu_without": {k: (middle[k] - before[k]) / phase for k in before},
-        "cpu_with": {k: (after[k] - flood_cpu_start[k]) / phase for k in after},
+        "cpu_without": cpu_without,
+        "cpu_with": cpu_with,
         "logins_per_s": flooded["statuses"].get("401", 0) / flooded["seconds"],
         "flood_statuses": flooded["statuses"],
         "max_ms_by_second": (quiet["max_ms_by_second"], loud["max_ms_by_second"]),
