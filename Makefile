@@ -61,6 +61,8 @@ bench: infra
 	$(PY) bench/bench_commands.py
 	$(PY) bench/bench_read_side.py
 	$(PY) bench/bench_digest.py
+	$(PY) bench/bench_login_flood.py
+	$(PY) bench/bench_command_replicas.py
 
 # Kills and a broker outage under load, then every acknowledged command checked (tests/support/chaos.py).
 chaos: infra

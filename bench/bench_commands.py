@@ -25,7 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common.settings import DatabaseSettings  # noqa: E402
 from tests.support.infra import fresh_database  # noqa: E402
+from tests.support.read_side import migrate  # noqa: E402
 
 LUA = """
 wrk.method = "POST"
@@ -55,6 +57,12 @@ def server(module: str, port: int, db: str) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@contextmanager
+def _migrated(db: DatabaseSettings) -> Iterator[None]:
+    migrate(db)
+    yield
 
 
 def post(url: str, body: dict[str, str]) -> dict[str, object]:
@@ -113,6 +121,8 @@ def main() -> None:
     results: dict[str, list[tuple[float, float, float]]] = {"baseline": [], "event-sourced": []}
     with (
         fresh_database() as db,
+        # the command API's login keeps its rate limits in the migrated table auth_throttle
+        _migrated(db),
         server("bench.baseline_app:app", 8101, db.POSTGRES_DB) as baseline_url,
         server("command_api", 8102, db.POSTGRES_DB) as es_url,
     ):

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
 
 from command_api.errors import install_domain_error_handlers
 from command_api.routes import auth, tasks
-from common.openapi import error_response, install_openapi
+from common.openapi import install_openapi
 from common.settings import CommandApiSettings, DatabaseSettings, database_settings
 from common.web import health_router, install_error_handlers
 from event_store import command_recorder
@@ -44,28 +43,14 @@ async def _recover_connections(request: Request, exc: Exception) -> None:
     asyncio.get_running_loop().run_in_executor(None, store.discard_broken_connections)
 
 
-def _declare_auth_answers(spec: dict[str, Any]) -> None:
-    """Answers of the auth routes (command_api/routes/auth.py) that their decorators leave out."""
-    paths = spec.get("paths", {})
-    extra = {
-        ("/auth/register", "post"): {"409": error_response("The email is already registered")},
-        ("/auth/login", "post"): {
-            "401": error_response("Wrong email or password", {"WWW-Authenticate": "`Bearer`"})
-        },
-    }
-    for (path, method), responses in extra.items():
-        operation = paths.get(path, {}).get(method)
-        if operation is not None:
-            for code, response in responses.items():
-                operation["responses"].setdefault(code, response)
-
-
-def create_app(store: TodoStore | None = None) -> FastAPI:
-    """`store` is injected by tests; by default it is built from settings at startup."""
+def create_app(store: TodoStore | None = None, *, db: DatabaseSettings | None = None) -> FastAPI:
+    """`store` (and `db`, the database the auth throttle uses: the store's) are injected by tests;
+    by default both are built from settings at startup."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = store is None
+        app.state.database = db or database_settings()
         app.state.store = store or build_store()
         try:
             yield
@@ -89,5 +74,5 @@ def create_app(store: TodoStore | None = None) -> FastAPI:
         return True
 
     app.include_router(health_router(store_reachable))
-    install_openapi(app, _declare_auth_answers)
+    install_openapi(app)
     return app

@@ -27,14 +27,16 @@ def issue_token(user_id: UUID, settings: AuthSettings) -> tuple[str, int]:
     now = int(time.time())
     expires_in = settings.JWT_EXPIRES_SECONDS
     claims = {"sub": str(user_id), "iat": now, "exp": now + expires_in}
-    return jwt.encode(claims, settings.JWT_SECRET, algorithm=ALGORITHM), expires_in
+    return jwt.encode(
+        claims, settings.JWT_SECRET.get_secret_value(), algorithm=ALGORITHM
+    ), expires_in
 
 
 def verify_token(token: str, settings: AuthSettings) -> UUID:
     try:
         claims = jwt.decode(
             token,
-            settings.JWT_SECRET,
+            settings.JWT_SECRET.get_secret_value(),
             algorithms=[ALGORITHM],
             options={"require": ["sub", "iat", "exp"]},
         )

@@ -12,6 +12,9 @@ keeps the two equal.
   the same transaction as the rows, read by `python -m projector status`.
 - `dead_letters`: per consumer group (projector, mailer), the parked messages — a poison message and
   the later messages of its aggregate — until `dlq replay` (common.parking; not rebuilt).
+
+Not read model, but in the same database and migration chain (so one `alembic upgrade head` and
+one schema test cover them): `auth_throttle`, the command API's shared rate-limit state.
 """
 
 from __future__ import annotations
@@ -145,6 +148,19 @@ dead_letters = Table(
     Column("failed_at", DateTime(timezone=True), nullable=False),
     Column("last_replay_error", Text, nullable=True),
     Index("ix_dead_letters_consumer_aggregate_id", "consumer", "aggregate_id"),
+)
+
+# The command API's login/registration limits (command_api/throttle.py), shared by its processes.
+# One row per (scope, subject): `tat` is GCRA's "theoretical arrival time"; a row whose tat is in
+# the past means "no recent hits" and may be purged. `subject` is a SHA-256 hex digest of the email
+# or client address, so the table does not keep what people typed into the email field.
+auth_throttle = Table(
+    "auth_throttle",
+    metadata,
+    Column("scope", Text, primary_key=True),
+    Column("subject", Text, primary_key=True),
+    Column("tat", DateTime(timezone=True), nullable=False),
+    Index("ix_auth_throttle_tat", "tat"),
 )
 
 # The tables the rebuild replaces wholesale (projector_progress is about Kafka, not the store).

@@ -1,26 +1,102 @@
 """Typed settings, one class per concern. Every field reads the environment variable of the same
 name (and `.env` when present), so `make run`, Docker and tests configure everything the same way.
 
-Unsafe defaults (the dev JWT secret, the dev DB password) are refused when `ENVIRONMENT=prod`.
+Unsafe values (the dev JWT secret, the dev DB password, a weak bcrypt cost...) are refused when
+`ENVIRONMENT=prod`. A refused setting is reported the same way by every process, from here: one
+line per problem on stderr naming the setting and the rule (never its value, no traceback), then
+exit code 78 (EX_CONFIG). Constructors raise pydantic's ValidationError (tests check it); the
+accessors below (`database_settings()`...) and an uncaught one in a process's main thread turn it
+into that message and exit code (exit_refused).
 """
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Literal, Self
+from ipaddress import IPv4Network, IPv6Network
+from types import TracebackType
+from typing import Annotated, Any, Literal, NoReturn
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 Environment = Literal["dev", "test", "prod"]
 DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # noqa: S105 - refused outside dev
 DEV_DB_PASSWORD = "postgres"  # noqa: S105 - refused outside dev
+JWT_SECRET_MIN_LENGTH = 32
+# sysexits.h EX_CONFIG: "something was found in an unconfigured or misconfigured state".
+EXIT_REFUSED_SETTINGS = 78
+
+
+def refusal_problems(error: ValidationError | SettingsError) -> list[str]:
+    """One "NAME: rule" line per problem, never the refused value (pydantic's own message echoes
+    the input, secrets included)."""
+    if isinstance(error, SettingsError):  # a value that could not even be parsed (names the field)
+        return [str(error)]
+    problems = []
+    for item in error.errors(include_input=False, include_url=False):
+        name = ".".join(str(part) for part in item["loc"])
+        rule = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{name}: {rule}" if name else rule)
+    return problems
+
+
+def exit_refused(error: ValidationError | SettingsError) -> NoReturn:
+    for problem in refusal_problems(error):
+        print(f"refused setting {problem}", file=sys.stderr)
+    sys.stderr.flush()
+    # os._exit, not sys.exit: settings may be first read inside a server's startup hook (uvicorn's
+    # lifespan), which catches SystemExit and logs it with a traceback. A process reads its
+    # settings before it holds anything that needs cleaning up.
+    os._exit(EXIT_REFUSED_SETTINGS)
+
+
+_SETTINGS_CLASSES: set[str] = set()  # names of AppSettings' subclasses (ValidationError.title)
+
+
+def _install_refusal_hook() -> None:
+    """Any process that imports this module reports refused settings that escape its main thread
+    (e.g. `MailerSettings()` in `mailer.__main__`) as a refusal, not as a traceback."""
+    previous: Callable[[type[BaseException], BaseException, TracebackType | None], Any]
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+        if isinstance(error, SettingsError) or (
+            isinstance(error, ValidationError) and error.title in _SETTINGS_CLASSES
+        ):
+            exit_refused(error)
+        previous(kind, error, tb)
+
+    sys.excepthook = hook
+
+
+_install_refusal_hook()
 
 
 class AppSettings(BaseSettings):
-    """Base of every settings class: env vars of the same name, then `.env`."""
+    """Base of every settings class: env vars of the same name, then `.env`. Invalid values raise
+    pydantic's ValidationError, which a process reports through exit_refused."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _SETTINGS_CLASSES.add(cls.__name__)
+
+
+def _in_prod(info: ValidationInfo) -> bool:
+    """For field validators: ENVIRONMENT is declared first in each class, so it is validated (and
+    in `info.data`) before the fields that depend on it."""
+    return info.data.get("ENVIRONMENT") == "prod"
 
 
 class RuntimeSettings(AppSettings):
@@ -37,15 +113,16 @@ class DatabaseSettings(AppSettings):
     POSTGRES_HOST: str = "127.0.0.1"
     POSTGRES_PORT: int = 5432
     POSTGRES_USER: str = "postgres"
-    POSTGRES_PASSWORD: str = DEV_DB_PASSWORD
+    POSTGRES_PASSWORD: SecretStr = SecretStr(DEV_DB_PASSWORD)
     POSTGRES_DB: str = "todo"
     POSTGRES_POOL_SIZE: int = Field(default=10, ge=1)
 
-    @model_validator(mode="after")
-    def _refuse_dev_password_in_prod(self) -> Self:
-        if self.ENVIRONMENT == "prod" and self.POSTGRES_PASSWORD == DEV_DB_PASSWORD:
-            raise ValueError("POSTGRES_PASSWORD must be set to a real secret when ENVIRONMENT=prod")
-        return self
+    @field_validator("POSTGRES_PASSWORD")
+    @classmethod
+    def _refuse_dev_password_in_prod(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        if _in_prod(info) and value.get_secret_value() in ("", DEV_DB_PASSWORD):
+            raise ValueError("must be set to a real secret when ENVIRONMENT=prod")
+        return value
 
     @property
     def conninfo(self) -> str:
@@ -55,7 +132,7 @@ class DatabaseSettings(AppSettings):
             host=self.POSTGRES_HOST,
             port=self.POSTGRES_PORT,
             user=self.POSTGRES_USER,
-            password=self.POSTGRES_PASSWORD,
+            password=self.POSTGRES_PASSWORD.get_secret_value(),
             dbname=self.POSTGRES_DB,
         )
 
@@ -66,7 +143,7 @@ class DatabaseSettings(AppSettings):
         return URL.create(
             "postgresql+psycopg",
             username=self.POSTGRES_USER,
-            password=self.POSTGRES_PASSWORD,
+            password=self.POSTGRES_PASSWORD.get_secret_value(),
             host=self.POSTGRES_HOST,
             port=self.POSTGRES_PORT,
             database=self.POSTGRES_DB,
@@ -81,20 +158,72 @@ class KafkaSettings(AppSettings):
 
 class AuthSettings(AppSettings):
     ENVIRONMENT: Environment = "dev"
-    JWT_SECRET: str = DEV_JWT_SECRET
+    JWT_SECRET: SecretStr = SecretStr(DEV_JWT_SECRET)
     JWT_EXPIRES_SECONDS: int = Field(default=3600, ge=60)
     BCRYPT_ROUNDS: int = Field(default=12, ge=4, le=16)
 
-    @model_validator(mode="after")
-    def _refuse_unsafe_values_in_prod(self) -> Self:
-        if self.ENVIRONMENT == "prod":
-            if self.JWT_SECRET == DEV_JWT_SECRET or len(self.JWT_SECRET) < 32:
-                raise ValueError(
-                    "JWT_SECRET must be a real secret of 32+ chars when ENVIRONMENT=prod"
-                )
-            if self.BCRYPT_ROUNDS < 12:
-                raise ValueError("BCRYPT_ROUNDS must be at least 12 when ENVIRONMENT=prod")
-        return self
+    @field_validator("JWT_SECRET")
+    @classmethod
+    def _refuse_weak_secret_in_prod(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        secret = value.get_secret_value()
+        if _in_prod(info) and (secret == DEV_JWT_SECRET or len(secret) < JWT_SECRET_MIN_LENGTH):
+            rule = f"must be a real secret of {JWT_SECRET_MIN_LENGTH}+ characters"
+            raise ValueError(f"{rule} when ENVIRONMENT=prod")
+        return value
+
+    @field_validator("BCRYPT_ROUNDS")
+    @classmethod
+    def _refuse_weak_cost_in_prod(cls, value: int, info: ValidationInfo) -> int:
+        if _in_prod(info) and value < 12:
+            raise ValueError("must be at least 12 when ENVIRONMENT=prod")
+        return value
+
+
+# Networks: "10.0.0.0/8" or a single address; comma-separated in the environment.
+ProxyNetworks = Annotated[tuple[IPvAnyNetwork, ...], NoDecode]
+
+
+class AuthThrottleSettings(AppSettings):
+    """How the command API keeps /auth abuse in check (see command_api/throttle.py): rate limits
+    kept in PostgreSQL (shared by every command API process) and the bounded bcrypt pool."""
+
+    ENVIRONMENT: Environment = "dev"
+    # Every limit below counts over this sliding window (GCRA: `limit` per window, as a burst).
+    AUTH_THROTTLE_WINDOW_SECONDS: float = Field(default=60.0, gt=0, le=86_400)
+    # Failed logins for one email, whatever the address (slows a brute force of one account).
+    AUTH_LOGIN_FAILURES_PER_EMAIL: int = Field(default=5, ge=1)
+    # Failed logins from one client address, whatever the email (slows credential stuffing).
+    AUTH_LOGIN_FAILURES_PER_ADDRESS: int = Field(default=50, ge=1)
+    # Registrations from one client address (generous: an office, a classroom).
+    AUTH_REGISTRATIONS_PER_ADDRESS: int = Field(default=100, ge=1)
+    # Peers whose X-Forwarded-For / X-Real-IP is believed (the gateway); anyone else's is ignored.
+    TRUSTED_PROXIES: ProxyNetworks = (IPv4Network("127.0.0.1/32"), IPv6Network("::1/128"))
+    # Threads hashing/checking passwords (bcrypt holds a core each): a login flood queues here
+    # instead of taking every core from task commands. 0 = half the CPU cores, at least 1.
+    BCRYPT_WORKERS: int = Field(default=0, ge=0, le=256)
+    # Nice value of those threads (Linux; 0 = same priority as the rest): under CPU contention
+    # the event loop, the group-commit writer and PostgreSQL go first, bcrypt gets what is left.
+    BCRYPT_NICE: int = Field(default=10, ge=0, le=19)
+
+    @field_validator("TRUSTED_PROXIES", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("TRUSTED_PROXIES")
+    @classmethod
+    def _refuse_trusting_everyone_in_prod(
+        cls, value: tuple[IPv4Network | IPv6Network, ...], info: ValidationInfo
+    ) -> tuple[IPv4Network | IPv6Network, ...]:
+        if _in_prod(info) and any(net.prefixlen == 0 for net in value):
+            raise ValueError("must not trust every address when ENVIRONMENT=prod")
+        return value
+
+    @property
+    def bcrypt_workers(self) -> int:
+        return self.BCRYPT_WORKERS or max(1, (os.cpu_count() or 2) // 2)
 
 
 class CommandApiSettings(AppSettings):
@@ -131,24 +260,37 @@ class HealthSettings(AppSettings):
     HEALTH_STALE_SECONDS: float = Field(default=60.0, gt=0)
 
 
+def load_or_exit[S: AppSettings](settings_class: type[S]) -> S:
+    """The settings of a process: on a refused value, report it and exit (see exit_refused)."""
+    try:
+        return settings_class()
+    except (ValidationError, SettingsError) as e:
+        exit_refused(e)
+
+
 @lru_cache
 def runtime_settings() -> RuntimeSettings:
-    return RuntimeSettings()
+    return load_or_exit(RuntimeSettings)
 
 
 @lru_cache
 def database_settings() -> DatabaseSettings:
-    return DatabaseSettings()
+    return load_or_exit(DatabaseSettings)
 
 
 @lru_cache
 def kafka_settings() -> KafkaSettings:
-    return KafkaSettings()
+    return load_or_exit(KafkaSettings)
 
 
 @lru_cache
 def auth_settings() -> AuthSettings:
-    return AuthSettings()
+    return load_or_exit(AuthSettings)
+
+
+@lru_cache
+def auth_throttle_settings() -> AuthThrottleSettings:
+    return load_or_exit(AuthThrottleSettings)
 
 
 class ConsumerSettings(AppSettings):

@@ -89,7 +89,7 @@ def store_env(db: DatabaseSettings) -> dict[str, str]:
         "POSTGRES_HOST": db.POSTGRES_HOST,
         "POSTGRES_PORT": str(db.POSTGRES_PORT),
         "POSTGRES_USER": db.POSTGRES_USER,
-        "POSTGRES_PASSWORD": db.POSTGRES_PASSWORD,
+        "POSTGRES_PASSWORD": db.POSTGRES_PASSWORD.get_secret_value(),
         "POSTGRES_POOL_SIZE": str(db.POSTGRES_POOL_SIZE),
         "POSTGRES_MAX_OVERFLOW": str(db.POSTGRES_POOL_SIZE),
         "POSTGRES_CONNECT_TIMEOUT": "5",

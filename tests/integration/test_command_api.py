@@ -16,7 +16,7 @@ from tests.support.system import auth, command_client, register_and_login, store
 
 @pytest.fixture
 def client(db_settings: DatabaseSettings) -> Iterator[TestClient]:
-    with store_for(db_settings) as store, command_client(store) as client:
+    with store_for(db_settings) as store, command_client(store, db_settings) as client:
         yield client
 
 
@@ -89,7 +89,9 @@ def test_login_works_right_after_register_and_returns_a_bearer_token(client: Tes
     body = response.json()
     assert body["token_type"] == "bearer"
     assert body["expires_in"] > 0
-    claims = jwt.decode(body["access_token"], auth_settings().JWT_SECRET, algorithms=["HS256"])
+    claims = jwt.decode(
+        body["access_token"], auth_settings().JWT_SECRET.get_secret_value(), algorithms=["HS256"]
+    )
     assert {"sub", "iat", "exp"} <= set(claims)
 
 
@@ -111,7 +113,7 @@ def test_login_with_a_wrong_password_or_unknown_email_answers_401(
 def expired_token() -> str:
     now = int(time.time())
     claims = {"sub": str(uuid4()), "iat": now - 120, "exp": now - 60}
-    return jwt.encode(claims, auth_settings().JWT_SECRET, algorithm="HS256")
+    return jwt.encode(claims, auth_settings().JWT_SECRET.get_secret_value(), algorithm="HS256")
 
 
 @pytest.mark.parametrize(

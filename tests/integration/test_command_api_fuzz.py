@@ -46,7 +46,7 @@ if_match = (
 
 
 def test_no_request_produces_a_server_error(db_settings: DatabaseSettings) -> None:
-    with store_for(db_settings) as store, command_client(store) as client:
+    with store_for(db_settings) as store, command_client(store, db_settings) as client:
         token = register_and_login(client, "fuzz@example.com")
         own = client.post("/tasks", json={"title": "mine"}, headers=auth(token)).json()["id"]
 

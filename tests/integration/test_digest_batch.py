@@ -226,7 +226,7 @@ def run_cli(db: DatabaseSettings, *args: str) -> subprocess.CompletedProcess[str
         "POSTGRES_HOST": db.POSTGRES_HOST,
         "POSTGRES_PORT": str(db.POSTGRES_PORT),
         "POSTGRES_USER": db.POSTGRES_USER,
-        "POSTGRES_PASSWORD": db.POSTGRES_PASSWORD,
+        "POSTGRES_PASSWORD": db.POSTGRES_PASSWORD.get_secret_value(),
         "POSTGRES_DB": db.POSTGRES_DB,
         "SCHEDULER_WORKERS": "4",
         # The test writes the read tables itself: no relay or projector to wait for.

@@ -32,7 +32,7 @@ def whole_pipeline(
 ) -> Iterator[tuple[TestClient, TestClient]]:
     with (
         store_for(db) as store,
-        command_client(store) as commands,
+        command_client(store, db) as commands,
         running_relay(store, db, kafka),
         running_projector(db, kafka, group=group),
         query_client(db, timeout) as queries,

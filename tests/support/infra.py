@@ -52,7 +52,7 @@ def process_env(db: DatabaseSettings, kafka: KafkaSettings, **extra: str) -> dic
         "POSTGRES_HOST": db.POSTGRES_HOST,
         "POSTGRES_PORT": str(db.POSTGRES_PORT),
         "POSTGRES_USER": db.POSTGRES_USER,
-        "POSTGRES_PASSWORD": db.POSTGRES_PASSWORD,
+        "POSTGRES_PASSWORD": db.POSTGRES_PASSWORD.get_secret_value(),
         "POSTGRES_DB": db.POSTGRES_DB,
         "KAFKA_BOOTSTRAP_SERVERS": kafka.KAFKA_BOOTSTRAP_SERVERS,
         "KAFKA_TOPIC": kafka.KAFKA_TOPIC,

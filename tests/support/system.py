@@ -12,6 +12,7 @@ from command_api.main import create_app
 from common.settings import DatabaseSettings, KafkaSettings, RelaySettings
 from event_store.application import TodoStore, store_env
 from event_store.relay import KafkaPublisher, Relay
+from tests.support.read_side import migrate
 
 
 @contextmanager
@@ -24,8 +25,11 @@ def store_for(db: DatabaseSettings) -> Iterator[TodoStore]:
 
 
 @contextmanager
-def command_client(store: TodoStore) -> Iterator[TestClient]:
-    with TestClient(create_app(store)) as client:
+def command_client(store: TodoStore, db: DatabaseSettings) -> Iterator[TestClient]:
+    """The command API on `store`; `db` is the store's database, migrated here because the auth
+    routes keep their rate limits in it (table auth_throttle)."""
+    migrate(db)
+    with TestClient(create_app(store, db=db)) as client:
         yield client
 
 

@@ -16,7 +16,7 @@ SETTINGS = AuthSettings(ENVIRONMENT="test", JWT_SECRET="s" * 40, BCRYPT_ROUNDS=4
 def test_a_token_carries_the_user_id_in_sub_with_iat_and_exp() -> None:
     user_id = uuid4()
     token, expires_in = issue_token(user_id, SETTINGS)
-    claims = jwt.decode(token, SETTINGS.JWT_SECRET, algorithms=["HS256"])
+    claims = jwt.decode(token, SETTINGS.JWT_SECRET.get_secret_value(), algorithms=["HS256"])
     assert claims["sub"] == str(user_id)
     assert claims["exp"] - claims["iat"] == expires_in == SETTINGS.JWT_EXPIRES_SECONDS
     assert verify_token(token, SETTINGS) == user_id
@@ -25,7 +25,8 @@ def test_a_token_carries_the_user_id_in_sub_with_iat_and_exp() -> None:
 def test_an_expired_token_is_refused() -> None:
     now = int(time.time())
     token = jwt.encode(
-        {"sub": str(uuid4()), "iat": now - 100, "exp": now - 10}, SETTINGS.JWT_SECRET
+        {"sub": str(uuid4()), "iat": now - 100, "exp": now - 10},
+        SETTINGS.JWT_SECRET.get_secret_value(),
     )
     with pytest.raises(InvalidTokenError, match="expired"):
         verify_token(token, SETTINGS)
@@ -45,7 +46,9 @@ def test_an_unsigned_alg_none_token_is_refused() -> None:
 
 
 def test_a_token_without_exp_is_refused() -> None:
-    token = jwt.encode({"sub": str(uuid4()), "iat": int(time.time())}, SETTINGS.JWT_SECRET)
+    token = jwt.encode(
+        {"sub": str(uuid4()), "iat": int(time.time())}, SETTINGS.JWT_SECRET.get_secret_value()
+    )
     with pytest.raises(InvalidTokenError):
         verify_token(token, SETTINGS)
 

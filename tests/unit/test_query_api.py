@@ -219,7 +219,7 @@ def test_an_expired_token_is_refused(client: TestClient) -> None:
 
     now = int(datetime.now(UTC).timestamp())
     claims = {"sub": str(uuid4()), "iat": now - 7200, "exp": now - 3600}
-    token = jwt.encode(claims, auth_settings().JWT_SECRET, algorithm="HS256")
+    token = jwt.encode(claims, auth_settings().JWT_SECRET.get_secret_value(), algorithm="HS256")
     response = client.get("/me", headers={"Authorization": f"Bearer {token}"})
     assert (response.status_code, response.json()["detail"]) == (401, "token expired")
 
