@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 
 from command_api.errors import install_domain_error_handlers
 from command_api.routes import auth, tasks
+from command_api.throttle import HitCounters
 from common.openapi import install_openapi
 from common.settings import CommandApiSettings, DatabaseSettings, database_settings
 from common.web import health_router, install_error_handlers
@@ -43,14 +44,21 @@ async def _recover_connections(request: Request, exc: Exception) -> None:
     asyncio.get_running_loop().run_in_executor(None, store.discard_broken_connections)
 
 
-def create_app(store: TodoStore | None = None, *, db: DatabaseSettings | None = None) -> FastAPI:
-    """`store` (and `db`, the database the auth throttle uses: the store's) are injected by tests;
-    by default both are built from settings at startup."""
+def create_app(
+    store: TodoStore | None = None,
+    *,
+    db: DatabaseSettings | None = None,
+    auth_counters: HitCounters | None = None,
+) -> FastAPI:
+    """`store`, `db` (the database the auth throttle uses: the store's) and `auth_counters` (the
+    throttle's state, else in that database) are injected by tests; by default all are built
+    from settings at startup."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = store is None
         app.state.database = db or database_settings()
+        app.state.auth_counters = auth_counters
         app.state.store = store or build_store()
         try:
             yield

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
-from typing import Any
+from typing import Any, Protocol
 
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
@@ -104,9 +105,83 @@ WHERE t.scope = w.scope AND t.subject = w.subject
 _PURGE = "DELETE FROM auth_throttle WHERE tat < now()"
 
 
-class AuthThrottle:
-    def __init__(self, pool: AsyncConnectionPool[Any], settings: AuthThrottleSettings) -> None:
+Hit = tuple[str, str, float]  # (scope, subject, emission seconds)
+
+
+class HitCounters(Protocol):
+    """Where the keys' theoretical arrival times live: PostgreSQL in production (shared by every
+    process); memory for unit tests, through the same AuthThrottle."""
+
+    async def take(self, hits: Sequence[Hit], window: float) -> list[tuple[str, bool, float]]:
+        """Per hit: (scope, taken, seconds its tat was ahead of now before this call)."""
+
+    async def give_back(self, hits: Sequence[Hit]) -> None: ...
+
+    async def purge_expired(self) -> int: ...
+
+
+class PostgresHitCounters:
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
+
+    @staticmethod
+    def _params(hits: Sequence[Hit], window: float = 0.0) -> dict[str, Any]:
+        return {
+            "scopes": [h[0] for h in hits],
+            "subjects": [h[1] for h in hits],
+            "emissions": [h[2] for h in hits],
+            "window": window,
+        }
+
+    async def take(self, hits: Sequence[Hit], window: float) -> list[tuple[str, bool, float]]:
+        async with self._pool.connection() as conn:
+            rows = await (await conn.execute(_TAKE, self._params(hits, window))).fetchall()
+        return [(str(scope), bool(taken), float(ahead)) for scope, taken, ahead in rows]
+
+    async def give_back(self, hits: Sequence[Hit]) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(_GIVE_BACK, self._params(hits))
+
+    async def purge_expired(self) -> int:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(_PURGE)
+            return int(cursor.rowcount)
+
+
+class InMemoryHitCounters:
+    """The same GCRA arithmetic as the SQL above, for one process (unit tests)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._tat: dict[tuple[str, str], float] = {}
+
+    async def take(self, hits: Sequence[Hit], window: float) -> list[tuple[str, bool, float]]:
+        now, result = self._clock(), []
+        for scope, subject, emission in hits:
+            old = self._tat.get((scope, subject))
+            tat = max(old or now, now) + emission
+            taken = old is None or tat <= now + window
+            if taken:
+                self._tat[scope, subject] = tat
+            result.append((scope, taken, 0.0 if old is None else old - now))
+        return result
+
+    async def give_back(self, hits: Sequence[Hit]) -> None:
+        for scope, subject, emission in hits:
+            if (scope, subject) in self._tat:
+                self._tat[scope, subject] -= emission
+
+    async def purge_expired(self) -> int:
+        now = self._clock()
+        expired = [key for key, tat in self._tat.items() if tat < now]
+        for key in expired:
+            del self._tat[key]
+        return len(expired)
+
+
+class AuthThrottle:
+    def __init__(self, counters: HitCounters, settings: AuthThrottleSettings) -> None:
+        self._counters = counters
         self._window = settings.AUTH_THROTTLE_WINDOW_SECONDS
         self._limits = {
             Scope.LOGIN_FAILURES_PER_EMAIL: settings.AUTH_LOGIN_FAILURES_PER_EMAIL,
@@ -118,19 +193,13 @@ class AuthThrottle:
         """Seconds one hit keeps a key busy."""
         return self._window / self._limits[scope]
 
-    def _params(self, keys: Sequence[Key]) -> dict[str, Any]:
-        return {
-            "scopes": [k.scope.value for k in keys],
-            "subjects": [k.subject for k in keys],
-            "emissions": [self._emission(k.scope) for k in keys],
-            "window": self._window,
-        }
+    def _hits(self, keys: Sequence[Key]) -> list[Hit]:
+        return [(k.scope.value, k.subject, self._emission(k.scope)) for k in keys]
 
     async def take(self, *keys: Key) -> None:
         """One hit for every key, or none: raises ThrottledError (and gives back what it took)
         if any key is at its limit."""
-        async with self._pool.connection() as conn:
-            rows = await (await conn.execute(_TAKE, self._params(keys))).fetchall()
+        rows = await self._counters.take(self._hits(keys), self._window)
         refused = [(Scope(scope), ahead) for scope, taken, ahead in rows if not taken]
         if not refused:
             return
@@ -143,13 +212,10 @@ class AuthThrottle:
         raise ThrottledError(scope, max(1, math.ceil(wait)))
 
     async def give_back(self, *keys: Key) -> None:
-        async with self._pool.connection() as conn:
-            await conn.execute(_GIVE_BACK, self._params(keys))
+        await self._counters.give_back(self._hits(keys))
 
     async def purge_expired(self) -> int:
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(_PURGE)
-            return int(cursor.rowcount)
+        return await self._counters.purge_expired()
 
 
 def client_address(request: Request, trusted: Sequence[Network]) -> str:

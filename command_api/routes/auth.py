@@ -23,7 +23,16 @@ from command_api.deps import Auth, Store
 from command_api.passwords import PasswordHasher
 from command_api.responses import set_position
 from command_api.schemas import TokenPublic, UserCreate, UserLogin, UserPublic
-from command_api.throttle import AuthThrottle, Key, Network, Scope, ThrottledError, client_address
+from command_api.throttle import (
+    AuthThrottle,
+    HitCounters,
+    Key,
+    Network,
+    PostgresHitCounters,
+    Scope,
+    ThrottledError,
+    client_address,
+)
 from common.auth import issue_token
 from common.openapi import error_response
 from common.settings import (
@@ -66,24 +75,29 @@ class AuthGuard:
 
 @asynccontextmanager
 async def auth_guard_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Merged into the app's lifespan (after it): the throttle's connection pool on the same
-    database as the store (`app.state.database`, set by create_app) and the bcrypt pool."""
+    """Merged into the app's lifespan (after it): the throttle's counters — injected
+    (`app.state.auth_counters`, unit tests) or in PostgreSQL, on the store's database
+    (`app.state.database`, set by create_app) — and the bcrypt pool."""
     limits = auth_throttle_settings()
-    db: DatabaseSettings = getattr(app.state, "database", None) or database_settings()
-    pool = AsyncConnectionPool[Any](
-        db.conninfo,
-        min_size=1,
-        max_size=db.POSTGRES_POOL_SIZE,
-        kwargs={"autocommit": True},
-        timeout=5.0,  # PostgreSQL away: fail fast (503) rather than hold the login for 30 s
-        open=False,
-        name="auth-throttle",
-    )
-    await pool.open(wait=False)
+    counters: HitCounters | None = getattr(app.state, "auth_counters", None)
+    pool: AsyncConnectionPool[Any] | None = None
+    if counters is None:
+        db: DatabaseSettings = getattr(app.state, "database", None) or database_settings()
+        pool = AsyncConnectionPool[Any](
+            db.conninfo,
+            min_size=1,
+            max_size=db.POSTGRES_POOL_SIZE,
+            kwargs={"autocommit": True},
+            timeout=5.0,  # PostgreSQL away: fail fast (503) rather than hold the login for 30 s
+            open=False,
+            name="auth-throttle",
+        )
+        await pool.open(wait=False)
+        counters = PostgresHitCounters(pool)
     hasher = PasswordHasher(
         auth_settings().BCRYPT_ROUNDS, limits.bcrypt_workers, nice=limits.BCRYPT_NICE
     )
-    throttle = AuthThrottle(pool, limits)
+    throttle = AuthThrottle(counters, limits)
     app.state.auth_guard = AuthGuard(throttle, hasher, limits.TRUSTED_PROXIES)
     purger = asyncio.create_task(_purge_forever(throttle, limits))
     try:
@@ -93,7 +107,8 @@ async def auth_guard_lifespan(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await purger
         hasher.close()
-        await pool.close()
+        if pool is not None:
+            await pool.close()
 
 
 async def _purge_forever(throttle: AuthThrottle, limits: AuthThrottleSettings) -> None:

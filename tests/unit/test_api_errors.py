@@ -14,6 +14,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from fastapi.testclient import TestClient
 
 from command_api.main import create_app
+from command_api.throttle import InMemoryHitCounters
 from event_store.application import TodoStore
 from event_store.domain.model import Task
 from event_store.group_commit import CommandTimeoutError
@@ -56,7 +57,9 @@ def store() -> Iterator[ScriptedStore]:
 @pytest.fixture
 def client(store: ScriptedStore) -> Iterator[TestClient]:
     # raise_server_exceptions: an exception escaping the app would fail the test right here.
-    with TestClient(create_app(store), raise_server_exceptions=True) as c:
+    with TestClient(
+        create_app(store, auth_counters=InMemoryHitCounters()), raise_server_exceptions=True
+    ) as c:
         yield c
 
 

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from command_api.main import create_app
+from command_api.throttle import InMemoryHitCounters
 from event_store.application import TodoStore
 from event_store.domain.model import (
     InvalidTextError,
@@ -59,7 +60,7 @@ def test_the_domain_refuses_to_register_an_email_with_a_nul() -> None:
 def client() -> Iterator[TestClient]:
     store = TodoStore()  # no persistence module configured: in memory
     try:
-        with TestClient(create_app(store)) as c:
+        with TestClient(create_app(store, auth_counters=InMemoryHitCounters())) as c:
             yield c
     finally:
         store.close()
