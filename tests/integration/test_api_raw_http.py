@@ -18,7 +18,7 @@ from common.settings import DatabaseSettings, QueryApiSettings, auth_settings
 from event_store.application import TodoStore, store_env
 from query_api.main import create_app as create_query_app
 from tests.support.http_server import raw_request, serving
-from tests.support.read_side import read_db
+from tests.support.read_side import migrate, read_db
 
 pytestmark = pytest.mark.integration
 __all__ = ["read_db"]
@@ -33,9 +33,10 @@ class BuggyDeleteStore(TodoStore):
 
 @pytest.fixture
 def command_api(db_settings: DatabaseSettings) -> Iterator[tuple[str, str, str]]:
+    migrate(db_settings)  # the auth throttle's table
     store = BuggyDeleteStore(env=store_env(db_settings))
     try:
-        with serving(create_command_app(store)) as base_url:
+        with serving(create_command_app(store, db=db_settings)) as base_url:
             account = {"email": "raw@example.com", "password": "correct horse"}
             assert httpx.post(f"{base_url}/auth/register", json=account).status_code == 201
             token = httpx.post(f"{base_url}/auth/login", json=account).json()["access_token"]

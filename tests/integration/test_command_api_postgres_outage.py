@@ -108,11 +108,12 @@ def test_the_command_api_answers_503_while_postgres_is_down_and_recovers_losing_
     private_postgres: PrivatePostgres,
 ) -> None:
     db = private_postgres.settings
+    migrate(db)  # the auth throttle's table
     store = TodoStore(env=command_store_env(db), command_timeout=10)  # as command_api.main
     acknowledged: list[str] = []
     try:
         with (
-            serving(create_command_app(store)) as base_url,
+            serving(create_command_app(store, db=db)) as base_url,
             httpx.Client(base_url=base_url, timeout=60) as http,
         ):
             account = {"email": "outage@example.com", "password": "correct horse"}

@@ -20,7 +20,7 @@ from common.auth import issue_token
 from common.settings import DatabaseSettings, QueryApiSettings, auth_settings
 from query_api.main import create_app as create_query_app
 from tests.support.http_server import serving
-from tests.support.read_side import read_db
+from tests.support.read_side import migrate, read_db
 from tests.support.system import store_for
 
 pytestmark = pytest.mark.integration
@@ -62,7 +62,11 @@ def contract_failures(base_url: str, token: str) -> list[str]:
 
 
 def test_the_command_api_honours_its_openapi_spec(db_settings: DatabaseSettings) -> None:
-    with store_for(db_settings) as store, serving(create_command_app(store)) as base_url:
+    migrate(db_settings)  # the auth throttle's table
+    with (
+        store_for(db_settings) as store,
+        serving(create_command_app(store, db=db_settings)) as base_url,
+    ):
         account = {"email": "contract@example.com", "password": "correct horse"}
         assert httpx.post(f"{base_url}/auth/register", json=account).status_code == 201
         login = httpx.post(f"{base_url}/auth/login", json=account)
