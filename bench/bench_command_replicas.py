@@ -11,40 +11,18 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_commands import run_wrk, server, token_for  # noqa: E402
+from tests.support.gateway import private_gateway  # noqa: E402
 from tests.support.infra import fresh_database  # noqa: E402
 from tests.support.read_side import migrate  # noqa: E402
 from tests.support.smtp import free_port  # noqa: E402
-
-
-@contextmanager
-def gateway(upstreams: list[str]) -> Iterator[str]:
-    data = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
-    data.chmod(0o755)
-    port = free_port()
-    env = {
-        **os.environ,
-        "NGINX_DATA": str(data),
-        "GATEWAY_PORT": str(port),
-        "COMMAND_API_UPSTREAM": ",".join(upstreams),
-        "QUERY_API_UPSTREAM": f"127.0.0.1:{free_port()}",
-    }
-    nginx = str(ROOT / "infra" / "nginx.sh")
-    subprocess.run([nginx, "start"], env=env, check=True, capture_output=True, timeout=60)
-    try:
-        yield f"http://127.0.0.1:{port}/api"
-    finally:
-        subprocess.run([nginx, "stop"], env=env, check=False, capture_output=True, timeout=60)
 
 
 def main() -> None:
@@ -64,8 +42,8 @@ def main() -> None:
             for _ in range(2)
         ]
         upstreams = [u.removeprefix("http://") for u in urls]
-        one = stack.enter_context(gateway(upstreams[:1]))
-        two = stack.enter_context(gateway(upstreams))
+        one = stack.enter_context(private_gateway(upstreams[:1])).url + "/api"
+        two = stack.enter_context(private_gateway(upstreams)).url + "/api"
         token = token_for(urls[0])
         for url in (one, two):  # warm-up
             run_wrk(url, token, 2, args.connections)

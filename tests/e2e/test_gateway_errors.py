@@ -4,23 +4,18 @@ are down or that answer 503 themselves."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import ROOT, _ensure_nginx, _free_ports
+from tests.e2e.conftest import _ensure_nginx, _free_ports
+from tests.support.gateway import PrivateGateway, private_gateway
 
 pytestmark = pytest.mark.e2e
-NGINX = ROOT / "infra" / "nginx.sh"
 
 
 class _Overloaded(BaseHTTPRequestHandler):
@@ -39,37 +34,21 @@ class _Overloaded(BaseHTTPRequestHandler):
         pass
 
 
-@dataclass
-class Gateway:
-    url: str
-    port: int
-
-
 @pytest.fixture(scope="module")
-def gateway() -> Iterator[Gateway]:
+def gateway() -> Iterator[PrivateGateway]:
     """nginx whose command API is down (nothing listens) and whose query API answers 503."""
     _ensure_nginx()
-    port, command_port, query_port = _free_ports(3)
+    command_port, query_port = _free_ports(2)
     query_api = ThreadingHTTPServer(("127.0.0.1", query_port), _Overloaded)
     threading.Thread(target=query_api.serve_forever, daemon=True).start()
-    data = Path(tempfile.mkdtemp(prefix="gateway-errors-"))
-    data.chmod(0o755)  # nginx's workers run as www-data when started as root
-    env = {
-        **os.environ,
-        "NGINX_DATA": str(data),
-        "GATEWAY_PORT": str(port),
-        "COMMAND_API_UPSTREAM": f"127.0.0.1:{command_port}",
-        "QUERY_API_UPSTREAM": f"127.0.0.1:{query_port}",
-    }
-    subprocess.run([str(NGINX), "start"], env=env, check=True, timeout=60, capture_output=True)
     try:
-        yield Gateway(f"http://127.0.0.1:{port}", port)
+        with private_gateway([f"127.0.0.1:{command_port}"], f"127.0.0.1:{query_port}") as gateway:
+            yield gateway
     finally:
-        subprocess.run([str(NGINX), "stop"], env=env, check=False, timeout=60)
         query_api.shutdown()
 
 
-def raw_request(gateway: Gateway, data: bytes) -> tuple[str, dict[str, str], bytes]:
+def raw_request(gateway: PrivateGateway, data: bytes) -> tuple[str, dict[str, str], bytes]:
     """Send bytes no HTTP client library would send; (status line, headers, body)."""
     with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as s:
         s.sendall(data)
@@ -82,7 +61,9 @@ def raw_request(gateway: Gateway, data: bytes) -> tuple[str, dict[str, str], byt
     return status, headers, body
 
 
-def test_a_command_api_that_is_down_answers_503_json_with_retry_after(gateway: Gateway) -> None:
+def test_a_command_api_that_is_down_answers_503_json_with_retry_after(
+    gateway: PrivateGateway,
+) -> None:
     response = httpx.post(f"{gateway.url}/api/tasks", json={"title": "x"}, timeout=10)
 
     assert response.status_code == 503
@@ -92,7 +73,9 @@ def test_a_command_api_that_is_down_answers_503_json_with_retry_after(gateway: G
     assert response.headers["X-Frame-Options"] == "DENY", "security headers on errors too"
 
 
-def test_an_apis_own_503_passes_through_with_its_own_retry_after_only(gateway: Gateway) -> None:
+def test_an_apis_own_503_passes_through_with_its_own_retry_after_only(
+    gateway: PrivateGateway,
+) -> None:
     response = httpx.get(f"{gateway.url}/api/me", timeout=10)
 
     assert response.status_code == 503
@@ -100,7 +83,7 @@ def test_an_apis_own_503_passes_through_with_its_own_retry_after_only(gateway: G
     assert response.headers.get_list("Retry-After") == ["7"]
 
 
-def test_a_body_over_the_limit_is_a_json_413(gateway: Gateway) -> None:
+def test_a_body_over_the_limit_is_a_json_413(gateway: PrivateGateway) -> None:
     response = httpx.post(
         f"{gateway.url}/api/tasks",
         content=b"x" * 100_000,
@@ -113,7 +96,7 @@ def test_a_body_over_the_limit_is_a_json_413(gateway: Gateway) -> None:
     assert "Retry-After" not in response.headers
 
 
-def test_oversized_headers_are_a_json_431(gateway: Gateway) -> None:
+def test_oversized_headers_are_a_json_431(gateway: PrivateGateway) -> None:
     response = httpx.get(f"{gateway.url}/api/me", headers={"X-Big": "a" * 20_000}, timeout=10)
 
     assert response.status_code == 431
@@ -130,7 +113,7 @@ def test_oversized_headers_are_a_json_431(gateway: Gateway) -> None:
     ids=["garbage request line", "malformed header", "non-numeric content length"],
 )
 def test_a_malformed_request_is_a_json_400_not_an_html_page(
-    gateway: Gateway, request_bytes: bytes
+    gateway: PrivateGateway, request_bytes: bytes
 ) -> None:
     status, headers, body = raw_request(gateway, request_bytes)
 

@@ -4,11 +4,9 @@ lost) must hold exactly as with one."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -22,8 +20,10 @@ import pytest
 from common.events import PublicEvent
 from common.settings import DatabaseSettings, KafkaSettings
 from event_store.public import PUBLIC_TOPICS
+from tests.support.gateway import private_gateway
 from tests.support.infra import consume_events, process_env
 from tests.support.read_side import migrate
+from tests.support.services import wait_for_http
 from tests.support.smtp import free_port
 from tests.support.system import running_relay, store_for
 
@@ -33,18 +33,6 @@ WRITERS = 8
 TASKS_PER_WRITER = 30
 
 
-def wait_for_health(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {timeout}s")
-
-
 @contextmanager
 def command_api_process(
     db: DatabaseSettings, kafka: KafkaSettings, port: int
@@ -52,33 +40,12 @@ def command_api_process(
     env = process_env(db, kafka, COMMAND_API_PORT=str(port), ENVIRONMENT="test")
     proc = subprocess.Popen([sys.executable, "-m", "command_api"], cwd=ROOT, env=env)
     try:
-        wait_for_health(f"http://127.0.0.1:{port}/health")
+        wait_for_http(f"http://127.0.0.1:{port}/health")
         yield proc
     finally:
         if proc.poll() is None:
             proc.terminate()
             proc.wait(timeout=30)
-
-
-@contextmanager
-def gateway(command_upstreams: list[str]) -> Iterator[tuple[str, Path]]:
-    """nginx rendered from gateway/default.conf.template with several command API servers."""
-    data = Path(tempfile.mkdtemp(prefix="gateway-scale-"))
-    data.chmod(0o755)  # nginx's workers run as www-data when started as root
-    port = free_port()
-    env = {
-        **os.environ,
-        "NGINX_DATA": str(data),
-        "GATEWAY_PORT": str(port),
-        "COMMAND_API_UPSTREAM": ",".join(command_upstreams),
-        "QUERY_API_UPSTREAM": f"127.0.0.1:{free_port()}",
-    }
-    nginx = ROOT / "infra" / "nginx.sh"
-    subprocess.run([str(nginx), "start"], env=env, check=True, timeout=60, capture_output=True)
-    try:
-        yield f"http://127.0.0.1:{port}", data / "access.log"
-    finally:
-        subprocess.run([str(nginx), "stop"], env=env, check=False, timeout=60)
 
 
 def register(http: httpx.Client, email: str) -> dict[str, str]:
@@ -98,7 +65,8 @@ def test_two_command_api_processes_behind_the_gateway_keep_positions_contiguous_
         processes = [
             stack.enter_context(command_api_process(db_settings, kafka_settings, p)) for p in ports
         ]
-        url, access_log = stack.enter_context(gateway([f"127.0.0.1:{p}" for p in ports]))
+        gateway = stack.enter_context(private_gateway([f"127.0.0.1:{p}" for p in ports]))
+        url, access_log = gateway.url, gateway.access_log
         http = stack.enter_context(httpx.Client(base_url=url, timeout=30))
         users = [register(http, f"writer{i}-{uuid.uuid4().hex[:6]}@example.com") for i in range(8)]
         answers: list[int] = []
