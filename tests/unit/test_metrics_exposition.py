@@ -35,9 +35,7 @@ def test_the_health_port_serves_the_registered_metrics_in_the_text_format() -> N
             text = r.read().decode()
     finally:
         server.shutdown()
-    values = {
-        s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples
-    }
+    values = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
     assert values["relay_position"] == 41
 
 
