@@ -9,6 +9,7 @@ and is never exposed. docs/operations.md says what each metric means and which a
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -86,7 +87,7 @@ CONSUMER_LAG_SECONDS = Gauge(
 # -- dead letters (projector, mailer) ------------------------------------------------------------
 DEAD_LETTERS = Counter(
     "dead_letters",
-    "Messages parked, by service, kind (poison / blocked behind one) and reason class.",
+    "Messages parked, by service, kind (poison / parked behind one) and reason class.",
     ["service", "kind", "reason"],
     registry=None,
 )
@@ -225,7 +226,17 @@ def high_watermark(consumer: Any, topic: str, partition: int) -> int | None:
 
 
 def count_dead_letters(service: str, letters: Iterable[tuple[str, str]]) -> None:
-    """`letters`: (kind, reason) of each parked message; the reason's class is its text before
-    the first ':' ("undecodable", "unappliable", ...), so free text never becomes a label."""
+    """`letters`: (kind, reason) of each parked message. The reason's class is its text before the
+    first ':' ("undecodable", "unappliable", ...) if that is a few plain words, else "other"; a
+    message parked behind another is "behind poison". Free text and ids never become a label."""
     for kind, reason in letters:
-        DEAD_LETTERS.labels(service, kind, reason.split(":", 1)[0][:40]).inc()
+        if kind != "poison":
+            reason_class = "behind poison"
+        else:
+            reason_class = reason.split(":", 1)[0].strip()
+            if not _REASON_CLASS.fullmatch(reason_class):
+                reason_class = "other"
+        DEAD_LETTERS.labels(service, kind, reason_class).inc()
+
+
+_REASON_CLASS = re.compile(r"[A-Za-z][A-Za-z _-]{0,39}")

@@ -68,6 +68,12 @@ def test_dead_letters_are_counted_by_reason_class_not_by_free_text() -> None:
     )
     after = sample("dead_letters_total", service="unit", kind="poison", reason="undecodable")
     assert (after or 0) - (before or 0) == 2
+    metrics.count_dead_letters(
+        "unit",
+        [("parked", "parked behind events/0/12 of aggregate 5d0c"), ("poison", "550 5.1.1: no")],
+    )
+    assert sample("dead_letters_total", service="unit", kind="parked", reason="behind poison") == 1
+    assert sample("dead_letters_total", service="unit", kind="poison", reason="other") == 1
 
 
 def test_every_metric_name_is_declared_once() -> None:
