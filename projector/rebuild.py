@@ -530,7 +530,7 @@ class Rebuild:
             dynamic_ncols=True,
         )
 
-        metrics.register(metrics.REBUILD_POSITION, metrics.REBUILD_TARGET)
+        metrics.register(*metrics.REBUILD)
         metrics.REBUILD_TARGET.set(head)
 
         def advance(state: dict[int, tuple[int, int]]) -> None:

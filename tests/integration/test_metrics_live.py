@@ -1,5 +1,6 @@
 """GET /metrics of real processes (command API, relay, projector on ports 26000-26099) after real
-commands: the counters move by exactly what was done, the positions reach the store's head."""
+commands: the counters move by exactly what was done, the positions reach the store's head; and a
+rebuild's progress."""
 
 from __future__ import annotations
 
@@ -10,11 +11,16 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from common.health import serve_health
 from common.settings import DatabaseSettings, KafkaSettings
-from tests.support.read_side import migrate
+from projector.rebuild import Rebuild
+from projector.settings import ProjectorSettings
+from tests.support.read_side import migrate, read_db, seed
 from tests.support.services import running, service, wait_for_http
+from tests.support.system import store_for
 
-API_PORT, RELAY_PORT, PROJECTOR_PORT = 26001, 26011, 26012
+__all__ = ["read_db"]
+API_PORT, RELAY_PORT, PROJECTOR_PORT, REBUILD_PORT = 26001, 26011, 26012, 26013
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
@@ -123,3 +129,20 @@ def test_metrics_of_the_command_api_relay_and_projector_move_by_what_the_command
         lags = {n: v for (n, _), v in projected.items() if n.startswith("consumer_lag_")}
         assert lags == {"consumer_lag_events": 0, "consumer_lag_seconds": 0}
         assert total(projected, "dead_letters_total") == 0
+
+
+def test_a_rebuild_reports_its_progress_on_its_metrics_port(read_db: DatabaseSettings) -> None:
+    with store_for(read_db) as store:
+        seed(store, users=20, tasks_per_user=10)
+        head = store.recorder.max_notification_id()
+        assert head
+        server = serve_health("127.0.0.1", REBUILD_PORT, lambda: True, "rebuild")
+        assert server is not None
+        try:
+            Rebuild(store, read_db, ProjectorSettings(), workers=1, show_progress=False).run()
+            samples = scrape(f"http://127.0.0.1:{REBUILD_PORT}/metrics")
+        finally:
+            server.shutdown()
+            server.server_close()
+    assert value(samples, "rebuild_target_position") == head
+    assert value(samples, "rebuild_replayed_position") == head
