@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from mailer.smtp import Permanent, Transient
+from mailer.smtp import Permanent, SendOutcome, Transient
 from tests.unit.test_mailer_handler import FakeSender, Log, digest, mailer, process
 
 
@@ -19,7 +19,7 @@ def counts() -> dict[str, float]:
 def test_emails_sent_refused_and_retried_are_counted_once_each() -> None:
     log = Log()
     ada, bob, carol = (digest(f"{n}@example.com") for n in ("ada", "bob", "carol"))
-    outcomes = {
+    outcomes: dict[str, SendOutcome] = {
         "bob@example.com": Permanent("recipient refused: 550 mailbox unavailable", 550),
         "carol@example.com": Transient("connection refused"),
     }
