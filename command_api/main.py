@@ -12,6 +12,8 @@ from fastapi import FastAPI, Request
 from command_api.errors import install_domain_error_handlers
 from command_api.routes import auth, tasks
 from command_api.throttle import HitCounters
+from common import metrics
+from common.http_metrics import install_http_metrics
 from common.openapi import install_openapi
 from common.settings import CommandApiSettings, DatabaseSettings, database_settings
 from common.web import health_router, install_error_handlers
@@ -73,6 +75,7 @@ def create_app(
         on_unavailable=_recover_connections,
     )
     install_domain_error_handlers(app)
+    install_http_metrics(app, *metrics.COMMAND_API)
     app.include_router(auth.router)
     app.include_router(tasks.router)
 

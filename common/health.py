@@ -1,6 +1,7 @@
 """Health for the worker processes (relay, projector, scheduler, mailer), which serve no API:
 a tiny HTTP server on its own port answering `GET /health` (the process is alive) and
-`GET /ready` (its main loop is making progress), for orchestrators and compose healthchecks."""
+`GET /ready` (its main loop is making progress), for orchestrators and compose healthchecks, and
+`GET /metrics` (the families the process registered in common.metrics, Prometheus text format)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from common import metrics
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,9 @@ def serve_health(
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path == "/health":
+            if self.path == "/metrics":
+                self._answer(200, metrics.exposition(), metrics.CONTENT_TYPE)
+            elif self.path == "/health":
                 self._answer(200, b'{"status":"ok"}')
             elif self.path == "/ready":
                 try:
@@ -87,9 +92,9 @@ def serve_health(
             else:
                 self._answer(404, b'{"detail":"Not Found"}')
 
-        def _answer(self, code: int, body: bytes) -> None:
+        def _answer(self, code: int, body: bytes, content_type: str = "application/json") -> None:
             self.send_response(code)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

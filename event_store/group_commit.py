@@ -25,6 +25,8 @@ from typing import Any
 
 from eventsourcing.persistence import Recording
 
+from common.metrics import GROUP_COMMIT_COMMANDS_PER_TRANSACTION
+
 log = logging.getLogger(__name__)
 
 Save = Callable[..., list[Recording[Any]]]
@@ -201,6 +203,7 @@ class GroupCommitter:
             return
         self.transactions += 1
         self.commands += len(taken)
+        GROUP_COMMIT_COMMANDS_PER_TRANSACTION.observe(len(taken))
         if len(taken) > 1:
             try:
                 recordings = self._save(*(e for p in taken for e in p.events))

@@ -29,6 +29,7 @@ from confluent_kafka import KafkaError, Producer
 from eventsourcing.persistence import Notification
 from psycopg import sql
 
+from common import metrics
 from common.events import PublicEvent, encode_event
 from common.health import Heartbeat
 from common.kafka import producer_config
@@ -152,6 +153,8 @@ class Relay:
         self._stop = threading.Event()
         self.position = 0
         self.published = 0
+        self._caught_up_at = time.monotonic()
+        metrics.register(*metrics.RELAY)
 
     def stop(self) -> None:
         self._stop.set()
@@ -210,6 +213,7 @@ class Relay:
         limit = self._settings.RELAY_BATCH_SIZE
         notifications = self._read_after(self.position, limit)
         if not notifications:
+            self._observe(caught_up=True)
             return True
         events = [e for n in notifications if (e := to_public(self._store.mapper, n))]
         self._publisher.publish(events, self._stop.is_set)
@@ -218,7 +222,20 @@ class Relay:
         self._budget.succeeded()
         self.published += len(events)
         log.debug("relayed batch", extra={"count": len(events), "position": self.position})
+        self._observe(caught_up=len(notifications) < limit)
         return len(notifications) < limit
+
+    def _observe(self, caught_up: bool) -> None:
+        # the head counts every notification (also non-public ones): one index probe per batch
+        # (caught up: nothing public is left, whatever non-public notifications follow)
+        head = max(self._store.recorder.max_notification_id() or 0, self.position)
+        now = time.monotonic()
+        if caught_up:
+            self._caught_up_at = now
+        metrics.STORE_HEAD_POSITION.set(head)
+        metrics.RELAY_POSITION.set(self.position)
+        metrics.RELAY_LAG_EVENTS.set(0 if caught_up else head - self.position)
+        metrics.RELAY_LAG_SECONDS.set(now - self._caught_up_at)
 
     def _read_after(self, position: int, limit: int) -> Sequence[Notification]:
         return self._store.recorder.select_notifications(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.message import Message
 from typing import Protocol
 from uuid import UUID
@@ -61,6 +62,8 @@ class BatchResult:
     duplicates: int = 0
     dead_lettered: int = 0
     ignored: int = 0
+    # (partition, store position, occurred_at) of each digest handled, for the lag metrics
+    last_events: list[tuple[TopicPartitionKey, int, datetime]] = field(default_factory=list)
 
 
 @dataclass

@@ -32,7 +32,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
 
-from common import parking
+from common import metrics, parking
 from common.dead_letters import DeadLetter
 from common.events import DailyDigestRequested, decode_event
 from common.health import Heartbeat
@@ -87,6 +87,7 @@ class Mailer:
         self._stop = stop_flag or threading.Event()
         self.counters = Counters()
         self.heartbeat = Heartbeat()
+        metrics.register(*metrics.MAILER)
         self._budget = BugBudget(bug_retries, lambda reason: self.heartbeat.halt(reason))
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -143,6 +144,12 @@ class Mailer:
                 # E.g. a rebalance took the partition away: whoever gets it skips what we
                 # recorded in processed_events and dead_letters, so this is harmless.
                 log.warning("offset commit failed", extra={"error": str(e)})
+            metrics.observe_consumer(
+                "mailer",
+                result.commit,
+                result.last_events,
+                lambda t, p: metrics.high_watermark(consumer, t, p),
+            )
         for (topic, partition), offset in result.rewind.items():
             try:
                 consumer.seek(TopicPartition(topic, partition, offset))
@@ -203,9 +210,18 @@ class Mailer:
                 elif item.event is not None:
                     if await self._handle_digest(item, held):
                         result.sent += 1
+                        metrics.EMAILS_SENT.inc()
                     else:
                         result.dead_lettered += 1
                     seen.add(item.event.event_id)
+                if item.event is not None:
+                    result.last_events.append(
+                        (
+                            (message.topic, message.partition),
+                            item.event.position,
+                            item.event.occurred_at,
+                        )
+                    )
             except RetryLaterError:
                 result.rewind = first_offsets(batch[index:])
                 break
@@ -227,6 +243,7 @@ class Mailer:
             self._failed(e, "parking a digest")
             raise RetryLaterError from e
         held.add(letter.aggregate_id, letter.where)
+        metrics.count_dead_letters("mailer", ((s.kind.value, s.reason) for s in stored))
         log.warning(
             "digest message parked",
             extra={"offset": letter.offset, "kind": letter.kind.value, "reason": letter.reason},
@@ -250,10 +267,12 @@ class Mailer:
             await self.deliver(item.event)
         except Exception as e:
             if classify(e) is not Kind.POISON:
+                metrics.EMAILS_RETRIED.inc()
                 log.warning("digest not sent yet", extra={**ids, "reason": describe(e)})
                 self._failed(e, "sending a digest")
                 raise RetryLaterError from e
             await self._park(item.letter(self._group, describe(e)), held)
+            metrics.EMAILS_FAILED.inc()
             return False
         self._budget.succeeded()
         return True

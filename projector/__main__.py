@@ -52,8 +52,10 @@ def consume() -> int:
     return 0
 
 
-def rebuild(workers: int | None, progress: bool) -> int:
+def rebuild(workers: int | None, progress: bool, metrics_port: int) -> int:
     db = database_settings()
+    # rebuild_replayed_position / rebuild_target_position on GET /metrics while it runs
+    serve_health(HealthSettings().HEALTH_HOST, metrics_port, lambda: True, "rebuild")
     store = TodoStore(env=store_env(db))
     try:
         summary = Rebuild(
@@ -104,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=None, help="replay processes (default: one per CPU core)"
     )
     rebuild_cmd.add_argument("--no-progress", action="store_true", help="no progress bar")
+    rebuild_cmd.add_argument(
+        "--metrics-port", type=int, default=0, help="serve GET /metrics here while running"
+    )
     status_cmd = sub.add_parser("status", help="store head, relay and projector positions, lag")
     status_cmd.add_argument("--json", action="store_true", help="machine-readable output")
     add_dlq_commands(sub)
@@ -112,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "consume":
         return consume()
     if args.command == "rebuild":
-        return rebuild(args.workers, not args.no_progress)
+        return rebuild(args.workers, not args.no_progress, args.metrics_port)
     if args.command == "dlq":
         group = ProjectorSettings().PROJECTOR_GROUP_ID
         return run_dlq(args, database_settings().conninfo, group, ProjectorReplayer)

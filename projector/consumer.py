@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from common import metrics
 from common.dead_letters import DeadLetter, LetterKind, message_headers, sniff
 from common.events import decode_event
 from common.health import Heartbeat
@@ -90,6 +91,7 @@ class Projector:
         self._stop = threading.Event()
         self._source_open = True
         self.counters = Counters()
+        metrics.register(*metrics.PROJECTOR)
 
     def stop(self) -> None:
         self._stop.set()
@@ -146,7 +148,15 @@ class Projector:
                         "reason": letter.reason,
                     },
                 )
-        self._source.commit(_next_offsets(messages))
+        committed = _next_offsets(messages)
+        self._source.commit(committed)
+        metrics.count_dead_letters("projector", ((p.kind.value, p.reason) for p in parked))
+        metrics.observe_consumer(
+            "projector",
+            committed,
+            ((d.where[:2], d.event.position, d.event.occurred_at) for d in decoded),
+            getattr(self._source, "high_watermark", None),  # KafkaSource has it, fakes may not
+        )
         self.counters.messages += len(messages)
         self.counters.dead_letters += len(parked)
         self.counters.batches += 1

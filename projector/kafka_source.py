@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from common.kafka import close_consumer, consumer_config
+from common.metrics import high_watermark
 from common.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,10 @@ class KafkaSource:
             # Typically a rebalance took the partition away: its new owner re-reads the messages
             # and the version checks skip them. Nothing is lost.
             log.warning("offset commit failed", extra={"error": str(e)})
+
+    def high_watermark(self, topic: str, partition: int) -> int | None:
+        """The partition's end offset as of the last fetch (cached: no broker round trip)."""
+        return high_watermark(self._consumer, topic, partition)
 
     def close(self) -> None:
         close_consumer(self._consumer)  # leaves the group: no idle partitions after a stop

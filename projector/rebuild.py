@@ -42,6 +42,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql.elements import conv
 from tqdm import tqdm
 
+from common import metrics
 from common.read_model import NAMING_CONVENTION, REBUILT_TABLES
 from common.settings import DatabaseSettings
 from event_store.application import TodoStore, store_env
@@ -529,8 +530,12 @@ class Rebuild:
             dynamic_ncols=True,
         )
 
+        metrics.register(*metrics.REBUILD)
+        metrics.REBUILD_TARGET.set(head)
+
         def advance(state: dict[int, tuple[int, int]]) -> None:
             position = min(p for p, _ in state.values())
+            metrics.REBUILD_POSITION.set(position)
             bar.update(max(0, position - bar.n))
             bar.set_postfix(events=sum(e for _, e in state.values()), refresh=False)
 

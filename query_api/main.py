@@ -14,6 +14,8 @@ import psycopg
 from fastapi import FastAPI, Request
 from psycopg_pool import AsyncConnectionPool
 
+from common import metrics
+from common.http_metrics import install_http_metrics
 from common.openapi import install_openapi
 from common.settings import DatabaseSettings, QueryApiSettings, auth_settings, database_settings
 from common.web import health_router, install_error_handlers
@@ -90,6 +92,7 @@ def create_app(
     install_error_handlers(
         app, unavailable=(psycopg.OperationalError,), on_unavailable=doctor.on_unavailable
     )
+    install_http_metrics(app, *metrics.QUERY_API)
     app.include_router(router)
 
     def read_db_reachable() -> bool:

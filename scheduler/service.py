@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from common import metrics
 from common.settings import DatabaseSettings
 from scheduler.batch import BatchSummary, DigestBatch, DigestRecorder, Progress, ReadTables
 from scheduler.read_side import ReadSideProgress, wait_for_read_side
@@ -117,6 +118,7 @@ class DigestService:
         self._read_side = read_side
         self._clock = clock
         self._stop = threading.Event()
+        metrics.register(*metrics.SCHEDULER)
 
     def today(self) -> date:
         """The date a batch run now is for: today in the scheduler's timezone."""
@@ -138,6 +140,7 @@ class DigestService:
         `on_start(user_count)` is called once the lock is held (the CLI sizes its progress bar).
         Reading waits (bounded) until the read side has applied what the store held at the start.
         """
+        started = monotonic()
         high_water_mark = self._recorder.head_position()
         source = ReadTables(
             self._db.conninfo,
@@ -156,6 +159,8 @@ class DigestService:
             batch = DigestBatch(source, self._recorder, workers=self._settings.SCHEDULER_WORKERS)
             summary = batch.run(digest_date, progress, should_stop=self._stop.is_set)
             ledger.mark_completed(summary)
+        metrics.DIGEST_BATCH_DURATION.observe(monotonic() - started)
+        metrics.DIGEST_BATCH_SIZE.observe(summary.users)
         log.info("digest batch completed", extra=summary.as_log())
         return summary
 

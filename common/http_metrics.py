@@ -1,0 +1,63 @@
+"""HTTP metrics for both APIs: a pure ASGI middleware (no BaseHTTPMiddleware task per request)
+observing `http_request_duration_seconds{method, route, status}`, and the `GET /metrics` route.
+
+The route label is the matched route's template (`/tasks/{task_id}`), read from the scope the
+router filled in, never the raw path: ids cannot blow up the label set. A request no route matched
+is labelled `unmatched`. /metrics itself is not observed (a scrape every few seconds is noise).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import FastAPI, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from common import metrics
+
+METRICS_PATH = "/metrics"
+UNMATCHED = "unmatched"
+
+
+class HttpMetricsMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        # children cached by label tuple: one dict lookup per request instead of labels()'s checks
+        self._children: dict[tuple[str, str, int], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == METRICS_PATH:
+            await self.app(scope, receive, send)
+            return
+        status = 500  # what the client gets if the app raises before answering
+        started = time.perf_counter()
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or UNMATCHED
+            key = (scope["method"], template, status)
+            child = self._children.get(key)
+            if child is None:
+                child = metrics.HTTP_REQUEST_DURATION.labels(key[0], key[1], str(status))
+                self._children[key] = child
+            child.observe(time.perf_counter() - started)
+
+
+def install_http_metrics(app: FastAPI, *families: Any) -> None:
+    """Observe every request of `app` and serve this process's metrics on GET /metrics (not in
+    the OpenAPI spec: it is for Prometheus, not for clients)."""
+    metrics.register(*families)
+    app.add_middleware(HttpMetricsMiddleware)
+
+    @app.get(METRICS_PATH, include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)

@@ -1,0 +1,244 @@
+"""Every Prometheus metric of the platform, defined once (name, help, labels, buckets).
+
+The collectors are created unregistered: a process exposes on `GET /metrics` only the families
+it `register()`s at start (the relay its positions, an API its HTTP histogram...), each process with
+its own default registry (no multiprocess mode: every process has its own port). Code that updates a
+metric a process did not register (e.g. the group commit inside a CLI) costs a few attribute writes
+and is never exposed. docs/operations.md says what each metric means and which alerts use it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from confluent_kafka import TopicPartition
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import generate_latest as _generate_latest
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# -- HTTP (both APIs; common/http_metrics.py) ---------------------------------------------------
+HTTP_REQUEST_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "HTTP requests by route template (not raw path), method and status, with their latency; "
+    "_count is the request counter.",
+    ["method", "route", "status"],
+    buckets=_LATENCY_BUCKETS,
+    registry=None,
+)
+
+# -- write side: group commit (event_store/group_commit.py) -------------------------------------
+GROUP_COMMIT_COMMANDS_PER_TRANSACTION = Histogram(
+    "group_commit_commands_per_transaction",
+    "Commands saved per event-store transaction; _count = transactions, _sum = commands.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+    registry=None,
+)
+
+# -- positions and lag per hop -----------------------------------------------------------------
+STORE_HEAD_POSITION = Gauge(
+    "event_store_head_position",
+    "Highest notification id in the event store, as last read by the relay.",
+    registry=None,
+)
+RELAY_POSITION = Gauge(
+    "relay_position", "Store position of the last event published to Kafka.", registry=None
+)
+RELAY_LAG_EVENTS = Gauge(
+    "relay_lag_events", "Store head minus relay position (events not yet on Kafka).", registry=None
+)
+RELAY_LAG_SECONDS = Gauge(
+    "relay_lag_seconds",
+    "Seconds since the relay last had nothing left to publish (0 while caught up).",
+    registry=None,
+)
+CONSUMER_OFFSET = Gauge(
+    "consumer_committed_offset",
+    "Next Kafka offset the consumer committed, per partition.",
+    ["service", "partition"],
+    registry=None,
+)
+CONSUMER_POSITION = Gauge(
+    "consumer_position",
+    "Store position of the last event the consumer applied, per partition.",
+    ["service", "partition"],
+    registry=None,
+)
+CONSUMER_LAG_EVENTS = Gauge(
+    "consumer_lag_events",
+    "Messages on the partition not yet applied (high watermark minus committed offset).",
+    ["service", "partition"],
+    registry=None,
+)
+CONSUMER_LAG_SECONDS = Gauge(
+    "consumer_lag_seconds",
+    "now - occurred_at of the last applied event of the partition; 0 once caught up.",
+    ["service", "partition"],
+    registry=None,
+)
+
+# -- dead letters (projector, mailer) ------------------------------------------------------------
+DEAD_LETTERS = Counter(
+    "dead_letters",
+    "Messages parked, by service, kind (poison / parked behind one) and reason class.",
+    ["service", "kind", "reason"],
+    registry=None,
+)
+
+# -- mailer --------------------------------------------------------------------------------------
+EMAILS_SENT = Counter(
+    "emails_sent", "Digest emails accepted by the SMTP server and recorded.", registry=None
+)
+EMAILS_RETRIED = Counter(
+    "emails_retried",
+    "Digest sends that failed transiently (SMTP unavailable...): the batch is rewound and the "
+    "email retried.",
+    registry=None,
+)
+EMAILS_FAILED = Counter(
+    "emails_failed",
+    "Digest emails refused for good (bad recipient, permanent SMTP refusal): parked as dead "
+    "letters.",
+    registry=None,
+)
+
+# -- scheduler -----------------------------------------------------------------------------------
+DIGEST_BATCH_DURATION = Histogram(
+    "digest_batch_duration_seconds",
+    "Wall time of a completed digest batch (read-side wait included).",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 3600),
+    registry=None,
+)
+DIGEST_BATCH_SIZE = Histogram(
+    "digest_batch_users",
+    "Users a completed digest batch went through.",
+    buckets=(10, 100, 1_000, 10_000, 100_000, 1_000_000),
+    registry=None,
+)
+
+# -- projector rebuild ---------------------------------------------------------------------------
+REBUILD_POSITION = Gauge(
+    "rebuild_replayed_position",
+    "Store position a running rebuild has replayed up to (every worker past it).",
+    registry=None,
+)
+REBUILD_TARGET = Gauge(
+    "rebuild_target_position",
+    "Store head the running rebuild replays to; replayed / target = progress.",
+    registry=None,
+)
+
+# What each process exposes (registered once, at start, by register()).
+HTTP = (HTTP_REQUEST_DURATION,)
+COMMAND_API = (*HTTP, GROUP_COMMIT_COMMANDS_PER_TRANSACTION)
+QUERY_API = HTTP
+RELAY = (STORE_HEAD_POSITION, RELAY_POSITION, RELAY_LAG_EVENTS, RELAY_LAG_SECONDS)
+CONSUMER = (CONSUMER_OFFSET, CONSUMER_POSITION, CONSUMER_LAG_EVENTS, CONSUMER_LAG_SECONDS)
+PROJECTOR = (*CONSUMER, DEAD_LETTERS)
+REBUILD = (REBUILD_POSITION, REBUILD_TARGET)  # the `projector rebuild` CLI process
+MAILER = (*CONSUMER, DEAD_LETTERS, EMAILS_SENT, EMAILS_RETRIED, EMAILS_FAILED)
+SCHEDULER = (DIGEST_BATCH_DURATION, DIGEST_BATCH_SIZE)
+
+ALL: tuple[Collector, ...] = (
+    *COMMAND_API,
+    *RELAY,
+    *PROJECTOR,
+    *REBUILD,
+    EMAILS_SENT,
+    EMAILS_RETRIED,
+    EMAILS_FAILED,
+    *SCHEDULER,
+)
+
+_registered: set[int] = set()
+
+
+def register(*collectors: Collector) -> None:
+    """Expose `collectors` on this process's /metrics; registering one twice is a no-op."""
+    for c in collectors:
+        if id(c) not in _registered:
+            REGISTRY.register(c)
+            _registered.add(id(c))
+
+
+def exposition() -> bytes:
+    """This process's metrics in the Prometheus text format."""
+    return _generate_latest(REGISTRY)
+
+
+def metric_names() -> set[str]:
+    """Every sample name our code can expose (with _bucket/_sum/_count/_total/_created)."""
+    names: set[str] = set()
+    for c in ALL:
+        for family in c.collect():
+            base = family.name
+            if family.type == "histogram":
+                names |= {f"{base}_bucket", f"{base}_sum", f"{base}_count"}
+            elif family.type == "counter":
+                names |= {f"{base}_total"}
+            else:
+                names.add(base)
+    return names
+
+
+# -- helpers for the consumers (projector, mailer) -----------------------------------------------
+Partition = tuple[str, int]
+
+
+def observe_consumer(
+    service: str,
+    committed: Mapping[Partition, int],
+    last_events: Iterable[tuple[Partition, int, datetime]],
+    high_watermark: Callable[[str, int], int | None] | None,
+) -> None:
+    """After a committed batch: per partition the next offset committed, and the store position
+    and occurred_at of the last event applied (`last_events`, in order; later ones win)."""
+    last = {where: (position, occurred_at) for where, position, occurred_at in last_events}
+    now = time.time()
+    for (topic, partition), next_offset in committed.items():
+        label = str(partition)
+        CONSUMER_OFFSET.labels(service, label).set(next_offset)
+        high = high_watermark(topic, partition) if high_watermark else None
+        behind = None if high is None else max(high - next_offset, 0)
+        if behind is not None:
+            CONSUMER_LAG_EVENTS.labels(service, label).set(behind)
+        event = last.get((topic, partition))
+        if event is not None:
+            CONSUMER_POSITION.labels(service, label).set(event[0])
+        if behind == 0:
+            CONSUMER_LAG_SECONDS.labels(service, label).set(0.0)
+        elif event is not None:
+            CONSUMER_LAG_SECONDS.labels(service, label).set(max(now - event[1].timestamp(), 0.0))
+
+
+def high_watermark(consumer: Any, topic: str, partition: int) -> int | None:
+    """A confluent-kafka consumer's cached end offset of a partition (None if not known yet)."""
+    try:
+        _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+    except Exception:
+        return None
+    return int(high) if high >= 0 else None
+
+
+def count_dead_letters(service: str, letters: Iterable[tuple[str, str]]) -> None:
+    """`letters`: (kind, reason) of each parked message. The reason's class is its text before the
+    first ':' ("undecodable", "unappliable", ...) if that is a few plain words, else "other"; a
+    message parked behind another is "behind poison". Free text and ids never become a label."""
+    for kind, reason in letters:
+        if kind != "poison":
+            reason_class = "behind poison"
+        else:
+            reason_class = reason.split(":", 1)[0].strip()
+            if not _REASON_CLASS.fullmatch(reason_class):
+                reason_class = "other"
+        DEAD_LETTERS.labels(service, kind, reason_class).inc()
+
+
+_REASON_CLASS = re.compile(r"[A-Za-z][A-Za-z _-]{0,39}")
