@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from common import tracing
 from common.dead_letters import DeadLetter, LetterKind, message_headers, sniff
 from common.events import decode_event
 from common.health import Heartbeat
@@ -132,6 +133,10 @@ class Projector:
                 headers = message_headers(m.headers())
                 decoded.append(Delivered(event, *where(m), m.key(), m.value(), headers))
         parked = self._apply(decoded, poison)
+        if log.isEnabledFor(logging.DEBUG):  # one line per event, with the trace it came with
+            for d in decoded:
+                with tracing.span("project", parent=tracing.from_kafka_headers(d.headers) or b""):
+                    log.debug("event handled", extra={"event_id": str(d.event.event_id)})
         if parked:
             self._retry(lambda: self._dead_letters.send(parked), "dead-letter send")
             for letter in parked:
