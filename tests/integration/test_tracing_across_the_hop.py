@@ -3,13 +3,18 @@ Kafka header → projector log, on real PostgreSQL and Kafka."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+from datetime import date
 from uuid import UUID
 
 import pytest
 
 from common import tracing
+from common.logging import JsonFormatter
 from common.settings import DatabaseSettings, KafkaSettings
+from tests.support.digest import ReadUser, Task, digest_system, mailer_process, mailer_settings
 from tests.support.infra import consume_all
 from tests.support.read_side import (
     log_lines,
@@ -18,6 +23,7 @@ from tests.support.read_side import (
     stop_process,
     wait_until,
 )
+from tests.support.smtp import running_smtp_server
 from tests.support.system import auth, command_client, register_and_login, running_relay, store_for
 
 pytestmark = pytest.mark.integration
@@ -75,3 +81,45 @@ def test_a_commands_trace_id_reaches_the_kafka_header_and_the_projectors_log(
     handled = [line for line in logged if line.get("event_id") == event_id]
     assert handled, "the projector logged nothing for the event"
     assert {line["trace_id"] for line in handled} == {TRACE_ID}
+
+
+def test_a_digest_batch_has_a_trace_of_its_own_followed_to_the_mailers_log(
+    db_settings: DatabaseSettings, kafka_settings: KafkaSettings
+) -> None:
+    batch_log = io.StringIO()
+    handler = logging.StreamHandler(batch_log)
+    handler.setFormatter(JsonFormatter("scheduler"))
+    scheduler_log = logging.getLogger("scheduler.service")
+    scheduler_log.addHandler(handler)
+    level = scheduler_log.level
+    scheduler_log.setLevel(logging.INFO)
+    with running_smtp_server() as smtp, digest_system(db_settings, kafka_settings) as system:
+        try:
+            system.add_users(
+                [ReadUser("ada@example.com", [Task("a")]), ReadUser("bob@example.com", [Task("b")])]
+            )
+            system.run_batch(date(2026, 11, 23))
+        finally:
+            scheduler_log.removeHandler(handler)
+            scheduler_log.setLevel(level)
+        messages = consume_all(
+            kafka_settings,
+            until=lambda ms: sum(b"daily_digest" in m.value() for m in ms) >= 2,
+        )
+        mailer = mailer_process(db_settings, kafka_settings, mailer_settings(smtp))
+        try:
+            smtp.wait_for(2)
+        finally:
+            mailer.terminate()
+            _, err = mailer.communicate(timeout=30)
+    digests = [m for m in messages if b"daily_digest" in m.value()]
+    traces = {tracing.parse(_header(m, "traceparent")) for m in digests}
+    batch_traces = {t.trace_id for t in traces if t is not None}
+    assert len(batch_traces) == 1 and None not in traces  # one trace: the batch's
+    (batch_trace,) = batch_traces
+    completed = [json.loads(line) for line in batch_log.getvalue().splitlines()]
+    assert {line["trace_id"] for line in completed if "digest batch" in line["msg"]} == {
+        batch_trace
+    }
+    sent = [line for line in log_lines(err) if line.get("msg") == "digest sent"]
+    assert len(sent) == 2 and {line["trace_id"] for line in sent} == {batch_trace}
