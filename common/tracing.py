@@ -226,13 +226,24 @@ class TraceMiddleware:
             if key == b"traceparent":
                 incoming = value
                 break
+        if _tracer is None:  # the default hot path: no generator-based context manager
+            ctx = continue_or_start(incoming)
+            token = _current.set(ctx)
+            try:
+                await self._call(ctx, scope, receive, send)
+            finally:
+                _current.reset(token)
+            return
         route = f"{scope.get('method')} {scope.get('path')}"
         with span(route, parent=incoming if incoming is not None else b"") as ctx:
-            header = (b"traceparent", ctx.traceparent.encode())
+            await self._call(ctx, scope, receive, send)
 
-            async def send_with_trace(message: Any) -> None:
-                if message["type"] == "http.response.start":
-                    message["headers"] = [*message.get("headers", ()), header]
-                await send(message)
+    async def _call(self, ctx: TraceContext, scope: Any, receive: Any, send: Any) -> None:
+        header = (b"traceparent", ctx.traceparent.encode())
 
-            await self.app(scope, receive, send_with_trace)
+        async def send_with_trace(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_trace)

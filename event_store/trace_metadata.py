@@ -10,7 +10,6 @@ stored before this existed simply have no key: they load and relay as before.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,8 +29,8 @@ class TraceTags:
     stay referenced by their pending command until the save is over)."""
 
     def __init__(self) -> None:
+        # Single-key set/pop on a dict are atomic under the GIL: no lock on the hot path.
         self._tags: dict[int, str] = {}
-        self._lock = threading.Lock()
 
     @contextmanager
     def tag(self, events: Iterable[Any]) -> Iterator[None]:
@@ -41,15 +40,13 @@ class TraceTags:
             yield
             return
         keys = [id(e) for e in events]
-        with self._lock:
-            for k in keys:
-                self._tags[k] = traceparent
+        for k in keys:
+            self._tags[k] = traceparent
         try:
             yield
         finally:
-            with self._lock:
-                for k in keys:
-                    self._tags.pop(k, None)
+            for k in keys:
+                self._tags.pop(k, None)
 
     def get(self, event: Any) -> str | None:
         return self._tags.get(id(event))
