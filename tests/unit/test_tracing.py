@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 from fastapi import FastAPI
@@ -118,6 +121,21 @@ def test_a_request_without_a_valid_traceparent_gets_a_new_trace() -> None:
     assert a is not None and b is not None and a.trace_id != b.trace_id
 
 
-def test_with_export_off_the_sdk_is_not_configured() -> None:
-    settings = tracing.TracingSettings(OTEL_ENABLED=False)
-    assert tracing.configure_tracing("test", settings) is False
+def test_with_export_off_no_sdk_is_loaded_and_no_thread_started() -> None:
+    """The default: a process that configured logging (and so tracing) has not imported the
+    OpenTelemetry SDK and runs no exporter thread, yet logs trace ids."""
+    script = (
+        "import sys, threading\n"
+        "from common.logging import configure_logging\n"
+        "from common import tracing\n"
+        "configure_logging('probe')\n"
+        "with tracing.span('x', parent=tracing.new_context().traceparent):\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')),"
+        " threading.active_count())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[] 1"
