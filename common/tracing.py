@@ -162,6 +162,11 @@ def configure_tracing(service: str, settings: TracingSettings | None = None) -> 
 _providers: list[Any] = []
 
 
+def exporting() -> bool:
+    """True when spans are exported (OTEL_ENABLED): worth creating spans that are not logged."""
+    return _tracer is not None
+
+
 def shutdown_tracing() -> None:
     """Flush and stop the exporters (no-op when tracing export is off)."""
     global _tracer

@@ -133,7 +133,8 @@ class Projector:
                 headers = message_headers(m.headers())
                 decoded.append(Delivered(event, *where(m), m.key(), m.value(), headers))
         parked = self._apply(decoded, poison)
-        if log.isEnabledFor(logging.DEBUG):  # one line per event, with the trace it came with
+        # One span per event, child of its command's; logged (one line each) at DEBUG.
+        if log.isEnabledFor(logging.DEBUG) or tracing.exporting():
             for d in decoded:
                 with tracing.span("project", parent=tracing.from_kafka_headers(d.headers) or b""):
                     log.debug("event handled", extra={"event_id": str(d.event.event_id)})
