@@ -28,6 +28,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.openapi import INTERNAL_DETAIL
+from common.tracing import TraceMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,7 @@ def install_error_handlers(
     for exc_type in unavailable:
         app.add_exception_handler(exc_type, _dependency_down)
     app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(TraceMiddleware)  # outermost: even the 500's log line has the trace id
 
 
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")

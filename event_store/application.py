@@ -22,6 +22,7 @@ from eventsourcing.persistence import (
     IntegrityError,
     InternalError,
     JSONTranscoder,
+    Mapper,
     Transcoding,
 )
 from psycopg.sql import SQL, Identifier
@@ -44,6 +45,7 @@ from event_store.store_errors import (
     ConcurrentChangeError,
     VersionConflictError,
 )
+from event_store.trace_metadata import TraceTags, TracingMapper
 
 A = TypeVar("A", bound=Aggregate)
 Clock = Callable[[], datetime]
@@ -112,6 +114,7 @@ class TodoStore(Application[UUID]):
         batch_max: int = 64,
         command_timeout: float = 10.0,
     ) -> None:
+        self._trace_tags = TraceTags()  # before super(): construct_mapper() needs it
         super().__init__(env=env)
         self._clock = clock
         self._committer = GroupCommitter(
@@ -131,6 +134,16 @@ class TodoStore(Application[UUID]):
                     raise
                 time.sleep(0.2 * (attempt + 1))
         raise AssertionError("unreachable")
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        # The command's trace context goes into the stored event's metadata (trace_metadata.py).
+        return TracingMapper(self._trace_tags, transcoder=self.construct_transcoder())
+
+    @property
+    def tracing_mapper(self) -> TracingMapper:
+        mapper = self.mapper
+        assert isinstance(mapper, TracingMapper)
+        return mapper
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -191,7 +204,9 @@ class TodoStore(Application[UUID]):
     async def create_task_async(self, user_id: UUID, title: str) -> Saved[Task]:
         """create_task for async callers: creating needs no read, only the commit is awaited."""
         task = Task.create(user_id=user_id, title=title)
-        recordings = await self._committer.commit_async(task.collect_events())
+        events = task.collect_events()
+        with self._trace_tags.tag(events):
+            recordings = await self._committer.commit_async(events)
         return Saved(task, recordings[-1].notification.id)
 
     def get_task(self, user_id: UUID, task_id: UUID) -> Task:
@@ -275,7 +290,8 @@ class TodoStore(Application[UUID]):
         ]
         events: list[Any] = [e for d in digests for e in d.collect_events()]
         try:
-            recordings = self._committer.commit(events)
+            with self._trace_tags.tag(events):
+                recordings = self._committer.commit(events)
         except IntegrityError:
             return [
                 self.request_daily_digest(
@@ -324,7 +340,8 @@ class TodoStore(Application[UUID]):
 
     def _commit(self, *aggregates: Aggregate) -> int | None:
         events: list[Any] = [e for agg in aggregates for e in agg.collect_events()]
-        recordings = self._committer.commit(events)
+        with self._trace_tags.tag(events):  # in the caller's context, not the writer thread's
+            recordings = self._committer.commit(events)
         return recordings[-1].notification.id if recordings else None
 
     def _exists(self, aggregate_id: UUID) -> bool:

@@ -90,6 +90,10 @@ PUBLIC_TOPICS: tuple[str, ...] = tuple(
 
 def to_public(mapper: Mapper[Any], notification: Notification) -> PublicEvent | None:
     """The public event for a stored notification, or None if it is internal."""
-    event = mapper.to_domain_event(notification)
+    return public_event_of(mapper.to_domain_event(notification), notification.id)
+
+
+def public_event_of(event: Any, position: int) -> PublicEvent | None:
+    """The public event for an already mapped domain event, or None if it is internal."""
     translate = _TRANSLATORS.get(type(event))
-    return translate(event, notification.id) if translate else None
+    return translate(event, position) if translate else None

@@ -29,14 +29,14 @@ from confluent_kafka import KafkaError, Producer
 from eventsourcing.persistence import Notification
 from psycopg import sql
 
-from common import metrics
+from common import metrics, tracing
 from common.events import PublicEvent, encode_event
 from common.health import Heartbeat
 from common.kafka import producer_config
 from common.poison import Backoff, BugBudget, HaltedError, Kind, TransientError, classify, describe
 from common.settings import ConsumerSettings, DatabaseSettings, KafkaSettings, RelaySettings
 from event_store.application import TodoStore
-from event_store.public import PUBLIC_TOPICS, to_public
+from event_store.public import PUBLIC_TOPICS, public_event_of
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,14 @@ class PublishError(TransientError):
 
 
 class Publisher(Protocol):
-    def publish(self, events: Sequence[PublicEvent], should_stop: Callable[[], bool]) -> None:
-        """Deliver all events, in order, or raise PublishError."""
+    def publish(
+        self,
+        events: Sequence[PublicEvent],
+        should_stop: Callable[[], bool],
+        traceparents: Sequence[str | None] = (),
+    ) -> None:
+        """Deliver all events, in order, or raise PublishError. `traceparents[i]`, if given and
+        not None, goes with events[i] as the Kafka header `traceparent`."""
 
     def close(self) -> None: ...
 
@@ -60,15 +66,21 @@ class KafkaPublisher:
         self._overrides = config_overrides
         self._producer = Producer(producer_config(settings, **config_overrides))
 
-    def publish(self, events: Sequence[PublicEvent], should_stop: Callable[[], bool]) -> None:
+    def publish(
+        self,
+        events: Sequence[PublicEvent],
+        should_stop: Callable[[], bool],
+        traceparents: Sequence[str | None] = (),
+    ) -> None:
         errors: list[KafkaError] = []
 
         def on_delivery(err: KafkaError | None, _msg: Any) -> None:
             if err is not None:
                 errors.append(err)
 
-        for event in events:
-            self._produce(event, on_delivery)
+        traces = list(traceparents) or [None] * len(events)
+        for event, traceparent in zip(events, traces, strict=True):
+            self._produce(event, traceparent, on_delivery)
         while self._producer.flush(1.0) > 0:
             if should_stop():
                 raise PublishError("stopping before Kafka acknowledged the batch")
@@ -77,14 +89,22 @@ class KafkaPublisher:
                 self._reset_producer()
             raise PublishError(f"{len(errors)} deliveries failed, first: {errors[0]}")
 
-    def _produce(self, event: PublicEvent, on_delivery: Callable[..., None]) -> None:
+    def _produce(
+        self, event: PublicEvent, traceparent: str | None, on_delivery: Callable[..., None]
+    ) -> None:
+        headers: dict[str, str | bytes | None] = {
+            "type": event.type,
+            "event_id": str(event.event_id),
+        }
+        if traceparent is not None:  # the command's trace (docs/events.md "Trace context")
+            headers[tracing.HEADER] = traceparent
         while True:
             try:
                 self._producer.produce(
                     self._settings.KAFKA_TOPIC,
                     key=str(event.user_id).encode(),
                     value=encode_event(event),
-                    headers={"type": event.type, "event_id": str(event.event_id)},
+                    headers=headers,
                     on_delivery=on_delivery,
                 )
                 self._producer.poll(0)
@@ -215,8 +235,8 @@ class Relay:
         if not notifications:
             self._observe(caught_up=True)
             return True
-        events = [e for n in notifications if (e := to_public(self._store.mapper, n))]
-        self._publisher.publish(events, self._stop.is_set)
+        events, traceparents = self._translate(notifications)
+        self._publisher.publish(events, self._stop.is_set, traceparents)
         self.position = notifications[-1].id
         checkpoint.save(self.position)
         self._budget.succeeded()
@@ -236,6 +256,19 @@ class Relay:
         metrics.RELAY_POSITION.set(self.position)
         metrics.RELAY_LAG_EVENTS.set(0 if caught_up else head - self.position)
         metrics.RELAY_LAG_SECONDS.set(now - self._caught_up_at)
+    def _translate(
+        self, notifications: Sequence[Notification]
+    ) -> tuple[list[PublicEvent], list[str | None]]:
+        """The public events and the trace each was stored under (None for older events)."""
+        mapper = self._store.tracing_mapper
+        events: list[PublicEvent] = []
+        traceparents: list[str | None] = []
+        for n in notifications:
+            domain_event, traceparent = mapper.to_domain_event_with_trace(n)
+            if (public := public_event_of(domain_event, n.id)) is not None:
+                events.append(public)
+                traceparents.append(traceparent)
+        return events, traceparents
 
     def _read_after(self, position: int, limit: int) -> Sequence[Notification]:
         return self._store.recorder.select_notifications(

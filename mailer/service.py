@@ -32,7 +32,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
 
-from common import metrics, parking
+from common import metrics, parking, tracing
 from common.dead_letters import DeadLetter
 from common.events import DailyDigestRequested, decode_event
 from common.health import Heartbeat
@@ -191,8 +191,13 @@ class Mailer:
             self._failed(e, "checking processed and parked digests")
             result.rewind = first_offsets(batch)
             return result
+        trace_token = tracing.set_current(None)
         for index, item in enumerate(work):
             message = item.message
+            # Each message's log lines carry the trace of the command/batch behind it.
+            tracing.set_current(
+                tracing.continue_or_start(tracing.from_kafka_headers(message.headers))
+            )
             try:
                 if not item.ours:
                     result.ignored += 1
@@ -226,6 +231,7 @@ class Mailer:
                 result.rewind = first_offsets(batch[index:])
                 break
             result.commit[(message.topic, message.partition)] = message.offset + 1
+        tracing.reset_current(trace_token)
         self.counters.batches += 1
         self.counters.sent += result.sent
         self.counters.duplicates += result.duplicates
@@ -275,6 +281,7 @@ class Mailer:
             metrics.EMAILS_FAILED.inc()
             return False
         self._budget.succeeded()
+        log.info("digest sent", extra=ids)
         return True
 
     async def replay(self, value: bytes | None) -> bool:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from common import metrics
+from common import metrics, tracing
 from common.dead_letters import DeadLetter, LetterKind, message_headers, sniff
 from common.events import decode_event
 from common.health import Heartbeat
@@ -134,6 +134,11 @@ class Projector:
                 headers = message_headers(m.headers())
                 decoded.append(Delivered(event, *where(m), m.key(), m.value(), headers))
         parked = self._apply(decoded, poison)
+        # One span per event, child of its command's; logged (one line each) at DEBUG.
+        if log.isEnabledFor(logging.DEBUG) or tracing.exporting():
+            for d in decoded:
+                with tracing.span("project", parent=tracing.from_kafka_headers(d.headers) or b""):
+                    log.debug("event handled", extra={"event_id": str(d.event.event_id)})
         if parked:
             self._retry(lambda: self._dead_letters.send(parked), "dead-letter send")
             for letter in parked:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from common import metrics
+from common import metrics, tracing
 from common.settings import DatabaseSettings
 from scheduler.batch import BatchSummary, DigestBatch, DigestRecorder, Progress, ReadTables
 from scheduler.read_side import ReadSideProgress, wait_for_read_side
@@ -140,6 +140,17 @@ class DigestService:
         `on_start(user_count)` is called once the lock is held (the CLI sizes its progress bar).
         Reading waits (bounded) until the read side has applied what the store held at the start.
         """
+        # The batch is a trace of its own: its digest events (and so their emails) carry it.
+        with tracing.span("digest batch", parent=b"", digest_date=str(digest_date)):
+            return self._run_date(digest_date, skip_if_completed, progress, on_start)
+
+    def _run_date(
+        self,
+        digest_date: date,
+        skip_if_completed: bool,
+        progress: Progress | None,
+        on_start: Callable[[int], None] | None,
+    ) -> BatchSummary | None:
         started = monotonic()
         high_water_mark = self._recorder.head_position()
         source = ReadTables(
