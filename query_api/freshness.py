@@ -156,8 +156,8 @@ class ReplicaPositionWaiter(PositionWaiter):
     The LISTEN stays on the primary (`conninfo`): a notification *announces* that a user reached
     a position on the primary. An announced user someone waits for is then *confirmed* on the
     replica (`read_positions`, its own user_positions, replayed with the rows in the same
-    transaction): one look at once, then again after 2, 4, 8... up to `max_look` ms while it is
-    not there, and at once whenever a new announcement comes. One confirming task per process,
+    transaction): one look at once, then again after 2, 4, 8... ms up to `max_look` (50 ms) while
+    it is not there, and at once whenever a new announcement comes. One confirming task per process,
     one query per look for every announced user; nothing runs while nobody waits. A waiter is
     resolved only by what the replica shows, so a lagging or paused replica makes requests wait
     (up to their bound, then X-Stale), never answer stale.

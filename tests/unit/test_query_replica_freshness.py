@@ -122,3 +122,23 @@ def test_an_announcement_below_what_a_request_wants_does_not_start_looking() -> 
             return int(await wait)
 
     assert asyncio.run(scenario()) == 0
+
+
+def test_a_recheck_asks_the_primary_then_confirms_on_the_replica() -> None:
+    primary, replica, a, b = Positions(), Positions(), uuid4(), uuid4()
+    waiter = ReplicaPositionWaiter("unused", replica, primary)
+
+    async def scenario() -> list[bool]:
+        async with confirming(waiter):
+            waits = [
+                asyncio.create_task(waiter.wait_for(a, 3, max_wait=0.5)),
+                asyncio.create_task(waiter.wait_for(b, 3, max_wait=0.5)),
+            ]
+            await asyncio.sleep(0.01)
+            primary.current[a] = replica.current[a] = 3  # b: on neither
+            await waiter.recheck()  # as after a "*" notification or a reconnect
+            await asyncio.sleep(0.05)
+            assert waits[0].done() and not waits[1].done(), "a confirmed at once, b still waits"
+            return list(await asyncio.gather(*waits))
+
+    assert asyncio.run(scenario()) == [True, False]
