@@ -9,6 +9,11 @@ Safety nets, none of them a busy loop: after (re)connecting the listener re-read
 every waiter (notifications sent while it was away are lost); while requests are waiting it re-reads
 their positions at most every `recheck_interval` seconds (one query for all of them), in case the
 listening connection died silently; and a request whose deadline passes looks one last time.
+
+Reading from a streaming replica (ReplicaPositionWaiter): NOTIFY does not reach a standby, and the
+projector's commit reaches it a moment after the primary's NOTIFY (or much later, when replay lags
+or is paused). So the primary still says *when* to look (the same LISTEN, on the primary), and the
+replica's own user_positions says *whether* the rows are there; see that class.
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ class PositionWaiter:
         try:
             if await self._reached(user_id, position):
                 return True
+            await self._missed(user_id)
             try:
                 await asyncio.wait_for(future, max_wait)
                 return True
@@ -84,6 +90,16 @@ class PositionWaiter:
     async def _reached(self, user_id: UUID, position: int) -> bool:
         current = await self._read_positions([user_id])
         return current.get(user_id, 0) >= position
+
+    async def _missed(self, user_id: UUID) -> None:
+        """The first look did not find the position: here, the next notification will."""
+
+    async def _progressed(self, positions: dict[UUID, int] | None) -> None:
+        """A notification from the projector: these users' positions (None: anyone's)."""
+        if positions is None:
+            await self.recheck()
+        else:
+            self.advance(positions)
 
     def advance(self, positions: dict[UUID, int]) -> None:
         """Resolve the waiters these positions satisfy."""
@@ -121,11 +137,7 @@ class PositionWaiter:
             await self.recheck()  # whatever happened while we were not listening
             while True:
                 async for notify in conn.notifies(timeout=self._recheck_interval):
-                    positions = _decode(notify.payload)
-                    if positions is None:
-                        await self.recheck()
-                    else:
-                        self.advance(positions)
+                    await self._progressed(_decode(notify.payload))
                 if self._waiters:
                     await self.recheck()
 
@@ -136,3 +148,111 @@ def _decode(payload: str) -> dict[UUID, int] | None:
     except ValueError:
         log.warning("unreadable progress notification", extra={"payload": payload[:200]})
         return None
+
+
+class ReplicaPositionWaiter(PositionWaiter):
+    """Read-your-writes when the reads go to a streaming replica.
+
+    The LISTEN stays on the primary (`conninfo`): a notification *announces* that a user reached
+    a position on the primary. An announced user someone waits for is then *confirmed* on the
+    replica (`read_positions`, its own user_positions, replayed with the rows in the same
+    transaction): one look at once, then again after 2, 4, 8... ms up to `max_look` (50 ms) while
+    it is not there, and at once whenever a new announcement comes. One confirming task per process,
+    one query per look for every announced user; nothing runs while nobody waits. A waiter is
+    resolved only by what the replica shows, so a lagging or paused replica makes requests wait
+    (up to their bound, then X-Stale), never answer stale.
+
+    NOTIFY only announces what commits *after* the request registered; what the primary already
+    had when the request's first look missed on the replica (it was committed but not replayed yet)
+    is read from the primary (`primary_positions`) for that user, and announced. The periodic and
+    reconnect re-checks read the primary too: announcing is the primary's part, confirming the
+    replica's.
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        read_positions: ReadPositions,
+        primary_positions: ReadPositions,
+        *,
+        first_look: float = 0.002,
+        max_look: float = 0.05,
+        **kwargs: float,
+    ) -> None:
+        super().__init__(conninfo, read_positions, **kwargs)
+        self._primary_positions = primary_positions
+        self._first_look = first_look
+        self._max_look = max_look
+        self._announced: dict[UUID, int] = {}  # on the primary, not yet seen on the replica
+        self._announcement = asyncio.Event()
+        self._confirmer: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._confirmer = asyncio.create_task(self.confirm_forever(), name="replica-confirmer")
+        await super().start()
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._confirmer is not None:
+            self._confirmer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._confirmer
+            self._confirmer = None
+
+    def announce(self, positions: dict[UUID, int]) -> None:
+        """The primary has these positions: confirm the ones a waiter would accept."""
+        for user_id, reached in positions.items():
+            wanted = [w for w, _ in self._waiters.get(user_id, ())]
+            if wanted and min(wanted) <= reached and reached > self._announced.get(user_id, 0):
+                self._announced[user_id] = reached
+                self._announcement.set()
+
+    async def _progressed(self, positions: dict[UUID, int] | None) -> None:
+        if positions is None:
+            await self.recheck()
+        else:
+            self.announce(positions)
+
+    async def recheck(self) -> None:
+        users = list(self._waiters)
+        if users:
+            self.announce(await self._primary_positions(users))
+
+    async def _missed(self, user_id: UUID) -> None:
+        try:
+            self.announce(await self._primary_positions([user_id]))
+        except psycopg.Error as e:  # the replica may still answer: wait for it, then look again
+            log.warning("reading a position on the primary failed", extra={"error": str(e)})
+
+    async def confirm(self) -> None:
+        """One look at the replica for every announced user; forget what it shows, or what
+        nobody waits for any more."""
+        users = list(self._announced)
+        current = await self._read_positions(users)
+        self.advance(current)
+        for user_id in users:
+            announced = self._announced.get(user_id)
+            if announced is None:
+                continue
+            if current.get(user_id, 0) >= announced or user_id not in self._waiters:
+                del self._announced[user_id]
+
+    async def confirm_forever(self) -> None:
+        while True:
+            await self._announcement.wait()
+            delay = self._first_look
+            while self._announced:
+                self._announcement.clear()
+                try:
+                    await self.confirm()
+                except Exception as e:  # e.g. the replica restarting: never let this task die
+                    log.warning("reading positions on the replica failed", extra={"error": str(e)})
+                    delay = self._max_look
+                if not self._announced:
+                    break
+                try:  # a new announcement looks at once; otherwise look again, backing off
+                    await asyncio.wait_for(self._announcement.wait(), delay)
+                    delay = self._first_look
+                except TimeoutError:
+                    delay = min(delay * 2, self._max_look)
+            self._announcement.clear()

@@ -21,7 +21,7 @@ from common.settings import DatabaseSettings, QueryApiSettings, auth_settings, d
 from common.web import health_router, install_error_handlers
 from query_api.auth import SECURITY_SCHEMES, TokenVerifier
 from query_api.deps import Waiter
-from query_api.freshness import PositionWaiter
+from query_api.freshness import PositionWaiter, ReplicaPositionWaiter
 from query_api.repository import PostgresReadModel, ReadModel, make_pool
 from query_api.routes import router
 
@@ -48,6 +48,20 @@ class _PoolDoctor:
             log.warning("checking the pool's connections failed", extra={"error": str(e)})
 
 
+async def _position_waiter(
+    stack: AsyncExitStack, settings: QueryApiSettings, primary: DatabaseSettings, reads: ReadModel
+) -> PositionWaiter:
+    """Read-your-writes: the projector's NOTIFY on the primary; with a replica, confirmed on it
+    (positions read from the primary, when a first look misses, through a pool of its own)."""
+    if not settings.reads_from_replica:
+        return PositionWaiter(primary.conninfo, reads.positions)
+    pool = make_pool(primary.conninfo, 2)
+    await pool.open()
+    stack.push_async_callback(pool.close)
+    on_primary = PostgresReadModel(pool)
+    return ReplicaPositionWaiter(primary.conninfo, reads.positions, on_primary.positions)
+
+
 def create_app(
     read_model: ReadModel | None = None,
     waiter: Waiter | None = None,
@@ -56,23 +70,25 @@ def create_app(
     db: DatabaseSettings | None = None,
 ) -> FastAPI:
     """Without arguments: PostgreSQL from DatabaseSettings. `db` alone: that database. `read_model`
-    (and `waiter`): injected adapters, e.g. fakes for unit tests."""
+    (and `waiter`): injected adapters, e.g. fakes for unit tests. Reads go to the replica when
+    `settings` name one (QUERY_REPLICA_HOST); `db` is then its primary."""
     settings = settings or QueryApiSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = db or database_settings()
+        reading = settings.read_database(database)  # the replica, or the primary itself
         async with AsyncExitStack() as stack:
             reads = read_model
             if reads is None:
-                pool = make_pool(database.conninfo, database.POSTGRES_POOL_SIZE)
+                pool = make_pool(reading.conninfo, database.POSTGRES_POOL_SIZE)
                 await pool.open()
                 stack.push_async_callback(pool.close)
                 doctor.pool = pool
                 reads = PostgresReadModel(pool)
             wait = waiter
             if wait is None:
-                listener = PositionWaiter(database.conninfo, reads.positions)
+                listener = await _position_waiter(stack, settings, database, reads)
                 await listener.start()
                 stack.push_async_callback(listener.stop)
                 wait = listener
@@ -80,7 +96,7 @@ def create_app(
             app.state.read_model = reads
             app.state.waiter = wait
             app.state.settings = settings
-            app.state.database = database
+            app.state.database = reading
             # Everything allocated so far lives as long as the process: keep the collector from
             # rescanning it (shorter gc pauses, i.e. a better p99).
             gc.freeze()

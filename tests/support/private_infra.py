@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
+
 from common.settings import DatabaseSettings, KafkaSettings
 
 ROOT = Path(__file__).parents[2]
@@ -192,3 +194,98 @@ def private_postgres(port: int) -> Iterator[PrivatePostgres]:
         yield server
     finally:
         server.stop()
+
+
+@dataclass
+class PrivateReplica:
+    """A streaming replica (hot standby) of a PrivatePostgres: `infra/postgres.sh replica`, cloned
+    from it with pg_basebackup, read-only, replaying its WAL as it is streamed."""
+
+    primary: PrivatePostgres
+    port: int
+    data: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.data = DATA / f"postgres-{self.primary.port}-replica"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **self.primary.env,
+            "PGREPLICA_PORT": str(self.port),
+            "PGREPLICA_DATA_DIR": str(self.data),
+        }
+
+    @property
+    def settings(self) -> DatabaseSettings:
+        """The replica as a database to read from (same user, password and database)."""
+        return self.primary.settings.model_copy(update={"POSTGRES_PORT": self.port})
+
+    def _script(self, command: str) -> None:
+        result = subprocess.run(
+            [str(ROOT / "infra" / "postgres.sh"), "replica", command],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"infra/postgres.sh replica {command} failed:\n{result.stderr}")
+
+    def start(self) -> None:
+        self._script("start")
+
+    def stop(self) -> None:
+        self._script("stop")
+
+    def _sql(self, on: DatabaseSettings, query: str, *params: object) -> object:
+        with psycopg.connect(on.conninfo, autocommit=True, connect_timeout=5) as conn:
+            row = conn.execute(query, params or None).fetchone()
+        return None if row is None else row[0]
+
+    def pause_replay(self) -> None:
+        """WAL keeps arriving but is not applied: the replica's data stands still."""
+        self._sql(self.settings, "select pg_wal_replay_pause()")
+        deadline = time.monotonic() + 30
+        while self._sql(self.settings, "select pg_get_wal_replay_pause_state()") != "paused":
+            if time.monotonic() > deadline:
+                raise AssertionError("replay did not pause")
+            time.sleep(0.01)
+
+    def resume_replay(self) -> None:
+        self._sql(self.settings, "select pg_wal_replay_resume()")
+
+    @contextmanager
+    def replay_paused(self) -> Iterator[None]:
+        self.pause_replay()
+        try:
+            yield
+        finally:
+            self.resume_replay()
+
+    def catch_up(self, timeout: float = 30) -> None:
+        """Until the replica has replayed everything the primary has written so far."""
+        target = self._sql(self.primary.settings, "select pg_current_wal_lsn()::text")
+        query = "select pg_last_wal_replay_lsn() >= %s::pg_lsn"
+        deadline = time.monotonic() + timeout
+        while self._sql(self.settings, query, target) is not True:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the replica did not replay up to {target}")
+            time.sleep(0.01)
+
+
+@contextmanager
+def private_replica(primary: PrivatePostgres, port: int) -> Iterator[PrivateReplica]:
+    """A fresh replica of `primary` (cloned now: it holds what the primary holds)."""
+    replica = PrivateReplica(primary, port)
+    subprocess.run(
+        [str(ROOT / "infra" / "postgres.sh"), "replica", "stop"],
+        env=replica.env,
+        capture_output=True,
+    )
+    shutil.rmtree(replica.data, ignore_errors=True)
+    replica.start()
+    try:
+        yield replica
+    finally:
+        replica.stop()
