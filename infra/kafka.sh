@@ -24,7 +24,13 @@
 #   KAFKA_START_TIMEOUT=90             KAFKA_STOP_TIMEOUT=30
 #   PYTHON=<repo>/.venv/bin/python     must have confluent_kafka (readiness + topics)
 #   JAVA=$JAVA_HOME/bin/java or java
+#   KAFKA_BROKERS=1                    3: a 3-node cluster instead (infra/kafka/cluster.sh, its
+#                                      own usage; KAFKA_HOME defaults to <repo>/.data/kafka-cluster)
 set -euo pipefail
+
+if [[ "${KAFKA_BROKERS:-1}" != 1 ]]; then
+  exec "$(dirname "${BASH_SOURCE[0]}")/kafka/cluster.sh" "$@"
+fi
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"

@@ -12,6 +12,7 @@ Exit codes: 0 ready (and topics exist with a leader on every partition),
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -47,7 +48,9 @@ class ProcessDiedError(Exception):
     pass
 
 
-def wait_for_broker(admin: AdminClient, deadline: float, pid: int | None) -> None:
+def wait_for_broker(
+    admin: AdminClient, deadline: float, pid: int | None, min_brokers: int = 1
+) -> None:
     last_err: Exception | None = None
     while True:
         if not _alive(pid):
@@ -57,9 +60,9 @@ def wait_for_broker(admin: AdminClient, deadline: float, pid: int | None) -> Non
             raise TimeoutError(f"broker not ready: {last_err}")
         try:
             md = admin.list_topics(timeout=min(2.0, max(remaining, 0.1)))
-            if md.brokers:
+            if len(md.brokers) >= min_brokers:
                 return
-            last_err = RuntimeError("metadata has no brokers yet")
+            last_err = RuntimeError(f"{len(md.brokers)} of {min_brokers} brokers registered")
         except KafkaException as e:
             last_err = e
         time.sleep(0.2)
@@ -72,7 +75,10 @@ def ensure_topics(
     replication: int,
     deadline: float,
     pid: int | None,
+    min_insync_replicas: int | None = None,
 ) -> dict[str, int]:
+    # A cluster's topics say it themselves, so a broker default cannot weaken them.
+    config = {"min.insync.replicas": str(min_insync_replicas)} if min_insync_replicas else {}
     pending = list(topics)
     while pending:
         if not _alive(pid):
@@ -85,7 +91,9 @@ def ensure_topics(
         if to_create:
             futures = admin.create_topics(
                 [
-                    NewTopic(t, num_partitions=partitions, replication_factor=replication)
+                    NewTopic(
+                        t, num_partitions=partitions, replication_factor=replication, config=config
+                    )
                     for t in to_create
                 ],
                 request_timeout=15,
@@ -138,6 +146,16 @@ def ensure_topics(
         time.sleep(0.2)
 
 
+def in_sync_replicas(admin: AdminClient, topics: list[str]) -> dict[str, list[int]]:
+    """Per topic, the number of in-sync replicas of each partition (by partition id)."""
+    md = admin.list_topics(timeout=10)
+    return {
+        t: [len(p.isrs) for _, p in sorted(md.topics[t].partitions.items())]
+        for t in topics
+        if t in md.topics
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -149,6 +167,13 @@ def main(argv: list[str] | None = None) -> int:
         "--partitions", type=int, default=3, help="partitions for new topics (default 3)"
     )
     ap.add_argument("--replication-factor", type=int, default=1)
+    ap.add_argument(
+        "--min-insync-replicas", type=int, default=None, help="topic config for new topics"
+    )
+    ap.add_argument(
+        "--min-brokers", type=int, default=1, help="ready when this many brokers are registered"
+    )
+    ap.add_argument("--isr", action="store_true", help="print in-sync replica counts as JSON")
     ap.add_argument("--pid", type=int, default=None, help="fail fast if this process dies")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -157,9 +182,18 @@ def main(argv: list[str] | None = None) -> int:
     config: dict[str, Any] = {"bootstrap.servers": args.bootstrap, "logger": _quiet_logger()}
     admin = AdminClient(config)
     try:
-        wait_for_broker(admin, deadline, args.pid)
+        wait_for_broker(admin, deadline, args.pid, args.min_brokers)
+        if args.isr:
+            print(json.dumps(in_sync_replicas(admin, args.topics)))
+            return 0
         counts = ensure_topics(
-            admin, args.topics, args.partitions, args.replication_factor, deadline, args.pid
+            admin,
+            args.topics,
+            args.partitions,
+            args.replication_factor,
+            deadline,
+            args.pid,
+            args.min_insync_replicas,
         )
     except ProcessDiedError as e:
         print(f"ensure_topics: {e}", file=sys.stderr)
