@@ -256,6 +256,7 @@ class Relay:
         metrics.RELAY_POSITION.set(self.position)
         metrics.RELAY_LAG_EVENTS.set(0 if caught_up else head - self.position)
         metrics.RELAY_LAG_SECONDS.set(now - self._caught_up_at)
+
     def _translate(
         self, notifications: Sequence[Notification]
     ) -> tuple[list[PublicEvent], list[str | None]]:
