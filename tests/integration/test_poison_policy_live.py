@@ -71,16 +71,16 @@ def test_the_relay_halts_before_an_event_it_cannot_translate_and_resumes_there_o
 ) -> None:
     import event_store.relay as relay_module
     from event_store.public import PUBLIC_TOPICS
-    from event_store.public import to_public as translate
+    from event_store.public import public_event_of as translate
     from tests.support.infra import consume_events
 
-    def broken(mapper: Any, notification: Any) -> Any:
-        event = translate(mapper, notification)
+    def broken(domain_event: Any, position: int) -> Any:
+        event = translate(domain_event, position)
         if isinstance(event, TaskRenamed):  # a translation bug for one event type
             raise KeyError("no translation for the renamed title")
         return event
 
-    monkeypatch.setattr(relay_module, "to_public", broken)
+    monkeypatch.setattr(relay_module, "public_event_of", broken)
     with store_for(db_settings) as store:
         user = store.register_user("ada@example.com", "hash").aggregate.id
         task = store.create_task(user, "first").aggregate.id
@@ -93,7 +93,7 @@ def test_the_relay_halts_before_an_event_it_cannot_translate_and_resumes_there_o
         assert reason is not None and "KeyError" in reason and "no translation" in reason
         assert published == 0, "the batch holding the bad event is not published at all"
 
-        monkeypatch.setattr(relay_module, "to_public", translate)  # the fix, deployed
+        monkeypatch.setattr(relay_module, "public_event_of", translate)  # the fix, deployed
         with running_relay(store, db_settings, kafka_settings):
             expected = {
                 n.id for n in store.recorder.select_notifications(1, 100, topics=PUBLIC_TOPICS)
