@@ -5,10 +5,11 @@ Reading: keyset pages over `users` (by id); per page ONE aggregate query over `t
 user's total/done counts and the first undone titles. So 100k users cost ~100 queries, not 100k.
 
 Recording: `TodoStore.request_daily_digests`, one call per page (one existence query and one
-transaction), up to `workers` pages at a time; the store group-commits concurrent pages
-(event_store.group_commit). The digest's id is uuid5(user, date), so a record that already exists
-(second run, second replica, restart mid-batch) is refused by the store and counted as "already
-recorded" — never a second digest.
+transaction), one page at a time on a writer thread while the next page is read. (Several pages at
+a time only make one huge group-committed transaction: at 16 pages of 2,000 the store did not
+answer within its command timeout; bench/bench_digest.py.) The digest's id is uuid5(user, date),
+so a record that already exists (second run, second replica, restart mid-batch) is refused by the
+store and counted as "already recorded" — never a second digest.
 
 Users without tasks (none, or all deleted) get no digest: an email saying "you have nothing" every
 day is noise. Users whose tasks are all done do get one (their stats, no undone titles).
@@ -177,15 +178,12 @@ class _Tally:
 
 
 class DigestBatch:
-    """Records the digests of one date, a page per store call, up to `workers` pages at a time.
+    """Records the digests of one date, a page per store call, reading the next page meanwhile.
     Safe to run any number of times, concurrently too."""
 
-    def __init__(
-        self, source: CandidateSource, recorder: DigestRecorder, *, workers: int = 16
-    ) -> None:
+    def __init__(self, source: CandidateSource, recorder: DigestRecorder) -> None:
         self._source = source
         self._recorder = recorder
-        self._workers = workers
 
     def run(
         self,
@@ -198,9 +196,9 @@ class DigestBatch:
         was stopped (the run is then not complete and is retried as a whole: harmless)."""
         started = time.perf_counter()
         tally = _Tally(BatchSummary(digest_date), progress)
-        with ThreadPoolExecutor(self._workers, thread_name_prefix="digest") as pool:
-            # Bounded hand-off: the reader stays at most one page ahead of each writer.
-            slots = threading.BoundedSemaphore(self._workers * 2)
+        with ThreadPoolExecutor(1, thread_name_prefix="digest") as writer:
+            # Bounded hand-off: the reader stays at most one page ahead of the writer.
+            slots = threading.BoundedSemaphore(2)
             for page in self._source.pages():
                 if should_stop() and tally.error is None:
                     tally.fail(InterruptedError("stopped before the batch completed"))
@@ -209,7 +207,7 @@ class DigestBatch:
                 wanted = self._with_tasks(page, tally)
                 if wanted:
                     slots.acquire()
-                    pool.submit(self._record_page, digest_date, wanted, tally, slots)
+                    writer.submit(self._record_page, digest_date, wanted, tally, slots)
         tally.summary.seconds = time.perf_counter() - started
         if tally.error is not None:
             raise BatchFailedError(tally.summary, tally.error) from tally.error

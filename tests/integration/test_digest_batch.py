@@ -195,7 +195,7 @@ def test_a_restart_mid_batch_completes_the_date_without_a_second_digest(
     insert_read_model(db, users)
     with store_for(db) as store:
         with pytest.raises(BatchFailedError):
-            run_batch(db, FailingAfter(store, 25), DAY, SCHEDULER_WORKERS=1)
+            run_batch(db, FailingAfter(store, 25), DAY)
         interrupted = ledger(db)
         summary = run_batch(db, store, DAY)
         count = digest_count(store)
@@ -233,7 +233,6 @@ def run_cli(db: DatabaseSettings, *args: str) -> subprocess.CompletedProcess[str
         "POSTGRES_USER": db.POSTGRES_USER,
         "POSTGRES_PASSWORD": db.POSTGRES_PASSWORD.get_secret_value(),
         "POSTGRES_DB": db.POSTGRES_DB,
-        "SCHEDULER_WORKERS": "4",
         # The test writes the read tables itself: no relay or projector to wait for.
         "SCHEDULER_READ_SIDE_WAIT_SECONDS": "0",
     }

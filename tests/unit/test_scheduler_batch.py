@@ -70,7 +70,7 @@ def test_users_with_tasks_get_a_digest_with_their_content_and_users_without_are_
     no_tasks = candidate("carol@example.com", total=0, done=0, titles=())
     store = FakeStore()
 
-    summary = DigestBatch(FakeSource([ada, no_tasks], [all_done]), store, workers=2).run(DAY)
+    summary = DigestBatch(FakeSource([ada, no_tasks], [all_done]), store).run(DAY)
 
     assert (summary.users, summary.recorded, summary.skipped_no_tasks) == (3, 2, 1)
     assert store.recorded[(ada.user_id, DAY)] == {
@@ -87,7 +87,7 @@ def test_digests_already_recorded_for_the_date_are_counted_not_recorded_again() 
     users = [candidate(f"u{i}@example.com") for i in range(10)]
     store = FakeStore(existing=[u.user_id for u in users[:4]])
 
-    summary = DigestBatch(FakeSource(users), store, workers=3).run(DAY)
+    summary = DigestBatch(FakeSource(users), store).run(DAY)
 
     assert (summary.recorded, summary.already_recorded, summary.failed) == (6, 4, 0)
     assert len(store.recorded) == 10
@@ -102,7 +102,7 @@ def test_progress_is_reported_once_per_user() -> None:
         with lock:
             ticks.append(n)
 
-    DigestBatch(FakeSource(users[:5], users[5:]), FakeStore(), workers=4).run(DAY, progress)
+    DigestBatch(FakeSource(users[:5], users[5:]), FakeStore()).run(DAY, progress)
 
     assert sum(ticks) == 9
 
@@ -112,7 +112,7 @@ def test_a_failing_record_fails_the_batch_so_it_is_not_marked_complete() -> None
     store = FakeStore(fail_for=users[3].user_id)
 
     with pytest.raises(BatchFailedError) as failure:
-        DigestBatch(FakeSource(users[:10], users[10:]), store, workers=1).run(DAY)
+        DigestBatch(FakeSource(users[:10], users[10:]), store).run(DAY)
 
     assert failure.value.summary.failed == 10, "a failed page is recorded whole or not at all"
     assert isinstance(failure.value.__cause__, ConnectionError)
@@ -126,7 +126,7 @@ def test_a_stop_request_interrupts_the_batch_between_pages() -> None:
     stop_after_first_page = lambda: source.pages_read > 1  # noqa: E731
 
     with pytest.raises(BatchFailedError, match="stopped"):
-        DigestBatch(source, FakeStore(), workers=1).run(DAY, should_stop=stop_after_first_page)
+        DigestBatch(source, FakeStore()).run(DAY, should_stop=stop_after_first_page)
 
     assert source.pages_read == 2
 
@@ -137,17 +137,17 @@ def test_each_page_is_recorded_in_one_store_call_without_the_users_lacking_tasks
     second.append(candidate("empty@example.com", total=0, titles=()))
     store = FakeStore(existing=[first[0].user_id])
 
-    summary = DigestBatch(FakeSource(first, second), store, workers=1).run(DAY)
+    summary = DigestBatch(FakeSource(first, second), store).run(DAY)
 
     assert store.pages == [4, 3], "users without tasks are not sent to the store"
     assert (summary.recorded, summary.already_recorded, summary.skipped_no_tasks) == (6, 1, 1)
 
 
-def test_pages_recorded_concurrently_settle_every_user_exactly_once() -> None:
+def test_every_user_of_many_pages_is_settled_exactly_once() -> None:
     pages = [[candidate(f"p{p}u{i}@example.com") for i in range(7)] for p in range(20)]
     store = FakeStore()
 
-    summary = DigestBatch(FakeSource(*pages), store, workers=4).run(DAY)
+    summary = DigestBatch(FakeSource(*pages), store).run(DAY)
 
     assert sorted(store.pages) == [7] * 20
     assert (summary.users, summary.recorded, summary.failed) == (140, 140, 0)
