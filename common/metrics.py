@@ -42,6 +42,10 @@ GROUP_COMMIT_COMMANDS_PER_TRANSACTION = Histogram(
     registry=None,
 )
 
+QUERY_STREAMS_OPEN = Gauge(
+    "query_streams_open", "Open GET /stream connections (Server-Sent Events).", registry=None
+)
+
 # -- positions and lag per hop -----------------------------------------------------------------
 STORE_HEAD_POSITION = Gauge(
     "event_store_head_position",
@@ -138,7 +142,7 @@ REBUILD_TARGET = Gauge(
 # What each process exposes (registered once, at start, by register()).
 HTTP = (HTTP_REQUEST_DURATION,)
 COMMAND_API = (*HTTP, GROUP_COMMIT_COMMANDS_PER_TRANSACTION)
-QUERY_API = HTTP
+QUERY_API = (*HTTP, QUERY_STREAMS_OPEN)
 RELAY = (STORE_HEAD_POSITION, RELAY_POSITION, RELAY_LAG_EVENTS, RELAY_LAG_SECONDS)
 CONSUMER = (CONSUMER_OFFSET, CONSUMER_POSITION, CONSUMER_LAG_EVENTS, CONSUMER_LAG_SECONDS)
 PROJECTOR = (*CONSUMER, DEAD_LETTERS)
@@ -148,6 +152,7 @@ SCHEDULER = (DIGEST_BATCH_DURATION, DIGEST_BATCH_SIZE)
 
 ALL: tuple[Collector, ...] = (
     *COMMAND_API,
+    QUERY_STREAMS_OPEN,
     *RELAY,
     *PROJECTOR,
     *REBUILD,

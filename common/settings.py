@@ -247,6 +247,10 @@ class QueryApiSettings(AppSettings):
     # a position seen on one is not yet on the others.
     QUERY_REPLICA_HOST: str = ""
     QUERY_REPLICA_PORT: int = Field(default=5432, ge=1, le=65535)
+    # GET /stream: a comment this often on an idle stream (keeps proxies from closing it), and at
+    # most this many open streams per user (tabs and devices; more answer 429).
+    QUERY_STREAM_HEARTBEAT_SECONDS: float = Field(default=15.0, gt=0, le=300)
+    QUERY_STREAMS_PER_USER: int = Field(default=20, ge=1, le=1000)
 
     @property
     def reads_from_replica(self) -> bool:
