@@ -45,6 +45,18 @@ Comment lines (`: keepalive`) arrive every `QUERY_STREAM_HEARTBEAT_SECONDS` whil
 Reconnect with `Last-Event-ID` (the last `id:` received) to get every change since, once."""
 
 
+# Each message of the stream (what an SSE parser yields), as schemathesis checks it too.
+_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "its store position"},
+        "event": {"type": "string", "enum": ["ready", "task", "task_deleted"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+    "required": ["id", "event", "data"],
+}
+
+
 class StreamLimits:
     """Open streams per user, bounded (a client opening streams in a loop is throttled)."""
 
@@ -140,7 +152,7 @@ async def _events(
     responses={
         200: {
             "description": _EVENTS_DOC,
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": _EVENT_SCHEMA}},
         },
         400: error_response("Last-Event-ID is not a store position (ASCII digits)"),
         429: error_response("Too many open streams for this user", {"Retry-After": "seconds"}),
