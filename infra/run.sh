@@ -10,6 +10,13 @@ export PATH="$ROOT/.venv/bin:$PATH"
 # read by the parser the services' settings use, so every process sees the same values.
 eval "$(python infra/dotenv_exports.py .env)"
 
+# KAFKA_BROKERS=3: a 3-node cluster (infra/kafka/cluster.sh) instead of the single broker; every
+# service then lists all three nodes, so none depends on one node being up when it starts.
+if [ "${KAFKA_BROKERS:-1}" != 1 ]; then
+  KAFKA_BOOTSTRAP_SERVERS="$(infra/kafka.sh bootstrap)"
+  export KAFKA_BROKERS KAFKA_BOOTSTRAP_SERVERS
+fi
+
 # Stop on exit only what this run started: servers already running (e.g. for `make test`) stay up.
 started=()
 cleanup() {

@@ -15,7 +15,11 @@ from collections.abc import Iterator
 import pytest
 
 from common.settings import DatabaseSettings, KafkaSettings
-from tests.support.infra import fresh_database, fresh_topics
+from tests.support.infra import cluster_bootstrap_servers, fresh_database, fresh_topics
+
+# `KAFKA_BROKERS=3 make test`: every test and service process lists all three nodes.
+if (servers := cluster_bootstrap_servers()) is not None:
+    os.environ.setdefault("KAFKA_BOOTSTRAP_SERVERS", servers)
 
 
 @pytest.fixture

@@ -4,14 +4,17 @@
 # KAFKA_BROKERS > 1; not meant to be run directly.
 #
 # Usage: KAFKA_BROKERS=3 infra/kafka.sh <command> [node]
-#   start [N]    all nodes (or node N), in parallel; wait until an AdminClient sees every
-#                broker, then create the topics (replication factor N, min.insync.replicas=2)
+#   start [N]    all nodes (or node N), in parallel; wait until each started node answers on
+#                its own port and an AdminClient sees every broker, then create the topics
+#                (replication factor KAFKA_BROKERS, min.insync.replicas=2)
 #   stop [N]     SIGTERM (SIGKILL after $KAFKA_STOP_TIMEOUT s), all nodes or node N
 #   kill N       SIGKILL node N (a hard failure)
-#   restart      stop + start      status    exit 0 all ready, 1 some down/not answering, 3 all stopped
+#   restart      stop + start
+#   status       exit 0 all nodes running and ready, 1 some down or not answering, 3 all stopped
 #   topics       create the topics on the running cluster      logs [N]   tail node N's log (1)
 #   reset        stop and delete every node's data
 #   isr          print in-sync replica counts per partition (JSON)
+#   bootstrap    print the bootstrap servers (every node), for KAFKA_BOOTSTRAP_SERVERS
 #
 # Layout: $KAFKA_HOME/libs (shared jars), $KAFKA_HOME/node-N/{server.properties,kraft-logs,
 # kafka.pid,kafka.log}, $KAFKA_HOME/cluster.id.
@@ -129,7 +132,6 @@ ensure_topics() {  # extra args
 do_start() {  # [node]
   local which=("$@") n started=()
   [[ ${#which[@]} -gt 0 ]] || mapfile -t which < <(nodes)
-  :
   for n in "${which[@]}"; do
     if running_pid "$n" >/dev/null; then continue; fi
     prepare_node "$n"
@@ -138,13 +140,25 @@ do_start() {  # [node]
   done
   # In parallel: no node is ready before a majority of the controllers has a leader.
   log "waiting up to ${KAFKA_START_TIMEOUT}s for $KAFKA_BROKERS brokers at $(bootstrap) ..."
-  if ! ensure_topics --timeout "$KAFKA_START_TIMEOUT"; then
-    for n in "${started[@]}"; do
-      echo "----- node $n: last lines of $(node_dir "$n")/kafka.log -----" >&2
-      tail -n 20 "$(node_dir "$n")/kafka.log" >&2 || true
-    done
-    die "start failed"
-  fi
+  local ok=1
+  # Each started node must answer on its own port: right after a SIGKILL the cluster's metadata
+  # still lists the dead incarnation until its session expires (~9 s), so "3 brokers
+  # registered" alone could be the old one.
+  for n in "${started[@]}"; do
+    node_answers "$n" "$KAFKA_START_TIMEOUT" || { ok=0; break; }
+  done
+  if (( ok )) && ensure_topics --timeout "$KAFKA_START_TIMEOUT"; then return 0; fi
+  for n in "${started[@]}"; do
+    echo "----- node $n: last lines of $(node_dir "$n")/kafka.log -----" >&2
+    tail -n 20 "$(node_dir "$n")/kafka.log" >&2 || true
+  done
+  die "start failed"
+}
+
+node_answers() {  # node timeout: its own listener serves metadata (fails fast if its JVM dies)
+  local n="$1" pid; pid="$(running_pid "$n")" || return 1
+  "$PYTHON" "$CONF_DIR/ensure_topics.py" --bootstrap "127.0.0.1:$(broker_port "$n")" \
+    --pid "$pid" --timeout "$2" --quiet
 }
 
 stop_node() {  # node signal
@@ -173,6 +187,7 @@ do_status() {
     else echo "kafka node $n: stopped"; fi
   done
   (( up > 0 )) || return 3
+  if (( up < KAFKA_BROKERS )); then echo "kafka: $up of $KAFKA_BROKERS nodes running"; return 1; fi
   if "$PYTHON" "$CONF_DIR/ensure_topics.py" --bootstrap "$(bootstrap)" --min-brokers "$KAFKA_BROKERS" --timeout 5 --quiet; then
     echo "kafka: cluster ready at $(bootstrap)"; return 0
   fi

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from common.settings import DatabaseSettings, KafkaSettings
 from tests.support.chaos_checks import judge_kafka, judge_mail, judge_store, wait_for_tables
 from tests.support.chaos_workload import Client, Gate, Tally
 from tests.support.infra import process_env
+from tests.support.private_cluster import PrivateKafkaCluster, private_kafka_cluster
 from tests.support.private_infra import PrivateKafka, private_kafka
 from tests.support.read_side import store_events
 from tests.support.services import Service, running, service, wait_for_http
@@ -39,6 +41,7 @@ ROOT = Path(__file__).parents[2]
 FIRST_DIGEST_DATE = date(2026, 11, 1)
 KILLED = ("relay", "projector", "mailer", "command_api")
 HEALTH_PORTS = {"relay": 24011, "projector": 24012, "mailer": 24014}
+Broker = PrivateKafka | PrivateKafkaCluster
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,9 @@ class ChaosConfig:
     outage_seconds: float = 15.0  # the broker is stopped this long, once
     digest_dates: int = 3  # `scheduler run --date D` during the load, one date each
     kafka_port: int = 24094  # private broker (+1: its controller)
+    # 3: a private 3-node cluster instead, whose "outage" SIGKILLs one node (the others go on)
+    kafka_brokers: int = 1
+    cluster_port: int = 25292  # its nodes: 25292-25297
     api_port: int = 24081
 
     @classmethod
@@ -61,6 +67,8 @@ class ChaosConfig:
             outage_seconds=float(os.environ.get("CHAOS_OUTAGE_SECONDS", base.outage_seconds)),
             digest_dates=int(os.environ.get("CHAOS_DIGEST_DATES", base.digest_dates)),
             kafka_port=base.kafka_port,
+            kafka_brokers=int(os.environ.get("CHAOS_KAFKA_BROKERS", base.kafka_brokers)),
+            cluster_port=base.cluster_port,
             api_port=base.api_port,
         )
 
@@ -119,7 +127,7 @@ class ChaosRun:
     # --- the faults ----------------------------------------------------------------------------
 
     def schedule(
-        self, services: dict[str, Service], broker: PrivateKafka
+        self, services: dict[str, Service], broker: Broker
     ) -> list[tuple[str, Callable[[], None]]]:
         def kill(name: str) -> Callable[[], None]:
             def action() -> None:
@@ -190,7 +198,7 @@ class ChaosRun:
     def run(self) -> ChaosReport:
         began = time.monotonic()
         with (
-            private_kafka(self.config.kafka_port) as broker,
+            self.private_broker() as broker,
             running_smtp_server() as smtp,
             store_for(self.db) as store,
         ):
@@ -227,6 +235,11 @@ class ChaosRun:
         )
         return report
 
+    def private_broker(self) -> AbstractContextManager[Broker]:
+        if self.config.kafka_brokers == 1:
+            return private_kafka(self.config.kafka_port)
+        return private_kafka_cluster(self.config.cluster_port)
+
     def run_client(self, i: int) -> None:
         url = f"http://127.0.0.1:{self.config.api_port}"
         try:
@@ -234,7 +247,7 @@ class ChaosRun:
         except Exception as e:  # reported, not swallowed: the run fails with it
             self.client_failures.append(f"client {i}: {type(e).__name__}: {e}"[:500])
 
-    def judge(self, store: Any, broker: PrivateKafka, smtp: SmtpServer) -> ChaosReport:
+    def judge(self, store: Any, broker: Broker, smtp: SmtpServer) -> ChaosReport:
         timeout = 120 + self.config.commands / 50
         events = store_events(store)
         on_store = judge_store(self.tally, events)
@@ -247,6 +260,7 @@ class ChaosRun:
         t = self.tally
         report = ChaosReport()
         report.figures = {
+            "kafka brokers": self.config.kafka_brokers,
             "commands": t.issued,
             "acknowledged": t.acknowledged,
             "refused (409/404)": t.statuses[409] + t.statuses[404],

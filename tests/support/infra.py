@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -77,7 +79,7 @@ def fresh_topics() -> Iterator[KafkaSettings]:
     admin = admin_client(settings)
     names = [settings.KAFKA_TOPIC, settings.KAFKA_DLQ_TOPIC]
     try:
-        futures = admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names])
+        futures = admin.create_topics([_new_topic(admin, n) for n in names])
         for f in futures.values():
             f.result(timeout=20)
     except KafkaException as e:
@@ -89,6 +91,25 @@ def fresh_topics() -> Iterator[KafkaSettings]:
         for f in admin.delete_topics(names).values():
             with suppress(KafkaException):
                 f.result(timeout=20)
+
+
+def _new_topic(admin: AdminClient, name: str) -> NewTopic:
+    """As infra/kafka.sh creates them: on a cluster (`KAFKA_BROKERS=3 make test`) replicated
+    to 3 brokers with min.insync.replicas=2, so the tests run against what production uses."""
+    brokers = len(admin.list_topics(timeout=20).brokers)
+    if brokers < 3:
+        return NewTopic(name, PARTITIONS, 1)
+    return NewTopic(name, PARTITIONS, 3, config={"min.insync.replicas": "2"})
+
+
+def cluster_bootstrap_servers() -> str | None:
+    """With KAFKA_BROKERS=3 (a cluster started by `KAFKA_BROKERS=3 infra/kafka.sh start`) every
+    node's address, as infra/kafka/cluster.sh derives them; None for the single broker."""
+    if os.environ.get("KAFKA_BROKERS", "1") == "1":
+        return None
+    script = Path(__file__).parents[2] / "infra" / "kafka.sh"
+    result = subprocess.run([str(script), "bootstrap"], capture_output=True, text=True, check=True)
+    return result.stdout.strip()
 
 
 def _wait_for_metadata(admin: AdminClient, names: list[str]) -> None:

@@ -83,6 +83,7 @@ class PrivateKafka(_Restartable):
     def env(self) -> dict[str, str]:
         return {
             **os.environ,
+            "KAFKA_BROKERS": "1",  # a single broker even under `KAFKA_BROKERS=3 make test`
             "KAFKA_HOME": str(self.home),
             "KAFKA_PORT": str(self.port),
             "KAFKA_CONTROLLER_PORT": str(self.controller_port),
