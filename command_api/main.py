@@ -10,6 +10,7 @@ import psycopg
 from fastapi import FastAPI, Request
 
 from command_api.errors import install_domain_error_handlers
+from command_api.fast_create import FastCreateTaskRoute
 from command_api.routes import auth, tasks
 from command_api.throttle import HitCounters
 from common import metrics
@@ -83,6 +84,7 @@ def create_app(
     )
     install_domain_error_handlers(app)
     install_http_metrics(app, *metrics.COMMAND_API)
+    app.router.routes.append(FastCreateTaskRoute(fallback=app.router))  # ahead of tasks.router
     app.include_router(auth.router)
     app.include_router(tasks.router)
 
