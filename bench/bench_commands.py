@@ -1,8 +1,16 @@
 """Commands/s and p50/p99 latency of `POST /tasks` through the full write stack (JWT, domain,
-event store with group commit), side by side with a plain FastAPI endpoint inserting one row with
-psycopg, in the same run, on the same PostgreSQL. Load from `wrk` (Debian package) on loopback.
+event store with group commit), side by side with two plain FastAPI endpoints that insert one row,
+in the same run, on the same PostgreSQL, one process each, the same wrk load (loopback):
+
+- `peer` (bench/peer_app.py): the strongest plain peer, an async endpoint with the same JWT check
+  and an async psycopg pool. The target (issue 12): >= 1.5x its req/s, p99 no worse.
+- `baseline` (bench/baseline_app.py): a sync endpoint (threadpool, sync pool, no JWT check).
 
     .venv/bin/python bench/bench_commands.py [--seconds 10] [--connections 32] [--rounds 3]
+        [--port 8101] [--profile out.txt]
+
+`--profile` records the command API with py-spy (dev extra) during its last round and writes the
+collapsed stacks (one line per stack: frames separated by `;`, then the sample count).
 """
 
 from __future__ import annotations
@@ -39,6 +47,13 @@ wrk.headers["Authorization"] = "Bearer %s"
 
 @contextmanager
 def server(module: str, port: int, db: str) -> Iterator[str]:
+    with server_process(module, port, db) as (url, _pid):
+        yield url
+
+
+@contextmanager
+def server_process(module: str, port: int, db: str) -> Iterator[tuple[str, int]]:
+    """A server (`module` for uvicorn, or the command API's own entry point): its URL and pid."""
     env = {**os.environ, "POSTGRES_DB": db, "BCRYPT_ROUNDS": "4", "LOG_LEVEL": "WARNING"}
     cmd = [sys.executable, "-m", "uvicorn", module, "--port", str(port), "--log-level", "warning"]
     if module == "command_api":
@@ -53,7 +68,7 @@ def server(module: str, port: int, db: str) -> Iterator[str]:
                 break
             except OSError:
                 time.sleep(0.1)
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -79,7 +94,10 @@ def token_for(url: str) -> str:
     return str(post(url + "/auth/login", creds)["access_token"])
 
 
-def run_wrk(url: str, token: str, seconds: int, connections: int) -> tuple[float, float, float]:
+Result = tuple[float, float, float]  # req/s, p50 ms, p99 ms
+
+
+def run_wrk(url: str, token: str, seconds: int, connections: int) -> Result:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(LUA % token)
     out = subprocess.run(
@@ -109,38 +127,68 @@ def ms(out: str, pct: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+@contextmanager
+def profiled(pid: int, path: str | None, seconds: int) -> Iterator[None]:
+    """py-spy on `pid` for the block (idle threads left out: only where the CPU goes)."""
+    if path is None:
+        yield
+        return
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    cmd = [spy, "record", "-p", str(pid), "-d", str(seconds), "-r", "200", "--format", "raw"]
+    proc = subprocess.Popen([*cmd, "-o", path], stdout=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        proc.wait(timeout=seconds + 30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--port", type=int, default=8101, help="first of three ports")
+    parser.add_argument("--profile", help="py-spy raw output file for the command API")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk not found: apt-get install -y wrk")
 
-    results: dict[str, list[tuple[float, float, float]]] = {"baseline": [], "event-sourced": []}
+    apps = {"baseline": "bench.baseline_app:app", "peer": "bench.peer_app:app"}
+    results: dict[str, list[Result]] = {"baseline": [], "peer": [], "event-sourced": []}
     with (
         fresh_database() as db,
         # the command API's login keeps its rate limits in the migrated table auth_throttle
         _migrated(db),
-        server("bench.baseline_app:app", 8101, db.POSTGRES_DB) as baseline_url,
-        server("command_api", 8102, db.POSTGRES_DB) as es_url,
+        server(apps["baseline"], args.port, db.POSTGRES_DB) as baseline_url,
+        server(apps["peer"], args.port + 1, db.POSTGRES_DB) as peer_url,
+        server_process("command_api", args.port + 2, db.POSTGRES_DB) as (es_url, es_pid),
     ):
+        urls = {"baseline": baseline_url, "peer": peer_url, "event-sourced": es_url}
         token = token_for(es_url)
-        run_wrk(es_url, token, 2, args.connections)  # warm-up both
-        run_wrk(baseline_url, token, 2, args.connections)
-        for _ in range(args.rounds):  # interleaved, so drift hits both alike
-            results["baseline"].append(run_wrk(baseline_url, token, args.seconds, args.connections))
-            results["event-sourced"].append(run_wrk(es_url, token, args.seconds, args.connections))
+        for url in urls.values():  # warm-up all
+            run_wrk(url, token, 2, args.connections)
+        for round_no in range(args.rounds):  # interleaved, so drift hits all alike
+            for name, url in urls.items():
+                last_es = name == "event-sourced" and round_no == args.rounds - 1
+                with profiled(es_pid, args.profile if last_es else None, args.seconds):
+                    results[name].append(run_wrk(url, token, args.seconds, args.connections))
 
     medians = {
         k: [statistics.median(col) for col in zip(*v, strict=True)] for k, v in results.items()
     }
-    base = medians["baseline"]
+    peer, base = medians["peer"], medians["baseline"]
     print(f"\nPOST /tasks, {args.connections} connections, {args.rounds}x{args.seconds}s, medians")
-    print(f"{'':15} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'throughput vs baseline':>24}")
+    print(
+        f"{'':15} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'req/s vs peer':>14} {'p99 vs peer':>12} {'req/s vs baseline':>18}"
+    )
     for name, (rps, p50, p99) in medians.items():
-        print(f"{name:15} {rps:9.0f} {p50:8.2f} {p99:8.2f} {rps / base[0]:23.2f}x")
+        print(
+            f"{name:15} {rps:9.0f} {p50:8.2f} {p99:8.2f}"
+            f" {rps / peer[0]:13.2f}x {p99 / peer[2]:11.2f}x {rps / base[0]:17.2f}x"
+        )
+    for name, rounds in results.items():
+        print(f"{name:15} rounds (req/s, p50, p99): {rounds}")
 
 
 if __name__ == "__main__":

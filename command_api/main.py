@@ -10,12 +10,19 @@ import psycopg
 from fastapi import FastAPI, Request
 
 from command_api.errors import install_domain_error_handlers
+from command_api.fast_create import FastCreateTaskRoute
 from command_api.routes import auth, tasks
 from command_api.throttle import HitCounters
 from common import metrics
+from common.auth import TokenVerifier
 from common.http_metrics import install_http_metrics
 from common.openapi import install_openapi
-from common.settings import CommandApiSettings, DatabaseSettings, database_settings
+from common.settings import (
+    CommandApiSettings,
+    DatabaseSettings,
+    auth_settings,
+    database_settings,
+)
 from common.web import health_router, install_error_handlers
 from event_store import command_recorder
 from event_store.application import TodoStore, store_env
@@ -62,6 +69,7 @@ def create_app(
         app.state.database = db or database_settings()
         app.state.auth_counters = auth_counters
         app.state.store = store or build_store()
+        app.state.tokens = TokenVerifier(auth_settings)
         try:
             yield
         finally:
@@ -76,6 +84,7 @@ def create_app(
     )
     install_domain_error_handlers(app)
     install_http_metrics(app, *metrics.COMMAND_API)
+    app.router.routes.append(FastCreateTaskRoute(fallback=app.router))  # ahead of tasks.router
     app.include_router(auth.router)
     app.include_router(tasks.router)
 

@@ -20,7 +20,6 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from eventsourcing.persistence import Recording
@@ -41,18 +40,35 @@ class CommandTimeoutError(Exception):
         self.maybe_recorded = maybe_recorded
 
 
-@dataclass
+# Guards every _Pending's state: the writer taking a command vs its waiter giving up on it. One
+# lock for all (rarely contended) rather than one more object allocated per command.
+_STATE_LOCK = threading.Lock()
+
+
 class _Pending:
-    events: Sequence[Any]
-    on_done: Callable[[], None]
-    recordings: list[Recording[Any]] = field(default_factory=list)
-    error: BaseException | None = None
-    finished: bool = False
-    _state: str = "queued"  # → "taken" by the writer, or "abandoned" by a waiter that gave up
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    """One command waiting to be recorded. A sync waiter is woken by `on_done`; an async one by
+    resolving `future` on its `loop` (the writer wakes each loop once per batch)."""
+
+    __slots__ = ("_state", "error", "events", "finished", "future", "loop", "on_done", "recordings")
+
+    def __init__(
+        self,
+        events: Sequence[Any],
+        on_done: Callable[[], None] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        future: asyncio.Future[None] | None = None,
+    ) -> None:
+        self.events = events
+        self.on_done = on_done
+        self.loop = loop
+        self.future = future
+        self.recordings: list[Recording[Any]] = []
+        self.error: BaseException | None = None
+        self.finished = False
+        self._state = "queued"  # → "taken" by the writer, or "abandoned" by a waiter that gave up
 
     def take(self) -> bool:
-        with self._lock:
+        with _STATE_LOCK:
             if self._state == "abandoned":
                 return False
             self._state = "taken"
@@ -60,7 +76,7 @@ class _Pending:
 
     def abandon(self) -> bool:
         """True if withdrawn before the writer took it (so it will never be recorded)."""
-        with self._lock:
+        with _STATE_LOCK:
             if self._state == "queued":
                 self._state = "abandoned"
                 return True
@@ -70,6 +86,17 @@ class _Pending:
         if self.error is not None:
             raise self.error
         return self.recordings
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _resolve_all(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
 
 
 class GroupCommitter:
@@ -91,6 +118,8 @@ class GroupCommitter:
         self.commands = 0
         self._closed = False
         self._start_lock = threading.Lock()
+        # The writer's own: async waiters finished in the current batch, by event loop.
+        self._to_wake: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         self._thread = self._start_writer()
 
     def _start_writer(self) -> threading.Thread:
@@ -124,18 +153,10 @@ class GroupCommitter:
             return []
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-
-        def resolve() -> None:
-            if not future.done():
-                future.set_result(None)
-
-        def wake() -> None:  # on the writer thread
-            loop.call_soon_threadsafe(resolve)
-
-        pending = _Pending(events, on_done=wake)
+        pending = _Pending(events, loop=loop, future=future)
         self._enqueue(pending)
         # A timer rather than asyncio.wait_for: no extra task per command on the hot path.
-        deadline = loop.call_later(self._timeout, resolve)
+        deadline = loop.call_later(self._timeout, _resolve, future)
         try:
             await future
         finally:
@@ -188,14 +209,29 @@ class GroupCommitter:
                     if not p.finished:
                         p.error = e
                         self._finish(p)
+            finally:
+                self._wake_async_waiters()
 
-    @staticmethod
-    def _finish(pending: _Pending) -> None:
+    def _finish(self, pending: _Pending) -> None:
         pending.finished = True
+        if pending.loop is not None and pending.future is not None:
+            self._to_wake.setdefault(pending.loop, []).append(pending.future)
+            return
         try:
-            pending.on_done()
-        except Exception:  # e.g. the waiter's event loop is gone: that waiter alone is lost
+            if pending.on_done is not None:
+                pending.on_done()
+        except Exception:
             log.exception("group commit completion callback failed")
+
+    def _wake_async_waiters(self) -> None:
+        """One thread-safe call per event loop and batch, not one per command: each costs the
+        loop a wake-up and the writer a trip through the loop's lock."""
+        to_wake, self._to_wake = self._to_wake, {}
+        for loop, futures in to_wake.items():
+            try:
+                loop.call_soon_threadsafe(_resolve_all, futures)
+            except Exception:  # e.g. that event loop is gone: its waiters alone are lost
+                log.exception("group commit completion callback failed")
 
     def _record(self, batch: list[_Pending]) -> None:
         taken = [p for p in batch if p.take()]

@@ -5,49 +5,13 @@ verifying its signature once instead of every time is a large share of a query's
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Annotated, Any
 from uuid import UUID
 
-import jwt
 from fastapi import Depends, HTTPException, Request, status
 
-from common.auth import InvalidTokenError, verify_token
-from common.settings import AuthSettings
-
-
-class TokenVerifier:
-    def __init__(
-        self,
-        settings: Callable[[], AuthSettings],
-        *,
-        max_entries: int = 10_000,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._settings = settings
-        self._max_entries = max_entries
-        self._clock = clock
-        self._known: dict[str, tuple[UUID, float]] = {}
-
-    def __len__(self) -> int:
-        return len(self._known)
-
-    def user_id(self, token: str) -> UUID:
-        """The token's user; raises InvalidTokenError like common.auth.verify_token."""
-        known = self._known.get(token)
-        if known is not None:
-            user_id, expires_at = known
-            if self._clock() < expires_at:
-                return user_id
-            del self._known[token]
-            raise InvalidTokenError("token expired")
-        user_id = verify_token(token, self._settings())
-        claims = jwt.decode(token, options={"verify_signature": False})
-        if len(self._known) >= self._max_entries:
-            self._known.pop(next(iter(self._known)))  # the oldest entry
-        self._known[token] = (user_id, float(claims["exp"]))
-        return user_id
+from common.auth import InvalidTokenError
+from common.auth import TokenVerifier as TokenVerifier  # shared with the command API
 
 
 def _unauthorized(detail: str) -> HTTPException:
