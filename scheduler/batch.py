@@ -29,6 +29,8 @@ from uuid import UUID
 
 import psycopg
 
+from common.read_model import DEFAULT_TIMEZONE
+
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
@@ -61,6 +63,7 @@ class DigestCandidate:
     total: int
     done: int
     undone_titles: tuple[str, ...]
+    timezone: str = DEFAULT_TIMEZONE  # the user's: the digest date is a local date in it
 
 
 class CandidateSource(Protocol):

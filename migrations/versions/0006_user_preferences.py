@@ -1,0 +1,35 @@
+"""Users' preferences in the read model: `users.timezone` (IANA name, default UTC) and
+`users.digest_enabled` (default true), filled by the projector from `user.preferences_changed`.
+
+Existing rows take the defaults, which is what their users had before preferences existed.
+
+Revision ID: 0006_user_preferences
+Revises: 0004_auth_throttle
+Create Date: 2026-12-03
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0006_user_preferences"
+# The coordinator re-chains this after 0005 (another branch) at merge.
+down_revision: str | None = "0004_auth_throttle"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column("users", sa.Column("timezone", sa.Text(), nullable=False, server_default="UTC"))
+    op.add_column(
+        "users",
+        sa.Column("digest_enabled", sa.Boolean(), nullable=False, server_default=sa.true()),
+    )
+
+
+def downgrade() -> None:
+    op.drop_column("users", "digest_enabled")
+    op.drop_column("users", "timezone")
