@@ -92,6 +92,7 @@ users = Table(
     # whose local midnight has passed, and skips users with the digest off.
     Column("timezone", Text, nullable=False, server_default=DEFAULT_TIMEZONE),
     Column("digest_enabled", Boolean, nullable=False, server_default=true()),
+    Index("ix_users_timezone_id", "timezone", "id"),
 )
 
 tasks = Table(
