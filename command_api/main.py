@@ -10,7 +10,7 @@ import psycopg
 from fastapi import FastAPI, Request
 
 from command_api.errors import install_domain_error_handlers
-from command_api.routes import auth, me, tasks
+from command_api.routes import auth, me, tasks, unsubscribe
 from command_api.throttle import HitCounters
 from common import metrics
 from common.http_metrics import install_http_metrics
@@ -79,6 +79,7 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(tasks.router)
     app.include_router(me.router)
+    app.include_router(unsubscribe.router)
 
     def store_reachable() -> bool:
         with app.state.store.recorder.datastore.get_connection() as conn:
