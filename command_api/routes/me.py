@@ -7,7 +7,7 @@ from typing import Any, Self
 from uuid import UUID
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from command_api.deps import Store
@@ -34,7 +34,7 @@ class PreferencesUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_patch_schema)
 
     timezone: TimezoneName | None = None
-    digest_enabled: bool | None = Field(
+    digest_enabled: StrictBool | None = Field(
         default=None, description="false: no daily digest email (true turns it back on)"
     )
 

@@ -34,7 +34,7 @@ Token = Annotated[
     ),
 ]
 _BAD_TOKEN: dict[int | str, dict[str, Any]] = {
-    400: error_response("The token is malformed, forged, expired or not an unsubscribe token"),
+    403: error_response("The token is malformed, forged, expired or not an unsubscribe token"),
     404: error_response("The token's user is not registered here"),
 }
 
@@ -48,7 +48,7 @@ def _user_of(token: str, settings: AuthSettings) -> UUID:
     try:
         return verify_unsubscribe_token(token, settings)
     except InvalidUnsubscribeTokenError as e:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(e)) from e
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(e)) from e
 
 
 _PAGE = """<!doctype html>

@@ -282,6 +282,18 @@ def test_patch_me_reaches_the_command_api_and_get_me_then_answers_the_new_prefer
     assert gateway.answered_by(refused) == "command"
 
 
+def test_the_unsubscribe_link_reaches_the_command_api_for_get_and_post(
+    gateway: Gateway, openapi: dict[str, dict[str, Any]]
+) -> None:
+    only_on(openapi, "command", ("GET", "/unsubscribe"))
+    only_on(openapi, "command", ("POST", "/unsubscribe"))
+    for method in ("GET", "POST"):
+        answer = gateway.request(method, "/api/unsubscribe?token=not-a-token")
+        assert answer.status_code == 403, answer.text
+        assert gateway.answered_by(answer) == "command"
+        assert answer.json() == {"detail": "invalid unsubscribe link"}
+
+
 def test_the_spa_is_served_with_the_security_headers(gateway: Gateway) -> None:
     index = gateway.request("GET", "/")
     assert index.status_code == 200

@@ -82,7 +82,7 @@ def test_post_turns_the_digest_off_without_a_login_and_is_idempotent(
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-def test_a_bad_expired_or_wrong_purpose_token_answers_400_json_and_changes_nothing(
+def test_a_bad_expired_or_wrong_purpose_token_answers_403_json_and_changes_nothing(
     client: TestClient, store: TodoStore, method: str
 ) -> None:
     user_id, _ = registered(store)
@@ -98,7 +98,7 @@ def test_a_bad_expired_or_wrong_purpose_token_answers_400_json_and_changes_nothi
         (login_token, "invalid unsubscribe link"),
     ]:
         answer = client.request(method, "/unsubscribe", params={"token": token})
-        assert answer.status_code == 400
+        assert answer.status_code == 403
         assert answer.json() == {"detail": detail}
     assert client.request(method, "/unsubscribe").status_code == 422
     assert store.head_position() == head and digest_enabled(store, user_id)
