@@ -288,7 +288,7 @@ def test_the_unsubscribe_link_reaches_the_command_api_for_get_and_post(
     only_on(openapi, "command", ("GET", "/unsubscribe"))
     only_on(openapi, "command", ("POST", "/unsubscribe"))
     for method in ("GET", "POST"):
-        answer = gateway.request(method, "/api/unsubscribe?token=not-a-token")
+        answer = gateway.request(method, "/api/unsubscribe", params={"token": "not-a-token"})
         assert answer.status_code == 403, answer.text
         assert gateway.answered_by(answer) == "command"
         assert answer.json() == {"detail": "invalid unsubscribe link"}
