@@ -35,6 +35,8 @@ Token = Annotated[
 ]
 _BAD_TOKEN: dict[int | str, dict[str, Any]] = {
     403: error_response("The token is malformed, forged, expired or not an unsubscribe token"),
+}
+_UNKNOWN_USER: dict[int | str, dict[str, Any]] = {
     404: error_response("The token's user is not registered here"),
 }
 
@@ -78,7 +80,7 @@ async def confirm_unsubscribe(token: Token, settings: Auth) -> HTMLResponse:
     return HTMLResponse(_PAGE.format(token=escape(token, quote=True)))
 
 
-@router.post("/unsubscribe", response_model=Unsubscribed, responses=_BAD_TOKEN)
+@router.post("/unsubscribe", response_model=Unsubscribed, responses={**_BAD_TOKEN, **_UNKNOWN_USER})
 async def unsubscribe(
     token: Token, settings: Auth, store: Store, response: Response
 ) -> Unsubscribed:
