@@ -19,6 +19,7 @@ day is noise. Users whose tasks are all done do get one (their stats, no undone 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -248,7 +249,9 @@ class DigestBatch:
                 wanted = self._with_tasks(page, tally)
                 if wanted:
                     slots.acquire()
-                    writer.submit(self._record_page, digest_date, wanted, tally, slots)
+                    # In the caller's context: its trace span tags the digest events.
+                    record = contextvars.copy_context().run
+                    writer.submit(record, self._record_page, digest_date, wanted, tally, slots)
         tally.summary.seconds = time.perf_counter() - started
         if tally.error is not None:
             raise BatchFailedError(tally.summary, tally.error) from tally.error
