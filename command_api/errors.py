@@ -12,12 +12,14 @@ from event_store.domain.model import (
     InvalidTextError,
     TaskNotFoundError,
     TaskStateError,
+    UserNotFoundError,
 )
 from event_store.store_errors import ConcurrentChangeError, VersionConflictError
 
 _STATUS_AND_DETAIL: dict[type[Exception], tuple[int, str | None]] = {
     EmailAlreadyRegisteredError: (status.HTTP_409_CONFLICT, "email already registered"),
     TaskNotFoundError: (status.HTTP_404_NOT_FOUND, "task not found"),
+    UserNotFoundError: (status.HTTP_404_NOT_FOUND, "user not found"),
     VersionConflictError: (status.HTTP_409_CONFLICT, None),
     ConcurrentChangeError: (status.HTTP_409_CONFLICT, None),
     TaskStateError: (status.HTTP_409_CONFLICT, None),

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 
 from command_api.errors import install_domain_error_handlers
 from command_api.fast_create import FastCreateTaskRoute
-from command_api.routes import auth, tasks
+from command_api.routes import auth, me, tasks, unsubscribe
 from command_api.throttle import HitCounters
 from common import metrics
 from common.auth import TokenVerifier
@@ -87,6 +87,8 @@ def create_app(
     app.router.routes.append(FastCreateTaskRoute(fallback=app.router))  # ahead of tasks.router
     app.include_router(auth.router)
     app.include_router(tasks.router)
+    app.include_router(me.router)
+    app.include_router(unsubscribe.router)
 
     def store_reachable() -> bool:
         with app.state.store.recorder.datastore.get_connection() as conn:

@@ -16,7 +16,9 @@ from pydantic import (
 )
 
 from common.schemas import TaskPublic
+from common.timezones import TimezoneName
 from event_store.domain.model import (
+    DEFAULT_TIMEZONE,
     TITLE_MAX_LENGTH,
     Task,
     User,
@@ -82,6 +84,11 @@ class _Body(BaseModel):
 class UserCreate(_Body):
     email: Email
     password: Password
+    timezone: TimezoneName = Field(
+        default=DEFAULT_TIMEZONE,
+        description="The user's IANA time zone (the browser's); the daily digest comes after its"
+        " midnight. Default UTC; anything not in the tz database is a 422",
+    )
 
 
 class UserLogin(_Body):

@@ -38,6 +38,7 @@ _TASK_EVENTS = (TaskCreated, TaskRenamed, TaskCompleted, TaskReopened, TaskDelet
 # For messages that cannot be decoded: which JSON field names the aggregate of an event type.
 _SEQUENCE_FIELD = {
     "user.registered": "user_id",
+    "user.preferences_changed": "user_id",
     "email.daily_digest.requested": "digest_id",
     **{t.model_fields["type"].default: "task_id" for t in _TASK_EVENTS},
 }

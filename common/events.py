@@ -43,6 +43,14 @@ class UserRegistered(_Envelope):
     email: str
 
 
+class UserPreferencesChanged(_Envelope):
+    """The user's preferences after the change (both, whichever changed)."""
+
+    type: Literal["user.preferences_changed"] = "user.preferences_changed"
+    timezone: str = Field(description="IANA time zone name, e.g. `Europe/Paris`")
+    digest_enabled: bool = Field(description="False: the user gets no daily digest")
+
+
 class TaskCreated(_Envelope):
     type: Literal["task.created"] = "task.created"
     task_id: UUID
@@ -86,10 +94,15 @@ class DailyDigestRequested(_Envelope):
     email: str
     stats: DigestStats
     undone_titles: list[str]
+    timezone: str = Field(
+        default="UTC",
+        description="The user's IANA time zone when recorded; `digest_date` is a local date in it",
+    )
 
 
 PublicEvent = Annotated[
     UserRegistered
+    | UserPreferencesChanged
     | TaskCreated
     | TaskRenamed
     | TaskCompleted

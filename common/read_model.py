@@ -37,6 +37,7 @@ from sqlalchemy import (
     false,
     func,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -50,6 +51,9 @@ NAMING_CONVENTION = {
 }
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# A user's timezone until they choose one (also the digests recorded before timezones existed).
+DEFAULT_TIMEZONE = "UTC"
 
 # Channel the projector NOTIFYs after each committed batch, for read-your-writes waiters.
 PROGRESS_CHANNEL = "projection_progress"
@@ -84,6 +88,11 @@ users = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("version", Integer, nullable=False),
     Column("position", BigInteger, nullable=False),
+    # Preferences (user.preferences_changed): an IANA zone name; the scheduler selects, per user,
+    # whose local midnight has passed, and skips users with the digest off.
+    Column("timezone", Text, nullable=False, server_default=DEFAULT_TIMEZONE),
+    Column("digest_enabled", Boolean, nullable=False, server_default=true()),
+    Index("ix_users_timezone_id", "timezone", "id"),
 )
 
 tasks = Table(

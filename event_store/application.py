@@ -29,12 +29,14 @@ from psycopg.sql import SQL, Identifier
 
 from common.settings import DatabaseSettings
 from event_store.domain.model import (
+    DEFAULT_TIMEZONE,
     DailyDigest,
     EmailAlreadyRegisteredError,
     EmailClaim,
     Task,
     TaskNotFoundError,
     User,
+    UserNotFoundError,
     claim_id_for,
     digest_id_for,
 )
@@ -70,6 +72,8 @@ class DigestRequest(Protocol):
     def done(self) -> int: ...
     @property
     def undone_titles(self) -> Sequence[str]: ...
+    @property
+    def timezone(self) -> str: ...
 
 
 class DateAsISO(Transcoding):
@@ -172,10 +176,12 @@ class TodoStore(Application[UUID]):
 
     # --- users -------------------------------------------------------------------------------
 
-    def register_user(self, email: str, password_hash: str) -> Saved[User]:
+    def register_user(
+        self, email: str, password_hash: str, timezone: str = DEFAULT_TIMEZONE
+    ) -> Saved[User]:
         if self._exists(claim_id_for(email)):
             raise EmailAlreadyRegisteredError(email)
-        user = User.register(email=email, password_hash=password_hash)
+        user = User.register(email=email, password_hash=password_hash, timezone=timezone)
         claim = EmailClaim(email=user.email, user_id=user.id)
         try:
             # The user event last: the returned position is the published one, so a read with
@@ -194,6 +200,23 @@ class TodoStore(Application[UUID]):
 
     def get_user(self, user_id: UUID) -> User | None:
         return self._get(User, user_id)
+
+    def change_preferences(
+        self, user_id: UUID, *, timezone: str | None = None, digest_enabled: bool | None = None
+    ) -> Saved[User]:
+        """Record new preferences (timezone: an IANA name, checked by the caller); position None
+        when they were already so. A concurrent change is retried on the fresh state."""
+        for _attempt in range(CONFLICT_RETRIES):
+            user = self._get(User, user_id)
+            if user is None:
+                raise UserNotFoundError(str(user_id))
+            if not user.change_preferences(timezone=timezone, digest_enabled=digest_enabled):
+                return Saved(user, None)
+            try:
+                return Saved(user, self._commit(user))
+            except IntegrityError:
+                continue  # someone changed this user between our read and our write
+        raise ConcurrentChangeError(CONFLICT_RETRIES)
 
     # --- tasks -------------------------------------------------------------------------------
 
@@ -251,6 +274,7 @@ class TodoStore(Application[UUID]):
         total: int,
         done: int,
         undone_titles: Sequence[str],
+        timezone: str = DEFAULT_TIMEZONE,
     ) -> Saved[DailyDigest] | None:
         """Record the digest for (user, date) once; None if it was already recorded."""
         if self._exists(digest_id_for(user_id, digest_date)):
@@ -262,6 +286,7 @@ class TodoStore(Application[UUID]):
             total=total,
             done=done,
             undone_titles=list(undone_titles),
+            timezone=timezone,
         )
         try:
             return Saved(digest, self._commit(digest))
@@ -284,6 +309,7 @@ class TodoStore(Application[UUID]):
                 total=r.total,
                 done=r.done,
                 undone_titles=list(r.undone_titles),
+                timezone=r.timezone,
             )
             for r, digest_id in zip(requests, ids, strict=True)
             if digest_id not in existing
@@ -295,7 +321,7 @@ class TodoStore(Application[UUID]):
         except IntegrityError:
             return [
                 self.request_daily_digest(
-                    r.user_id, digest_date, r.email, r.total, r.done, r.undone_titles
+                    r.user_id, digest_date, r.email, r.total, r.done, r.undone_titles, r.timezone
                 )
                 for r in requests
             ]

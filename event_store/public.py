@@ -21,10 +21,11 @@ from common.events import (
     TaskDeleted,
     TaskRenamed,
     TaskReopened,
+    UserPreferencesChanged,
     UserRegistered,
     public_event_id,
 )
-from event_store.domain.model import DailyDigest, Task, User
+from event_store.domain.model import DEFAULT_TIMEZONE, DailyDigest, Task, User
 
 
 def _envelope(event: Any, position: int, user_id: Any) -> dict[str, Any]:
@@ -39,6 +40,12 @@ def _envelope(event: Any, position: int, user_id: Any) -> dict[str, Any]:
 
 def _user_registered(e: Any, pos: int) -> PublicEvent:
     return UserRegistered(**_envelope(e, pos, e.originator_id), email=e.email)
+
+
+def _user_preferences_changed(e: Any, pos: int) -> PublicEvent:
+    return UserPreferencesChanged(
+        **_envelope(e, pos, e.originator_id), timezone=e.timezone, digest_enabled=e.digest_enabled
+    )
 
 
 def _task_created(e: Any, pos: int) -> PublicEvent:
@@ -69,11 +76,14 @@ def _digest_requested(e: Any, pos: int) -> PublicEvent:
         email=e.email,
         stats=DigestStats(total=e.total, done=e.done, undone=e.total - e.done),
         undone_titles=e.undone_titles,
+        # Digests recorded before timezones were in UTC (their stored events lack the field).
+        timezone=getattr(e, "timezone", DEFAULT_TIMEZONE),
     )
 
 
 _TRANSLATORS: dict[type, Callable[[Any, int], PublicEvent]] = {
     User.Registered: _user_registered,
+    User.PreferencesChanged: _user_preferences_changed,
     Task.Created: _task_created,
     Task.Renamed: _task_renamed,
     Task.Completed: _task_completed,

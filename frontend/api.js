@@ -164,8 +164,10 @@ async function request(path, { method = "GET", body, auth = true, read = false, 
 
 // ---- endpoints -------------------------------------------------------------------------------------
 
-export async function register(email, password) {
-  return (await request("/auth/register", { method: "POST", body: { email, password }, auth: false })).data;
+/** timezone: the browser's IANA zone (optional; the server defaults to UTC). */
+export async function register(email, password, timezone) {
+  const body = timezone ? { email, password, timezone } : { email, password };
+  return (await request("/auth/register", { method: "POST", body, auth: false })).data;
 }
 
 export async function login(email, password) {
@@ -203,6 +205,11 @@ export async function updateTask(id, changes, version) {
   const headers = {};
   if (version !== undefined && version !== null) headers["If-Match"] = String(version);
   return (await request(`/tasks/${encodeURIComponent(id)}`, { method: "PATCH", body: changes, headers })).data;
+}
+
+/** changes: {timezone?, digest_enabled?}. @returns {Promise<{id, timezone, digest_enabled}>} */
+export async function updatePreferences(changes) {
+  return (await request("/me", { method: "PATCH", body: changes })).data;
 }
 
 export async function deleteTask(id) {

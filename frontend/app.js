@@ -20,6 +20,7 @@ import {
   $, announce, hideToast, initToast, quoted, renderEditForm, renderTask, restoreTaskView,
   setFieldError, setSyncing, show, showGlobalError, showToast, updateTaskRow,
 } from "./ui.js";
+import { browserTimezone, closeSettings, initSettings } from "./settings.js";
 
 const PAGE_SIZE = 50;
 const STALE_RETRY_MS = 1200;
@@ -88,6 +89,7 @@ function showAuth(message = "", kind = "info") {
   hideToast();
   $("#task-list").replaceChildren();
   show($("#tasks-view"), false);
+  closeSettings();
   show($("#user-box"), false);
   $("#user-email").textContent = "";
   show($("#auth-view"), true);
@@ -198,6 +200,18 @@ function showFieldErrors(err, fields, fallbackEl) {
   if (first) first.focus();
 }
 
+/** Registers with the browser's timezone; a zone the server does not know is left to UTC. */
+async function registerWithTimezone(email, password) {
+  try {
+    return await api.register(email, password, browserTimezone());
+  } catch (err) {
+    const zoneRefused = err instanceof api.ApiError && err.status === 422 &&
+      err.fieldErrors.some((e) => e.field === "timezone");
+    if (!zoneRefused) throw err;
+    return api.register(email, password);
+  }
+}
+
 async function onAuthSubmit(event) {
   event.preventDefault();
   const emailInput = $("#email");
@@ -214,12 +228,14 @@ async function onAuthSubmit(event) {
   $("#auth-view form").setAttribute("aria-busy", "true");
   try {
     if (state.authMode === "register") {
-      await api.register(email, password);
-      setAuthMode("login");
-      emailInput.value = email;
+      await registerWithTimezone(email, password);
+      // Straight in: the same credentials log the new account in.
+      await api.login(email, password);
       passwordInput.value = "";
-      setAuthMessage("Account created. Please log in.", "success");
-      passwordInput.focus();
+      setAuthMode("login");
+      setAuthMessage("");
+      enterApp();
+      announce("Account created");
     } else {
       await api.login(email, password);
       passwordInput.value = "";
@@ -596,6 +612,7 @@ function init() {
   });
 
   $("#logout").addEventListener("click", logout);
+  initSettings(handleCommonError);
   $("#new-task-form").addEventListener("submit", onAddTask);
   for (const f of ["all", "open", "done"]) {
     $(`#filter-${f}`).addEventListener("click", () => setFilter(f));

@@ -21,6 +21,8 @@ from uuid import UUID
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from common.events import DailyDigestRequested
+from common.settings import AuthSettings, auth_settings
+from common.unsubscribe import issue_unsubscribe_token, unsubscribe_mailto, unsubscribe_url
 from mailer.settings import MailerSettings, sender_address, single_address
 
 
@@ -62,7 +64,9 @@ class DigestComposer:
     `EmailMessage` path, which aiosmtplib sends with SMTPUTF8.
     """
 
-    def __init__(self, settings: MailerSettings) -> None:
+    def __init__(self, settings: MailerSettings, auth: AuthSettings | None = None) -> None:
+        self._auth = auth or auth_settings()
+        self._public_base_url = settings.PUBLIC_BASE_URL
         self._sender: Address = sender_address(settings.SMTP_SENDER)
         self._from = formataddr((self._sender.display_name, self._sender.addr_spec), "utf-8")
         self._app_url = settings.MAILER_APP_URL
@@ -79,7 +83,10 @@ class DigestComposer:
             recipient = single_address(event.email)
         except ValueError as e:
             raise InvalidRecipientError(str(e)) from None
+        token = issue_unsubscribe_token(event.user_id, event.occurred_at, self._auth)
+        unsubscribe = unsubscribe_url(self._public_base_url, token)
         context = {
+            "unsubscribe_url": unsubscribe,
             "digest_date": event.digest_date.isoformat(),
             "stats": event.stats,
             "undone_titles": event.undone_titles,
@@ -97,6 +104,11 @@ class DigestComposer:
             "Auto-Submitted": "auto-generated",  # RFC 3834: no auto-replies, please
             "X-Auto-Response-Suppress": "All",
             "X-Digest-Id": str(event.digest_id),
+            # RFC 2369 + RFC 8058: mail clients offer "unsubscribe" and POST to the URL.
+            "List-Unsubscribe": (
+                f"<{unsubscribe}>, <{unsubscribe_mailto(self._sender.addr_spec, token)}>"
+            ),
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
         if not str(recipient).isascii() or not self._sender.addr_spec.isascii():
             return _international(headers, text, html, boundary)

@@ -10,12 +10,14 @@ from confluent_kafka import Consumer
 from common.dead_letters import KafkaDeadLetters
 from common.kafka import consumer_config
 from common.settings import ConsumerSettings, DatabaseSettings, KafkaSettings
+from event_store.application import TodoStore, store_env
 from mailer.compose import DigestComposer
 from mailer.parking import PostgresParking
 from mailer.processed import ProcessedEvents
 from mailer.service import Mailer
 from mailer.settings import MailerSettings
 from mailer.smtp import SmtpSender
+from mailer.subscriptions import StoreSubscriptions
 
 
 def build_mailer(
@@ -46,4 +48,5 @@ def build_mailer(
         group=settings.MAILER_GROUP_ID,
         bug_retries=policy.CONSUMER_BUG_RETRIES,
         stop_flag=stop,
+        subscriptions=StoreSubscriptions(TodoStore(env=store_env(db))),
     )

@@ -55,6 +55,7 @@ from mailer.ports import (
 )
 from mailer.settings import FaultPoint, MailerSettings
 from mailer.smtp import Permanent, Transient, sleep_unless
+from mailer.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,10 @@ class Mailer:
         group: str = "mailer",
         bug_retries: int = 5,
         stop_flag: threading.Event | None = None,
+        subscriptions: Subscriptions | None = None,
     ) -> None:
         self._settings = settings
+        self._subscriptions = subscriptions
         self._sender = sender
         self._processed = processed
         self._parking = parking
@@ -131,6 +134,8 @@ class Mailer:
         await self._processed.close()
         await self._parking.close()
         self._dead_letters.close()
+        if self._subscriptions is not None:
+            await self._subscriptions.close()
 
     async def _handle_polled(self, consumer: Any, messages: list[Incoming]) -> None:
         result = await self.process_batch(messages)
@@ -297,7 +302,14 @@ class Mailer:
 
     async def deliver(self, event: DailyDigestRequested) -> None:
         """Compose, send and record one digest (also `dlq replay`'s way to send). Raises
-        PoisonError for a permanent refusal, TransientError-like failures otherwise."""
+        PoisonError for a permanent refusal, TransientError-like failures otherwise. A digest of
+        a user who has turned the digest off since is not sent, only recorded as handled."""
+        if self._subscriptions and not await self._subscriptions.digest_enabled(event.user_id):
+            log.info(
+                "digest not sent: the user unsubscribed", extra={"event_id": str(event.event_id)}
+            )
+            await self._processed.record(event.event_id)
+            return
         try:
             email = self._composer.compose(event)
         except InvalidRecipientError as e:

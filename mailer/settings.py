@@ -40,6 +40,9 @@ class MailerSettings(AppSettings):
     MAILER_SEND_ATTEMPTS: int = Field(default=5, ge=1)
     # Link in the email to the web app.
     MAILER_APP_URL: str = "http://127.0.0.1:8080/"
+    # Where people reach the gateway from their mail client: builds the one-click unsubscribe
+    # link, <PUBLIC_BASE_URL>/api/unsubscribe?token=… (common/unsubscribe.py).
+    PUBLIC_BASE_URL: str = "http://127.0.0.1:8080"
     # TEST-ONLY fault injection: pause forever at this point so a test can SIGKILL the process.
     MAILER_FAULT_PAUSE: FaultPoint = ""
 

@@ -37,7 +37,7 @@ class TableNames:
 LIVE = TableNames("users", "tasks", "user_positions")
 REBUILD = TableNames("users_rebuild", "tasks_rebuild", "user_positions_rebuild")
 
-_USER_TYPES = ("uuid", "text", "timestamptz", "int4", "int8")
+_USER_TYPES = ("uuid", "text", "timestamptz", "int4", "int8", "text", "bool")
 _TASK_TYPES = ("uuid", "uuid", "text", "bool", "timestamptz", "timestamptz", "int4", "bool", "int8")
 
 

@@ -29,9 +29,11 @@ from common.events import (
     TaskDeleted,
     TaskRenamed,
     TaskReopened,
+    UserPreferencesChanged,
     UserRegistered,
 )
 from common.poison import PoisonError
+from common.read_model import DEFAULT_TIMEZONE
 
 
 class ProjectionError(PoisonError):
@@ -52,9 +54,19 @@ class UserRow:
     created_at: datetime
     version: int
     position: int
+    timezone: str = DEFAULT_TIMEZONE
+    digest_enabled: bool = True
 
     def as_tuple(self) -> tuple[Any, ...]:
-        return (self.id, self.email, self.created_at, self.version, self.position)
+        return (
+            self.id,
+            self.email,
+            self.created_at,
+            self.version,
+            self.position,
+            self.timezone,
+            self.digest_enabled,
+        )
 
 
 @dataclass(slots=True)
@@ -83,7 +95,7 @@ class TaskRow:
         )
 
 
-USER_COLUMNS = ("id", "email", "created_at", "version", "position")
+USER_COLUMNS = ("id", "email", "created_at", "version", "position", "timezone", "digest_enabled")
 TASK_COLUMNS = (
     "id",
     "user_id",
@@ -139,6 +151,22 @@ def on_user_registered(rows: Rows, e: UserRegistered) -> Outcome:
         position=e.position,
     )
     rows.changed_users.add(e.user_id)
+    return Outcome.APPLIED
+
+
+def on_user_preferences_changed(rows: Rows, e: UserPreferencesChanged) -> Outcome:
+    user = rows.users.get(e.user_id)
+    if user is None:
+        return Outcome.GAP
+    if e.aggregate_version <= user.version:
+        return Outcome.DUPLICATE
+    if e.aggregate_version != user.version + 1:
+        return Outcome.GAP
+    user.timezone = _storable(e.timezone)
+    user.digest_enabled = e.digest_enabled
+    user.version = e.aggregate_version
+    user.position = e.position
+    rows.changed_users.add(user.id)
     return Outcome.APPLIED
 
 
@@ -215,6 +243,7 @@ Handler = Callable[[Rows, Any], Outcome]
 
 HANDLERS: dict[type[Any], Handler] = {
     UserRegistered: on_user_registered,
+    UserPreferencesChanged: on_user_preferences_changed,
     TaskCreated: on_task_created,
     TaskRenamed: on_task_renamed,
     TaskCompleted: on_task_completed,
@@ -248,6 +277,6 @@ def referenced_ids(events: Iterable[PublicEvent]) -> tuple[set[UUID], set[UUID]]
     for e in events:
         if isinstance(e, TASK_EVENTS):
             task_ids.add(e.task_id)
-        elif isinstance(e, UserRegistered):
+        elif isinstance(e, UserRegistered | UserPreferencesChanged):
             user_ids.add(e.user_id)
     return user_ids, task_ids

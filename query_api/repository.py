@@ -61,6 +61,7 @@ _LIST = {(d, c): _list_statement(d, c) for d in (False, True) for c in (False, T
 _GET = f"SELECT {_TASK_JSON} FROM tasks WHERE id = %s AND user_id = %s AND NOT deleted"  # noqa: S608
 _ME = (
     "SELECT json_build_object('id', u.id, 'email', u.email, 'created_at', u.created_at,"
+    " 'timezone', u.timezone, 'digest_enabled', u.digest_enabled,"
     " 'stats', json_build_object('total', s.total, 'done', s.done, 'undone', s.total - s.done))"
     "::text FROM users u, LATERAL (SELECT count(*) AS total, count(*) FILTER (WHERE done) AS done"
     " FROM tasks WHERE user_id = u.id AND NOT deleted) s WHERE u.id = %s"

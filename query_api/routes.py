@@ -116,7 +116,7 @@ async def get_task(
 async def me(
     request: Request, user_id: CurrentUserId, min_position: MinPosition = None
 ) -> Response:
-    """The user and counts of their tasks (deleted ones excluded)."""
+    """The user, their preferences and counts of their tasks (deleted ones excluded)."""
     stale = await is_stale(request, user_id, min_position)
     body = await read_model(request).get_me(user_id)
     if body is None:

@@ -28,4 +28,6 @@ class MePublic(BaseModel):
     id: UUID
     email: str
     created_at: datetime
+    timezone: str = Field(description="IANA time zone name (`PATCH /me` on the command API)")
+    digest_enabled: bool = Field(description="Whether the daily digest email is sent")
     stats: TaskStats

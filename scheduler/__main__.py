@@ -1,8 +1,8 @@
 """Digest scheduler processes.
 
-python -m scheduler                     # serve: batch at 00:00 (SCHEDULER_TIMEZONE), catch-up
+python -m scheduler                     # serve: each zone's batch after its midnight, catch-up
 python -m scheduler run --date 2026-11-23   # run the batch now, with progress and a summary
-python -m scheduler next                # print the next fire times
+python -m scheduler next                # print the next ticks (every quarter hour)
 """
 
 from __future__ import annotations
@@ -138,8 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m scheduler", description="Daily digest scheduler (default: serve)"
     )
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("serve", help="run the batch every day at 00:00, catch up a missed run")
-    run = sub.add_parser("run", help="run the batch now for one date (idempotent)")
+    sub.add_parser("serve", help="every quarter hour, the batch of each zone whose midnight passed")
+    run = sub.add_parser(
+        "run", help="run the batch now: every user's digest of their local date (idempotent)"
+    )
     run.add_argument(
         "--date",
         type=date.fromisoformat,
@@ -147,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="digest date YYYY-MM-DD (default: today in SCHEDULER_TIMEZONE)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    nxt = sub.add_parser("next", help="print the next fire times of the 00:00 trigger")
+    nxt = sub.add_parser("next", help="print the next ticks of the quarter-hour trigger")
     nxt.add_argument("--count", type=int, default=3)
     args = parser.parse_args(argv)
 

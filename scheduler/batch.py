@@ -1,5 +1,7 @@
 """The digest batch: read every user's task stats from the read tables with set-based queries, then
-record one digest per (user, date) in the event store.
+record one digest per (user, local date) in the event store. A batch is for one date: all users
+(`python -m scheduler run --date D`) or those of the timezones whose local date D has just begun
+(scheduler/local_midnight.py); users with the digest off are not read at all.
 
 Reading: keyset pages over `users` (by id); per page ONE aggregate query over `tasks` gives every
 user's total/done counts and the first undone titles. So 100k users cost ~100 queries, not 100k.
@@ -17,6 +19,7 @@ day is noise. Users whose tasks are all done do get one (their stats, no undone 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -29,13 +32,22 @@ from uuid import UUID
 
 import psycopg
 
+from common.read_model import DEFAULT_TIMEZONE
+
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
 _NIL_UUID = UUID(int=0)
 _READ_ONLY = "-c default_transaction_read_only=on"  # the scheduler never writes the read tables
 
-_USERS_PAGE = "select id, email from users where id > %s order by id limit %s"
+# Users with the digest on, all of them or those of some timezones (ix_users_timezone_id).
+_USERS_PAGE = (
+    "select id, email, timezone from users where digest_enabled and id > %s order by id limit %s"
+)
+_ZONE_USERS_PAGE = (
+    "select id, email, timezone from users where digest_enabled and timezone = any(%s)"
+    " and id > %s order by id limit %s"
+)
 
 # One row per user of the page that has (non-deleted) tasks. Undone titles oldest first, capped.
 _STATS_FOR_USERS = """
@@ -61,6 +73,7 @@ class DigestCandidate:
     total: int
     done: int
     undone_titles: tuple[str, ...]
+    timezone: str = DEFAULT_TIMEZONE  # the user's: the digest date is a local date in it
 
 
 class CandidateSource(Protocol):
@@ -79,24 +92,41 @@ class DigestRecorder(Protocol):
 
 
 class ReadTables:
-    """Read-only access to `users` and `tasks`, in keyset pages of users."""
+    """Read-only access to `users` and `tasks`, in keyset pages of the users with the digest on
+    (of `zones` only, if given)."""
 
-    def __init__(self, conninfo: str, *, page_size: int, max_titles: int) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        page_size: int,
+        max_titles: int,
+        zones: Sequence[str] | None = None,
+    ) -> None:
         self._conninfo = conninfo
         self._page_size = page_size
         self._max_titles = max_titles
+        self._zones = None if zones is None else list(zones)
 
     def count_users(self) -> int:
         with psycopg.connect(self._conninfo, autocommit=True, options=_READ_ONLY) as conn:
-            row = conn.execute("select count(*) from users").fetchone()
+            row = conn.execute("select count(*) from users where digest_enabled").fetchone()
         return int(row[0]) if row else 0
+
+    def enabled_timezones(self) -> list[str]:
+        """The timezones of the users with the digest on."""
+        with psycopg.connect(self._conninfo, autocommit=True, options=_READ_ONLY) as conn:
+            rows = conn.execute("select distinct timezone from users where digest_enabled")
+            return [r[0] for r in rows]
 
     def pages(self) -> Iterator[list[DigestCandidate]]:
         with psycopg.connect(self._conninfo, autocommit=True, options=_READ_ONLY) as conn:
             after = _NIL_UUID
             while True:
-                users: list[tuple[UUID, str]] = conn.execute(
-                    _USERS_PAGE, (after, self._page_size)
+                users: list[tuple[UUID, str, str]] = (
+                    conn.execute(_USERS_PAGE, (after, self._page_size))
+                    if self._zones is None
+                    else conn.execute(_ZONE_USERS_PAGE, (self._zones, after, self._page_size))
                 ).fetchall()
                 if not users:
                     return
@@ -106,16 +136,16 @@ class ReadTables:
                 after = users[-1][0]
 
     def _candidates(
-        self, conn: psycopg.Connection[Any], users: list[tuple[UUID, str]]
+        self, conn: psycopg.Connection[Any], users: list[tuple[UUID, str, str]]
     ) -> list[DigestCandidate]:
         rows = conn.execute(
             _STATS_FOR_USERS,
-            {"user_ids": [u for u, _ in users], "max_titles": self._max_titles},
+            {"user_ids": [u[0] for u in users], "max_titles": self._max_titles},
         ).fetchall()
         stats = {r[0]: (int(r[1]), int(r[2]), tuple(r[3])) for r in rows}
         return [
-            DigestCandidate(user_id, email, *stats.get(user_id, (0, 0, ())))
-            for user_id, email in users
+            DigestCandidate(user_id, email, *stats.get(user_id, (0, 0, ())), timezone=zone)
+            for user_id, email, zone in users
         ]
 
 
@@ -139,6 +169,18 @@ class BatchSummary:
             "failed": self.failed,
             "seconds": round(self.seconds, 3),
         }
+
+    def merged(self, other: BatchSummary) -> BatchSummary:
+        """The counts of two batches together (a tick may run one per local date)."""
+        return BatchSummary(
+            self.digest_date,
+            self.users + other.users,
+            self.recorded + other.recorded,
+            self.already_recorded + other.already_recorded,
+            self.skipped_no_tasks + other.skipped_no_tasks,
+            self.failed + other.failed,
+            self.seconds + other.seconds,
+        )
 
     def line(self) -> str:
         return (
@@ -207,7 +249,9 @@ class DigestBatch:
                 wanted = self._with_tasks(page, tally)
                 if wanted:
                     slots.acquire()
-                    writer.submit(self._record_page, digest_date, wanted, tally, slots)
+                    # In the caller's context: its trace span tags the digest events.
+                    record = contextvars.copy_context().run
+                    writer.submit(record, self._record_page, digest_date, wanted, tally, slots)
         tally.summary.seconds = time.perf_counter() - started
         if tally.error is not None:
             raise BatchFailedError(tally.summary, tally.error) from tally.error

@@ -1,14 +1,17 @@
-"""The run ledger (`scheduler_runs`, created by migration 0002_mailer): which dates' batches have
-completed, so a scheduler that was down at 00:00 knows to catch up when it starts.
+"""The run ledger (`scheduler_runs`, created by migration 0002_mailer, per timezone since
+0006_user_preferences): which batches have completed, so a batch runs once per (local date, zone)
+and a scheduler that was down at a midnight knows to catch up when it starts.
 
-Replicas serialise on a PostgreSQL advisory lock per date: the second replica waits for the first
-to finish, then finds the date completed and does nothing. The lock dies with its connection, so a
-crashed replica never blocks the others (and the digest ids keep a re-run harmless anyway).
+A row's `timezone` is the zone whose users the batch covered, or `*` for a batch of every user
+(`python -m scheduler run --date D`). Replicas serialise on a PostgreSQL advisory lock per date:
+the second replica waits for the first to finish, then finds its zones completed and does nothing.
+The lock dies with its connection, so a crashed replica never blocks the others (and the digest
+ids keep a re-run harmless anyway).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from typing import Any
@@ -18,6 +21,7 @@ import psycopg
 from scheduler.batch import BatchSummary
 
 _LOCK_CLASS = 0x0D16E57  # arbitrary, constant: "digest batch" (first key of the advisory lock)
+EVERY_ZONE = "*"
 
 
 class RunLedger:
@@ -28,30 +32,37 @@ class RunLedger:
         self.digest_date = digest_date
 
     def is_completed(self) -> bool:
-        row = self._conn.execute(
-            "select completed_at is not null from scheduler_runs where digest_date = %s",
-            (self.digest_date,),
-        ).fetchone()
-        return bool(row and row[0])
+        """Whether the batch of every user for the date completed."""
+        return EVERY_ZONE in self.completed_zones([EVERY_ZONE])
 
-    def mark_started(self) -> None:
+    def completed_zones(self, zones: Sequence[str]) -> set[str]:
+        rows = self._conn.execute(
+            "select timezone from scheduler_runs where digest_date = %s and timezone = any(%s)"
+            " and completed_at is not null",
+            (self.digest_date, list(zones)),
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def mark_started(self, zones: Sequence[str] = (EVERY_ZONE,)) -> None:
         self._conn.execute(
-            "insert into scheduler_runs (digest_date) values (%s)"
-            " on conflict (digest_date) do update set started_at = now(), attempts ="
+            "insert into scheduler_runs (digest_date, timezone) select %s, unnest(%s::text[])"
+            " on conflict (digest_date, timezone) do update set started_at = now(), attempts ="
             " scheduler_runs.attempts + 1",
-            (self.digest_date,),
+            (self.digest_date, list(zones)),
         )
 
-    def mark_completed(self, summary: BatchSummary) -> None:
+    def mark_completed(self, summary: BatchSummary, zones: Sequence[str] = (EVERY_ZONE,)) -> None:
+        """Zones completed by one batch share its counts."""
         self._conn.execute(
             "update scheduler_runs set completed_at = now(), users = %s, recorded = %s,"
-            " already_recorded = %s, skipped = %s where digest_date = %s",
+            " already_recorded = %s, skipped = %s where digest_date = %s and timezone = any(%s)",
             (
                 summary.users,
                 summary.recorded,
                 summary.already_recorded,
                 summary.skipped_no_tasks,
                 self.digest_date,
+                list(zones),
             ),
         )
 

@@ -1,15 +1,15 @@
-"""The long-running scheduler: a cron trigger at 00:00 in SCHEDULER_TIMEZONE, catch-up on start,
-and retries of a failed batch until it completes (or the day is over)."""
+"""The long-running scheduler: a tick every quarter hour that records the digests of the zones
+whose local midnight has passed (scheduler/local_midnight.py), catch-up on start, and retries of
+a failed batch until it completes (or the next tick takes over)."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
 from time import monotonic
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -17,8 +17,9 @@ from apscheduler.triggers.cron import CronTrigger
 from common import metrics, tracing
 from common.settings import DatabaseSettings
 from scheduler.batch import BatchSummary, DigestBatch, DigestRecorder, Progress, ReadTables
+from scheduler.local_midnight import TICK_MINUTES, local_dates, tick_trigger
 from scheduler.read_side import ReadSideProgress, wait_for_read_side
-from scheduler.runs import locked_run
+from scheduler.runs import EVERY_ZONE, locked_run
 from scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
@@ -38,67 +39,29 @@ DAILY_JOB_ID = "daily-digest"
 CATCH_UP_JOB_ID = "daily-digest-catch-up"
 
 
-class MidnightTrigger(CronTrigger):  # type: ignore[misc]  # untyped base
-    """`CronTrigger(hour=0, minute=0, second=0)` computed correctly across DST changes.
-
-    APScheduler 3.11's CronTrigger skips the local midnight that follows a spring-forward change
-    (e.g. from 2026-03-29 00:00 Europe/Paris it answers 2026-03-31, not 03-30; upstream
-    agronholm/apscheduler#606). A skipped midnight is a skipped digest, so the next fire time is
-    computed here: the first instant of the next local day (if a zone's midnight does not exist
-    because its clocks jump at 00:00, that is 01:00).
-    """
-
-    def __init__(self, timezone: ZoneInfo) -> None:
-        super().__init__(hour=0, minute=0, second=0, timezone=timezone)
-
-    def get_next_fire_time(
-        self, previous_fire_time: datetime | None, now: datetime
-    ) -> datetime | None:
-        # Same start rule as CronTrigger: resume right after the previous fire (a missed firing
-        # is then seen, and handled by misfire_grace_time/coalesce), else from now.
-        if previous_fire_time is not None:
-            start = min(now, previous_fire_time + timedelta(microseconds=1))
-            if start == previous_fire_time:
-                start += timedelta(microseconds=1)
-        else:
-            start = now
-        zone: ZoneInfo = self.timezone
-        day = start.astimezone(zone).date()
-        fire = _first_instant(day, zone)
-        if fire < start:
-            fire = _first_instant(day + timedelta(days=1), zone)
-        return fire
-
-
-def _first_instant(day: date, zone: ZoneInfo) -> datetime:
-    """Local 00:00 of `day`; where that does not exist (clocks jump at midnight), the wall time
-    after the jump, normalised (fold=0 of a missing time maps past the gap)."""
-    local = datetime.combine(day, time(0), tzinfo=zone)
-    return local.astimezone(UTC).astimezone(zone)
-
-
 def build_trigger(settings: SchedulerSettings) -> CronTrigger:
-    """Every day at 00:00:00 in the configured timezone."""
-    return MidnightTrigger(settings.timezone)
+    """Every quarter hour: each tick records the digests of the zones whose midnight passed."""
+    return tick_trigger()
 
 
 def configure_jobs(
     scheduler: BaseScheduler, settings: SchedulerSettings, job: Callable[[], Any]
 ) -> None:
-    """The 00:00 job, plus (if enabled) a one-off run now that catches up a missed 00:00."""
+    """The quarter-hourly job, plus (if enabled) a one-off run now that catches up a midnight
+    missed while the scheduler was down (the first tick would too, up to 15 minutes later)."""
     scheduler.add_job(
         job,
         build_trigger(settings),
         id=DAILY_JOB_ID,
-        name="daily digest batch",
+        name="daily digests of the zones whose midnight passed",
         misfire_grace_time=settings.SCHEDULER_MISFIRE_GRACE_SECONDS,
         coalesce=True,  # several missed firings run once
         max_instances=1,
         replace_existing=True,
     )
     if settings.SCHEDULER_CATCH_UP:
-        # No trigger: run once, as soon as the scheduler starts. It does nothing if today's batch
-        # already completed (see DigestService.run_due).
+        # No trigger: run once, as soon as the scheduler starts. It does nothing for the zones
+        # whose current local date already completed (see DigestService.run_due).
         scheduler.add_job(job, id=CATCH_UP_JOB_ID, name="daily digest catch-up")
 
 
@@ -134,15 +97,17 @@ class DigestService:
         skip_if_completed: bool,
         progress: Progress | None = None,
         on_start: Callable[[int], None] | None = None,
+        zones: Sequence[str] | None = None,
     ) -> BatchSummary | None:
-        """Run the batch for `digest_date` under the date's lock; None if skipped as completed.
+        """Run the batch for local date `digest_date` under the date's lock, for every user or
+        those of `zones`; None if skipped as completed (every zone of it, if given).
 
         `on_start(user_count)` is called once the lock is held (the CLI sizes its progress bar).
         Reading waits (bounded) until the read side has applied what the store held at the start.
         """
         # The batch is a trace of its own: its digest events (and so their emails) carry it.
         with tracing.span("digest batch", parent=b"", digest_date=str(digest_date)):
-            return self._run_date(digest_date, skip_if_completed, progress, on_start)
+            return self._run_date(digest_date, skip_if_completed, progress, on_start, zones)
 
     def _run_date(
         self,
@@ -150,26 +115,31 @@ class DigestService:
         skip_if_completed: bool,
         progress: Progress | None,
         on_start: Callable[[int], None] | None,
+        zones: Sequence[str] | None,
     ) -> BatchSummary | None:
         started = monotonic()
         high_water_mark = self._recorder.head_position()
-        source = ReadTables(
-            self._db.conninfo,
-            page_size=self._settings.SCHEDULER_PAGE_SIZE,
-            max_titles=self._settings.SCHEDULER_MAX_UNDONE_TITLES,
-        )
         with locked_run(self._db.conninfo, digest_date) as ledger:
-            if skip_if_completed and ledger.is_completed():
-                log.info("digest batch already completed", extra={"digest_date": str(digest_date)})
-                return None
-            ledger.mark_started()
+            scope = [EVERY_ZONE] if zones is None else list(zones)
+            if skip_if_completed:
+                completed = ledger.completed_zones(scope)
+                scope = [z for z in scope if z not in completed]
+                if not scope:
+                    log.info(
+                        "digest batch already completed", extra={"digest_date": str(digest_date)}
+                    )
+                    return None
+            source = self._source(None if zones is None else scope)
+            ledger.mark_started(scope)
             self._await_read_side(high_water_mark)
             if on_start:
                 on_start(source.count_users())
-            log.info("digest batch started", extra={"digest_date": str(digest_date)})
+            log.info(
+                "digest batch started", extra={"digest_date": str(digest_date), "zones": scope}
+            )
             batch = DigestBatch(source, self._recorder)
             summary = batch.run(digest_date, progress, should_stop=self._stop.is_set)
-            ledger.mark_completed(summary)
+            ledger.mark_completed(summary, scope)
         metrics.DIGEST_BATCH_DURATION.observe(monotonic() - started)
         metrics.DIGEST_BATCH_SIZE.observe(summary.users)
         log.info("digest batch completed", extra=summary.as_log())
@@ -189,27 +159,40 @@ class DigestService:
                 extra={"high_water_mark": mark, "waited_seconds": monotonic() - started},
             )
 
+    def _source(self, zones: Sequence[str] | None = None) -> ReadTables:
+        return ReadTables(
+            self._db.conninfo,
+            page_size=self._settings.SCHEDULER_PAGE_SIZE,
+            max_titles=self._settings.SCHEDULER_MAX_UNDONE_TITLES,
+            zones=zones,
+        )
+
     def run_due(self) -> BatchSummary | None:
-        """The scheduled job: today's batch unless already completed, retried until it completes,
-        the service stops, or the day is over (tomorrow's run supersedes it)."""
-        digest_date = self.today()
+        """The scheduled job (every quarter hour): for every timezone in use, the batch of its
+        current local date unless already completed, i.e. right after each zone's midnight.
+        A failure is retried until it completes, the service stops, or the next tick is due
+        (which supersedes it). None when nothing was due; else the counts of all batches run."""
+        deadline = monotonic() + TICK_MINUTES * 60
         while not self._stop.is_set():
             try:
-                return self.run_date(digest_date, skip_if_completed=True)
+                return self._tick(self._clock())
             except Exception:
                 log.exception(
                     "digest batch failed; will retry",
-                    extra={
-                        "digest_date": str(digest_date),
-                        "retry_in_seconds": self._settings.SCHEDULER_RETRY_SECONDS,
-                    },
+                    extra={"retry_in_seconds": self._settings.SCHEDULER_RETRY_SECONDS},
                 )
             if self._stop.wait(self._settings.SCHEDULER_RETRY_SECONDS):
                 break
-            if self.today() != digest_date:
-                log.error(
-                    "giving up the digest batch: its day is over",
-                    extra={"digest_date": str(digest_date)},
-                )
+            if monotonic() >= deadline:
+                log.error("giving up this tick's digest batches: the next tick retries them")
                 break
         return None
+
+    def _tick(self, now: datetime) -> BatchSummary | None:
+        total: BatchSummary | None = None
+        due = local_dates(now, self._source().enabled_timezones())
+        for digest_date, zones in sorted(due.items()):
+            summary = self.run_date(digest_date, skip_if_completed=True, zones=zones)
+            if summary is not None:
+                total = summary if total is None else total.merged(summary)
+        return total

@@ -10,10 +10,11 @@ from common.settings import AppSettings
 
 
 class SchedulerSettings(AppSettings):
-    # IANA timezone of the 00:00 run; it also decides which date a run is for.
+    # IANA timezone whose today is the date of `python -m scheduler run` without --date (the
+    # service itself records each user's digest after their own midnight, every quarter hour).
     SCHEDULER_TIMEZONE: str = "UTC"
-    # How late (seconds) a 00:00 firing may still start, e.g. after the host slept. Below a day,
-    # so a late firing can never be taken for the next day's.
+    # How late (seconds) a quarter-hour tick may still start, e.g. after the host slept (a late
+    # tick only finds more zones due; the date of each comes from the clock when it runs).
     SCHEDULER_MISFIRE_GRACE_SECONDS: int = Field(default=3600, ge=1, le=23 * 3600)
     # On start, run today's batch if it has not completed yet (the scheduler was down at 00:00).
     SCHEDULER_CATCH_UP: bool = True

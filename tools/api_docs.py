@@ -40,6 +40,9 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ").strip()
 
 
+_ENUM_SHOWN = 20
+
+
 def _type_of(schema: dict[str, Any]) -> str:
     if "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[-1]
@@ -48,6 +51,9 @@ def _type_of(schema: dict[str, Any]) -> str:
         return " or ".join(_type_of(s) for s in schema["anyOf"])
     if schema.get("type") == "array":
         return f"array of {_type_of(schema.get('items', {}))}"
+    if "enum" in schema and len(schema["enum"]) > _ENUM_SHOWN:
+        # E.g. the tz database's zone names: hundreds, and as many as the host's tzdata has.
+        return f"{schema.get('type', 'any')}, one of the values the spec lists"
     if "enum" in schema:
         return " \\| ".join(f"`{v}`" for v in schema["enum"])
     return str(schema.get("type", "any"))

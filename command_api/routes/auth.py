@@ -153,7 +153,7 @@ async def register(
     except ThrottledError as e:
         raise _too_many(e) from None
     password_hash = await guard.hasher.hash(body.password)
-    saved = await run_in_threadpool(store.register_user, body.email, password_hash)
+    saved = await run_in_threadpool(store.register_user, body.email, password_hash, body.timezone)
     set_position(response, saved.position)
     return UserPublic.of(saved.aggregate)
 

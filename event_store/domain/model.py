@@ -23,6 +23,10 @@ class EmailAlreadyRegisteredError(DomainError):
     pass
 
 
+class UserNotFoundError(DomainError):
+    """A token for a user the store does not know (never registered here)."""
+
+
 class TaskNotFoundError(DomainError):
     """Unknown, deleted, or owned by someone else: all look the same from outside."""
 
@@ -80,21 +84,53 @@ def normalize_title(title: str) -> str:
     return cleaned
 
 
+DEFAULT_TIMEZONE = "UTC"
+
+
 class User(Aggregate):
-    """A registered person. The password hash never leaves the store (see event_store.public)."""
+    """A registered person. The password hash never leaves the store (see event_store.public).
+
+    Preferences (timezone, digest on/off) start as UTC and on; every change is one
+    PreferencesChanged event carrying both values after the change, so a reader of a single event
+    (the projector, the mailer) never needs the earlier ones. The timezone is an IANA name checked
+    at the edge (command_api.schemas, with the tz database): the domain does no I/O."""
 
     @classmethod
-    def register(cls, email: str, password_hash: str) -> User:
-        return cls(email=normalize_email(email), password_hash=password_hash)
+    def register(cls, email: str, password_hash: str, timezone: str = DEFAULT_TIMEZONE) -> User:
+        user = cls(email=normalize_email(email), password_hash=password_hash)
+        user.change_preferences(timezone=timezone)
+        return user
 
     class Registered(Aggregate.Created):
         email: str
         password_hash: str
 
+    class PreferencesChanged(Aggregate.Event):
+        timezone: str
+        digest_enabled: bool
+
     @event(Registered)
     def __init__(self, email: str, password_hash: str) -> None:
         self.email = email
         self.password_hash = password_hash
+        self.timezone = DEFAULT_TIMEZONE
+        self.digest_enabled = True
+
+    def change_preferences(
+        self, *, timezone: str | None = None, digest_enabled: bool | None = None
+    ) -> bool:
+        """Record the new preferences; False (and no event) when nothing would change."""
+        new_timezone = self.timezone if timezone is None else timezone
+        new_enabled = self.digest_enabled if digest_enabled is None else digest_enabled
+        if (new_timezone, new_enabled) == (self.timezone, self.digest_enabled):
+            return False
+        self._preferences_changed(timezone=new_timezone, digest_enabled=new_enabled)
+        return True
+
+    @event(PreferencesChanged)
+    def _preferences_changed(self, timezone: str, digest_enabled: bool) -> None:
+        self.timezone = timezone
+        self.digest_enabled = digest_enabled
 
 
 class EmailClaim(Aggregate):
@@ -200,7 +236,8 @@ class Task(Aggregate):
 
 
 class DailyDigest(Aggregate):
-    """One digest per (user, date): the id is derived from both, so recording it twice collides."""
+    """One digest per (user, local date): the id is derived from both, so recording it twice
+    collides (whatever fires twice, and whatever the user's timezone was each time)."""
 
     @staticmethod
     def create_id(user_id: UUID, digest_date: date) -> UUID:
@@ -213,6 +250,7 @@ class DailyDigest(Aggregate):
         total: int
         done: int
         undone_titles: list[str]
+        timezone: str  # the user's, in which `digest_date` is a local date
 
     @event(Requested)
     def __init__(
@@ -223,6 +261,7 @@ class DailyDigest(Aggregate):
         total: int,
         done: int,
         undone_titles: list[str],
+        timezone: str = DEFAULT_TIMEZONE,  # digests recorded before timezones were UTC's
     ) -> None:
         self.user_id = user_id
         self.digest_date = digest_date
@@ -230,6 +269,7 @@ class DailyDigest(Aggregate):
         self.total = total
         self.done = done
         self.undone_titles = list(undone_titles)
+        self.timezone = timezone
 
 
 def digest_id_for(user_id: UUID, digest_date: date) -> UUID:

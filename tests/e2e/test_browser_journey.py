@@ -1,5 +1,6 @@
 """A user's whole journey in a real browser (Chromium), through the real gateway, against the
-whole running system: register, log in, add, complete, rename, delete, reload, log out.
+whole running system: register (and land logged in), settings, add, complete, rename, delete,
+reload, log out, log in.
 
 Only Playwright's auto-waiting assertions (expect) wait; there are no fixed sleeps. Screenshots of
 each major step go to test-artifacts/e2e/journey/.
@@ -83,7 +84,8 @@ def test_a_user_registers_logs_in_manages_tasks_reloads_and_logs_out_in_a_real_b
     expect(page.locator("#tasks-view")).to_be_hidden()
     steps.shot("login-form")
 
-    # Register: the form switches to login mode with a message and the email filled in.
+    # Register: the new account lands logged in on the (empty) task screen, its email from the
+    # query side.
     page.locator("#mode-register").click()
     expect(page.locator("#register-form")).to_be_visible()
     expect(page.locator("#auth-submit")).to_have_text("Create account")
@@ -91,21 +93,29 @@ def test_a_user_registers_logs_in_manages_tasks_reloads_and_logs_out_in_a_real_b
     page.locator("#password").fill(password)
     steps.shot("register-form-filled")
     page.locator("#auth-submit").click()
-    expect(page.locator("#login-form")).to_be_visible()
-    expect(page.locator("#auth-message")).to_contain_text("Account created")
-    expect(page.locator("#email")).to_have_value(email)
-    expect(page.locator("#password")).to_have_value("")
-    steps.shot("registered")
-
-    # Log in: the (empty) task screen, with the user's email from the query side.
-    page.locator("#password").fill(password)
-    page.locator("#auth-submit").click()
     expect(page.locator("#tasks-view")).to_be_visible()
     expect(page.locator("#auth-view")).to_be_hidden()
     expect(page.locator("#user-email")).to_have_text(email)
     expect(page.locator("#list-empty")).to_be_visible()
     expect_stats(page, total=0, done=0, undone=0)
-    steps.shot("logged-in-empty")
+    steps.shot("registered-and-logged-in")
+
+    # Settings: the timezone starts as the browser's; choosing another one is saved (and read
+    # back from the query side after a reload).
+    browser_zone = page.evaluate("() => Intl.DateTimeFormat().resolvedOptions().timeZone")
+    page.locator("#settings-open").click()
+    expect(page.locator("#settings-view")).to_be_visible()
+    expect(page.locator("#settings-timezone")).to_have_value(browser_zone)
+    expect(page.locator("#settings-digest")).to_be_checked()
+    page.locator("#settings-timezone").select_option("Europe/Paris")
+    page.locator("#settings-save").click()
+    expect(page.locator("#settings-status")).to_have_text("Settings saved.")
+    steps.shot("settings-saved")
+    page.reload()
+    page.locator("#settings-open").click()
+    expect(page.locator("#settings-timezone")).to_have_value("Europe/Paris")
+    page.locator("#settings-close").click()
+    expect(page.locator("#settings-view")).to_be_hidden()
 
     # Add two tasks: newest first.
     add_task(page, "Buy milk")
@@ -172,5 +182,12 @@ def test_a_user_registers_logs_in_manages_tasks_reloads_and_logs_out_in_a_real_b
     page.reload()
     expect(page.locator("#login-form")).to_be_visible()
     expect(page.locator("#tasks-view")).to_be_hidden()
+
+    # Log in again: the same account and its task.
+    page.locator("#email").fill(email)
+    page.locator("#password").fill(password)
+    page.locator("#auth-submit").click()
+    expect(page.locator("#tasks-view")).to_be_visible()
+    expect(rows(page).get_by_test_id("task-title")).to_have_text(["Buy oat milk"])
 
     assert not problems, "the browser reported errors:\n" + "\n".join(problems)

@@ -260,6 +260,40 @@ def test_me_reaches_the_query_api_with_the_users_stats(
     assert gateway.answered_by(anonymous) == "query"
 
 
+def test_patch_me_reaches_the_command_api_and_get_me_then_answers_the_new_preferences(
+    gateway: Gateway, token: str, openapi: dict[str, dict[str, Any]]
+) -> None:
+    only_on(openapi, "command", ("PATCH", "/me"))
+    changed = gateway.request(
+        "PATCH", "/api/me", json={"timezone": "Asia/Kathmandu"}, headers=bearer(token)
+    )
+    assert changed.status_code == 200, changed.text
+    assert gateway.answered_by(changed) == "command"
+    position = changed.headers["X-Event-Position"]
+
+    me = gateway.request("GET", "/api/me", headers=bearer(token, **{"X-Min-Position": position}))
+    assert gateway.answered_by(me) == "query"
+    assert me.json()["timezone"] == "Asia/Kathmandu"
+
+    refused = gateway.request(
+        "PATCH", "/api/me", json={"timezone": "Nowhere"}, headers=bearer(token)
+    )
+    assert refused.status_code == 422
+    assert gateway.answered_by(refused) == "command"
+
+
+def test_the_unsubscribe_link_reaches_the_command_api_for_get_and_post(
+    gateway: Gateway, openapi: dict[str, dict[str, Any]]
+) -> None:
+    only_on(openapi, "command", ("GET", "/unsubscribe"))
+    only_on(openapi, "command", ("POST", "/unsubscribe"))
+    for method in ("GET", "POST"):
+        answer = gateway.request(method, "/api/unsubscribe", params={"token": "not-a-token"})
+        assert answer.status_code == 403, answer.text
+        assert gateway.answered_by(answer) == "command"
+        assert answer.json() == {"detail": "invalid unsubscribe link"}
+
+
 def test_the_spa_is_served_with_the_security_headers(gateway: Gateway) -> None:
     index = gateway.request("GET", "/")
     assert index.status_code == 200

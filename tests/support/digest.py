@@ -46,6 +46,8 @@ class ReadUser:
     email: str
     tasks: Sequence[Task] = ()
     id: UUID = field(default_factory=uuid.uuid4)
+    timezone: str = "UTC"
+    digest_enabled: bool = True
 
 
 def insert_read_model(db: DatabaseSettings, users: Sequence[ReadUser]) -> None:
@@ -54,7 +56,7 @@ def insert_read_model(db: DatabaseSettings, users: Sequence[ReadUser]) -> None:
     user_rows: list[tuple[Any, ...]] = []
     task_rows: list[tuple[Any, ...]] = []
     for user in users:
-        user_rows.append((user.id, user.email, base, 1, 1))
+        user_rows.append((user.id, user.email, base, 1, 1, user.timezone, user.digest_enabled))
         for i, task in enumerate(user.tasks):
             created = base + timedelta(minutes=i)
             task_rows.append(
@@ -72,8 +74,8 @@ def insert_read_model(db: DatabaseSettings, users: Sequence[ReadUser]) -> None:
             )
     with psycopg.connect(db.conninfo) as conn, conn.cursor() as cur:
         cur.executemany(
-            "insert into users (id, email, created_at, version, position)"
-            " values (%s, %s, %s, %s, %s)",
+            "insert into users (id, email, created_at, version, position, timezone,"
+            " digest_enabled) values (%s, %s, %s, %s, %s, %s, %s)",
             user_rows,
         )
         cur.executemany(

@@ -199,6 +199,8 @@ def seed(store: TodoStore, users: int, tasks_per_user: int, seed: int = 7) -> No
     rng = random.Random(seed)
     for u in range(users):
         user = User.register(email=f"bulk{u}@example.com", password_hash="h")
+        if rng.random() < 0.2:
+            user.change_preferences(timezone="Asia/Kathmandu", digest_enabled=rng.random() < 0.5)
         aggregates: list[User | Task] = [user]
         for t in range(tasks_per_user):
             task = Task.create(user_id=user.id, title=f"task {t}")
@@ -249,8 +251,12 @@ def expected_tables(store: TodoStore) -> Snapshot:
         owner = aggregate.id if isinstance(aggregate, User) else aggregate.user_id
         owner_positions[owner] = max(position, owner_positions.get(owner, 0))
         if isinstance(aggregate, User):
-            row = (aggregate.id, aggregate.email, aggregate.created_on, aggregate.version, position)
-            users.append(row)
+            users.append(
+                (
+                    *(aggregate.id, aggregate.email, aggregate.created_on, aggregate.version),
+                    *(position, aggregate.timezone, aggregate.digest_enabled),
+                )
+            )
         elif isinstance(aggregate, Task):
             tasks.append(
                 (

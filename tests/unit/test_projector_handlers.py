@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 from uuid import UUID, uuid4
 
 import pytest
@@ -19,6 +20,7 @@ from common.events import (
     TaskDeleted,
     TaskRenamed,
     TaskReopened,
+    UserPreferencesChanged,
     UserRegistered,
     public_event_id,
 )
@@ -49,6 +51,13 @@ class History:
 
     def register(self, user: UUID, email: str = "ada@example.com") -> UserRegistered:
         return UserRegistered(**self._env(user, user), email=email)
+
+    def preferences(
+        self, user: UUID, timezone: str = "Asia/Kolkata", digest_enabled: bool = True
+    ) -> UserPreferencesChanged:
+        return UserPreferencesChanged(
+            **self._env(user, user), timezone=timezone, digest_enabled=digest_enabled
+        )
 
     def create(self, user: UUID, task: UUID, title: str = "write tests") -> TaskCreated:
         return TaskCreated(**self._env(task, user), task_id=task, title=title)
@@ -86,15 +95,10 @@ def applied(*events: PublicEvent) -> Rows:
 
 
 def test_every_public_event_type_has_a_handler() -> None:
-    event_types = {
-        UserRegistered,
-        TaskCreated,
-        TaskRenamed,
-        TaskCompleted,
-        TaskReopened,
-        TaskDeleted,
-        DailyDigestRequested,
-    }
+    # Every member of the PublicEvent union (Annotated[A | B | ..., discriminator]).
+    (union, *_) = get_args(PublicEvent)
+    event_types = set(get_args(union))
+    assert UserPreferencesChanged in event_types
     assert set(HANDLERS) == event_types
 
 
@@ -135,6 +139,30 @@ def test_a_user_registration_creates_the_user_row_with_the_event_time() -> None:
         1,
         1,
     )
+
+
+def test_a_new_user_row_has_utc_and_the_digest_on_until_the_preferences_change() -> None:
+    h, user = History(), uuid4()
+    registered = h.register(user)
+    rows = applied(registered)
+    assert (rows.users[user].timezone, rows.users[user].digest_enabled) == ("UTC", True)
+    changed = h.preferences(user, "Asia/Kathmandu", digest_enabled=False)
+    assert apply_event(rows, changed) is Outcome.APPLIED
+    row = rows.users[user]
+    assert (row.timezone, row.digest_enabled, row.version, row.position) == (
+        "Asia/Kathmandu",
+        False,
+        2,
+        changed.position,
+    )
+    assert apply_event(rows, changed) is Outcome.DUPLICATE
+
+
+def test_preferences_of_a_user_not_yet_registered_are_a_gap() -> None:
+    h, user = History(), uuid4()
+    h.register(user)  # lost
+    rows = applied(h.preferences(user))
+    assert rows.users == {} and rows.gaps == 1
 
 
 def test_applying_the_same_event_twice_changes_nothing_the_second_time() -> None:
@@ -228,7 +256,11 @@ def histories(draw: st.DrawFn) -> list[PublicEvent]:
     events: list[PublicEvent] = [h.register(u) for u in users]
     tasks: list[tuple[UUID, UUID, bool, bool]] = []  # (user, task, done, deleted)
     for _ in range(draw(st.integers(0, 25))):
-        op = draw(st.sampled_from(["create", "rename", "toggle", "delete", "digest"]))
+        op = draw(st.sampled_from(["create", "rename", "toggle", "delete", "digest", "prefs"]))
+        if op == "prefs":
+            zone = draw(st.sampled_from(["UTC", "Asia/Kathmandu", "America/Los_Angeles"]))
+            events.append(h.preferences(draw(st.sampled_from(users)), zone, draw(st.booleans())))
+            continue
         if op == "create" or not tasks:
             user = draw(st.sampled_from(users))
             task = uuid4()

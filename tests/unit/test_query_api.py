@@ -192,13 +192,19 @@ def test_me_returns_the_user_with_task_stats(client: TestClient, reads: FakeRead
         "id": str(user),
         "email": "ada@example.com",
         "created_at": T0.isoformat(),
+        "timezone": "Asia/Kathmandu",
+        "digest_enabled": False,
         "stats": {"total": 3, "done": 1, "undone": 2},
     }
     response = client.get("/me", headers=bearer(user))
     assert response.status_code == 200
     me = MePublic.model_validate(response.json())
-    assert (me.email, me.stats.total, me.stats.done, me.stats.undone) == (
+    assert (me.email, me.timezone, me.digest_enabled) == (
         "ada@example.com",
+        "Asia/Kathmandu",
+        False,
+    )
+    assert (me.stats.total, me.stats.done, me.stats.undone) == (
         3,
         1,
         2,

@@ -1,10 +1,10 @@
-"""The schedule, not the clock: the trigger fires at 00:00 in the configured timezone."""
+"""The schedule, not the clock: a tick every quarter hour, and at each tick the zones whose local
+midnight has passed (each user's digest for local date D right after 00:00 D in their zone)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -13,6 +13,7 @@ from apscheduler.triggers.date import DateTrigger
 from pydantic import ValidationError
 
 from common.settings import DatabaseSettings
+from scheduler.local_midnight import local_date, local_dates
 from scheduler.service import (
     CATCH_UP_JOB_ID,
     DAILY_JOB_ID,
@@ -22,120 +23,81 @@ from scheduler.service import (
 )
 from scheduler.settings import SchedulerSettings
 
-PARIS = ZoneInfo("Europe/Paris")
+
+def first_tick_of_local_date(zone: str, day: date, search_from: datetime) -> datetime:
+    """The first quarter-hour tick (as the trigger fires them) at which `zone` is on `day`."""
+    trigger = build_trigger(SchedulerSettings())
+    previous: datetime | None = None
+    now = search_from
+    for _ in range(4 * 24 * 3):
+        tick: datetime = trigger.get_next_fire_time(previous, now)
+        if local_date(tick, zone) == day:
+            return tick.astimezone(UTC)
+        previous = now = tick
+    raise AssertionError(f"{zone} never reached {day}")
 
 
 @pytest.mark.parametrize(
-    ("timezone", "now", "expected"),
+    ("zone", "day", "expected_utc"),
     [
-        ("UTC", datetime(2026, 11, 23, 15, 0, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC)),
-        ("UTC", datetime(2026, 11, 23, 23, 59, 59, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC)),
-        # 23:30 in Paris is 22:30 UTC: the next run is Paris midnight, i.e. 23:00 UTC.
-        (
-            "Europe/Paris",
-            datetime(2026, 11, 23, 22, 30, tzinfo=UTC),
-            datetime(2026, 11, 24, tzinfo=PARIS),
-        ),
-        # Already past Paris midnight although it is still the 23rd in UTC.
-        (
-            "Europe/Paris",
-            datetime(2026, 11, 23, 23, 30, tzinfo=UTC),
-            datetime(2026, 11, 25, tzinfo=PARIS),
-        ),
-        # Summer time (UTC+2).
-        (
-            "Europe/Paris",
-            datetime(2026, 7, 1, 12, 0, tzinfo=UTC),
-            datetime(2026, 7, 2, tzinfo=PARIS),
-        ),
+        ("UTC", date(2026, 12, 3), datetime(2026, 12, 3, 0, 0, tzinfo=UTC)),
+        # +05:30 and +05:45: midnight on a half and a three-quarter hour of UTC.
+        ("Asia/Kolkata", date(2026, 12, 3), datetime(2026, 12, 2, 18, 30, tzinfo=UTC)),
+        ("Asia/Kathmandu", date(2026, 12, 3), datetime(2026, 12, 2, 18, 15, tzinfo=UTC)),
+        # -08:00 in winter.
+        ("America/Los_Angeles", date(2026, 12, 3), datetime(2026, 12, 3, 8, 0, tzinfo=UTC)),
+        # The day after spring forward (2026-03-08): midnight is at -07:00 already.
+        ("America/Los_Angeles", date(2026, 3, 9), datetime(2026, 3, 9, 7, 0, tzinfo=UTC)),
+        # The spring-forward day itself (the jump is at 02:00, midnight still at -08:00).
+        ("America/Los_Angeles", date(2026, 3, 8), datetime(2026, 3, 8, 8, 0, tzinfo=UTC)),
+        # Fall back in Paris (2026-10-25 03:00 -> 02:00): the 26th starts at 00:00+01:00.
+        ("Europe/Paris", date(2026, 10, 26), datetime(2026, 10, 25, 23, 0, tzinfo=UTC)),
+        # Cuba's clocks jump from 00:00 to 01:00 on 2026-03-08: that day starts at 01:00-04:00.
+        ("America/Havana", date(2026, 3, 8), datetime(2026, 3, 8, 5, 0, tzinfo=UTC)),
     ],
 )
-def test_the_trigger_fires_next_at_the_coming_midnight_of_the_configured_timezone(
-    timezone: str, now: datetime, expected: datetime
+def test_a_zones_digest_is_due_at_the_first_tick_after_its_local_midnight(
+    zone: str, day: date, expected_utc: datetime
 ) -> None:
-    trigger = build_trigger(SchedulerSettings(SCHEDULER_TIMEZONE=timezone))
-
-    fire = trigger.get_next_fire_time(None, now)
-
-    assert fire == expected
-    assert fire.astimezone(ZoneInfo(timezone)).time().isoformat() == "00:00:00"
+    search_from = datetime.combine(day, datetime.min.time(), UTC) - timedelta(days=1)
+    assert first_tick_of_local_date(zone, day, search_from) == expected_utc
 
 
-def fire_times(timezone: str, start: datetime, count: int = 4) -> list[str]:
-    """Consecutive fire times, as the scheduler asks for them (previous fire time, now)."""
-    trigger = build_trigger(SchedulerSettings(SCHEDULER_TIMEZONE=timezone))
-    fires: list[str] = []
-    previous: datetime | None = None
-    now = start
-    for _ in range(count):
-        fire = trigger.get_next_fire_time(previous, now)
-        fires.append(fire.astimezone(ZoneInfo(timezone)).isoformat())
-        previous = now = fire
-    return fires
+def test_at_one_instant_the_zones_are_grouped_by_their_local_date() -> None:
+    # 18:20 UTC on Dec 2: 00:05 in Kathmandu (+05:45), still 23:50 in Kolkata (+05:30).
+    now = datetime(2026, 12, 2, 18, 20, tzinfo=UTC)
+    zones = ["UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/Los_Angeles", "Pacific/Kiritimati"]
+    grouped = local_dates(now, zones)
+    assert grouped[date(2026, 12, 2)] == ["America/Los_Angeles", "Asia/Kolkata", "UTC"]
+    assert grouped[date(2026, 12, 3)] == ["Asia/Kathmandu", "Pacific/Kiritimati"]
+    assert set(grouped) == {date(2026, 12, 2), date(2026, 12, 3)}
 
 
-@pytest.mark.parametrize(
-    ("timezone", "start", "expected"),
-    [
-        # Spring forward (2026-03-29 02:00 → 03:00): APScheduler's own CronTrigger skips 03-30.
-        (
-            "Europe/Paris",
-            datetime(2026, 3, 27, 12, tzinfo=UTC),
-            ["2026-03-28T00:00:00+01:00", "2026-03-29T00:00:00+01:00",
-             "2026-03-30T00:00:00+02:00", "2026-03-31T00:00:00+02:00"],
-        ),
-        # Fall back (2026-10-25 03:00 → 02:00).
-        (
-            "Europe/Paris",
-            datetime(2026, 10, 23, 12, tzinfo=UTC),
-            ["2026-10-24T00:00:00+02:00", "2026-10-25T00:00:00+02:00",
-             "2026-10-26T00:00:00+01:00", "2026-10-27T00:00:00+01:00"],
-        ),
-        (
-            "America/New_York",
-            datetime(2026, 3, 6, 12, tzinfo=UTC),
-            ["2026-03-07T00:00:00-05:00", "2026-03-08T00:00:00-05:00",
-             "2026-03-09T00:00:00-04:00", "2026-03-10T00:00:00-04:00"],
-        ),
-        # Chile's clocks jump from 00:00 to 01:00 on 2026-09-06: that day starts at 01:00.
-        (
-            "America/Santiago",
-            datetime(2026, 9, 4, 12, tzinfo=UTC),
-            ["2026-09-05T00:00:00-04:00", "2026-09-06T01:00:00-03:00",
-             "2026-09-07T00:00:00-03:00", "2026-09-08T00:00:00-03:00"],
-        ),
-    ],
-)  # fmt: skip
-def test_the_trigger_fires_every_local_midnight_across_daylight_saving_changes(
-    timezone: str, start: datetime, expected: list[str]
-) -> None:
-    assert fire_times(timezone, start) == expected
-
-
-def test_after_a_missed_midnight_the_trigger_reports_it_so_the_misfire_rules_apply() -> None:
+def test_the_trigger_ticks_every_quarter_hour_on_the_utc_clock() -> None:
     trigger = build_trigger(SchedulerSettings())
-    previous = datetime(2026, 11, 22, tzinfo=UTC)
-    woke_up = datetime(2026, 11, 23, 0, 20, tzinfo=UTC)
-
-    assert trigger.get_next_fire_time(previous, woke_up) == datetime(2026, 11, 23, tzinfo=UTC)
+    now = datetime(2026, 3, 29, 0, 50, 7, tzinfo=UTC)  # Paris changes clocks at 01:00 UTC
+    ticks = []
+    previous = None
+    for _ in range(5):
+        tick = trigger.get_next_fire_time(previous, now)
+        ticks.append(tick.strftime("%H:%M:%S"))
+        previous = now = tick
+    assert ticks == ["01:00:00", "01:15:00", "01:30:00", "01:45:00", "02:00:00"]
 
 
 def jobs(settings: SchedulerSettings) -> dict[str, Any]:
-    scheduler = BackgroundScheduler(timezone=settings.timezone)
+    scheduler = BackgroundScheduler(timezone=UTC)
     configure_jobs(scheduler, settings, lambda: None)
     return {job.id: job for job in scheduler.get_jobs()}
 
 
-def test_the_daily_job_coalesces_missed_runs_and_tolerates_a_late_start() -> None:
-    settings = SchedulerSettings(
-        SCHEDULER_TIMEZONE="Europe/Paris", SCHEDULER_MISFIRE_GRACE_SECONDS=1800
-    )
+def test_the_tick_job_coalesces_missed_runs_and_tolerates_a_late_start() -> None:
+    settings = SchedulerSettings(SCHEDULER_MISFIRE_GRACE_SECONDS=1800)
 
     daily = jobs(settings)[DAILY_JOB_ID]
 
     assert isinstance(daily.trigger, CronTrigger)
-    assert str(daily.trigger) == "cron[hour='0', minute='0', second='0']"
-    assert daily.trigger.timezone == PARIS
+    assert str(daily.trigger) == "cron[minute='*/15', second='0']"
     assert (daily.misfire_grace_time, daily.coalesce, daily.max_instances) == (1800, True, 1)
 
 
@@ -147,7 +109,7 @@ def test_a_catch_up_run_is_scheduled_for_start_up_unless_disabled() -> None:
     assert set(disabled) == {DAILY_JOB_ID}
 
 
-def test_the_batch_date_is_today_in_the_configured_timezone() -> None:
+def test_the_default_date_of_a_manual_run_is_today_in_the_configured_timezone() -> None:
     just_after_paris_midnight = datetime(2026, 11, 22, 23, 0, 5, tzinfo=UTC)
 
     def service(timezone: str) -> DigestService:

@@ -1,0 +1,94 @@
+"""PATCH /me: the signed-in user's preferences (timezone, daily digest on/off), recorded as a
+`User.PreferencesChanged` event. GET /me is the query API's (read side)."""
+
+from __future__ import annotations
+
+from typing import Any, Self
+from uuid import UUID
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from command_api.deps import Store
+from command_api.responses import POSITION_HEADER, set_position
+from common.auth import CurrentUserId
+from common.openapi import error_response
+from common.timezones import TimezoneName
+from event_store.domain.model import User
+
+router = APIRouter(tags=["account"])
+
+
+def _patch_schema(schema: dict[str, Any]) -> None:
+    """As the validators below: at least one field, and a field given is never null."""
+    schema["minProperties"] = 1
+    for prop in schema["properties"].values():
+        alternatives = prop.pop("anyOf", None)
+        if alternatives:
+            prop.update(next(a for a in alternatives if a != {"type": "null"}))
+        prop.pop("default", None)
+
+
+class PreferencesUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_patch_schema)
+
+    timezone: TimezoneName | None = None
+    digest_enabled: StrictBool | None = Field(
+        default=None, description="false: no daily digest email (true turns it back on)"
+    )
+
+    @field_validator("timezone", "digest_enabled", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("leave the field out instead of sending null")
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> Self:
+        if self.timezone is None and self.digest_enabled is None:
+            raise ValueError("give at least one of: timezone, digest_enabled")
+        return self
+
+
+class PreferencesPublic(BaseModel):
+    id: UUID
+    timezone: str = Field(description="IANA time zone name; the digest comes after its midnight")
+    digest_enabled: bool
+
+    @classmethod
+    def of(cls, user: User) -> Self:
+        return cls(id=user.id, timezone=user.timezone, digest_enabled=user.digest_enabled)
+
+
+_POSITION = {
+    POSITION_HEADER: {
+        "description": "Store position of the event recorded (for X-Min-Position on GET /me);"
+        " absent when the preferences were already so",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
+
+
+@router.patch(
+    "/me",
+    response_model=PreferencesPublic,
+    responses={
+        200: {"headers": _POSITION},
+        400: error_response("The body is not UTF-8 JSON"),
+        404: error_response("The token's user is not registered here"),
+    },
+)
+async def change_preferences(
+    body: PreferencesUpdate, user_id: CurrentUserId, store: Store, response: Response
+) -> PreferencesPublic:
+    """Change the timezone and/or switch the daily digest on or off; the answer is both, after."""
+    saved = await run_in_threadpool(
+        store.change_preferences,
+        user_id,
+        timezone=body.timezone,
+        digest_enabled=body.digest_enabled,
+    )
+    set_position(response, saved.position)
+    return PreferencesPublic.of(saved.aggregate)

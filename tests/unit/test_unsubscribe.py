@@ -1,0 +1,107 @@
+"""One-click unsubscribe: the token's rules, the headers and footer of the email, and the mailer's
+send-time check (a digest of a user who unsubscribed since is not sent)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+from uuid import UUID, uuid4
+
+import jwt
+import pytest
+
+from common.auth import InvalidTokenError, issue_token, verify_token
+from common.settings import AuthSettings
+from common.unsubscribe import (
+    InvalidUnsubscribeTokenError,
+    issue_unsubscribe_token,
+    verify_unsubscribe_token,
+)
+from mailer.compose import DigestComposer
+from mailer.service import Mailer
+from mailer.settings import MailerSettings
+from tests.unit.test_mailer_handler import (
+    FakeDeadLetters,
+    FakeParking,
+    FakeProcessed,
+    FakeSender,
+    Log,
+    digest,
+)
+
+AUTH = AuthSettings()
+NOW = datetime.now(UTC)
+
+
+def test_an_unsubscribe_token_names_its_user_and_nothing_else() -> None:
+    user = uuid4()
+    assert verify_unsubscribe_token(issue_unsubscribe_token(user, NOW, AUTH), AUTH) == user
+
+
+def test_an_expired_forged_or_login_token_is_not_an_unsubscribe_token() -> None:
+    user = uuid4()
+    expired = issue_unsubscribe_token(user, NOW - timedelta(days=91), AUTH)
+    with pytest.raises(InvalidUnsubscribeTokenError, match="expired"):
+        verify_unsubscribe_token(expired, AUTH)
+    other_secret = AuthSettings(JWT_SECRET="another secret, as long as HS256 keys should be")
+    forged = issue_unsubscribe_token(user, NOW, other_secret)
+    login, _ = issue_token(user, AUTH)
+    unsigned = jwt.encode({"sub": str(user), "aud": "todo:unsubscribe"}, None, algorithm="none")
+    for token in (forged, login, unsigned, "garbage"):
+        with pytest.raises(InvalidUnsubscribeTokenError, match="invalid"):
+            verify_unsubscribe_token(token, AUTH)
+
+
+def test_an_unsubscribe_token_does_not_log_anyone_in() -> None:
+    with pytest.raises(InvalidTokenError):
+        verify_token(issue_unsubscribe_token(uuid4(), NOW, AUTH), AUTH)
+
+
+def test_every_digest_email_carries_one_click_unsubscribe_headers_and_a_footer_link() -> None:
+    settings = MailerSettings(PUBLIC_BASE_URL="https://todo.example.com/")
+    event = digest("ada@example.com")
+    message = DigestComposer(settings, AUTH).compose(event)
+
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    https, mailto = (part.strip().strip("<>") for part in message["List-Unsubscribe"].split(","))
+    assert https.startswith("https://todo.example.com/api/unsubscribe?token=")
+    assert mailto.startswith("mailto:no-reply@todo.localhost?subject=unsubscribe%20")
+    token = parse_qs(urlsplit(https).query)["token"][0]
+    assert verify_unsubscribe_token(token, AUTH) == event.user_id
+    for part in message.walk():
+        if part.get_content_maintype() == "text":
+            body = part.get_payload(decode=True)
+            assert isinstance(body, bytes) and https.encode() in body
+
+
+class Unsubscribed:
+    def __init__(self, *users: UUID) -> None:
+        self.users = set(users)
+
+    async def digest_enabled(self, user_id: UUID) -> bool:
+        return user_id not in self.users
+
+    async def close(self) -> None:
+        pass
+
+
+def test_the_mailer_skips_the_digest_of_a_user_who_unsubscribed_since_and_records_it() -> None:
+    ada, bob = digest("ada@example.com"), digest("bob@example.com")
+    sender, processed = FakeSender(), FakeProcessed()
+    settings = MailerSettings()
+    mailer = Mailer(
+        settings,
+        sender=sender,
+        processed=processed,
+        parking=FakeParking(),
+        dead_letters=FakeDeadLetters(),
+        composer=DigestComposer(settings),
+        subscriptions=Unsubscribed(ada.user_id),
+    )
+    topic = Log()
+
+    asyncio.run(mailer.process_batch([topic.message(ada), topic.message(bob)]))
+
+    assert [str(m["To"]) for m in sender.sent] == ["bob@example.com"]
+    assert processed.ids == {ada.event_id, bob.event_id}, "handled: a redelivery sends nothing"
