@@ -287,6 +287,8 @@ class Round:
     max: float
     stale: int
     errors: int
+    command_p50: float  # the command API's own latency (scheduled -> answered), for context
+    command_p99: float
     cpu: dict[str, float]  # % of one core
     hops: dict[str, tuple[float, float, int]]
 
@@ -335,9 +337,11 @@ def run_round(
     fresh = result["freshness_ms"]
     if result["errors"]:
         print(f"  {result['errors']} errors, last: {result['last_error']}", file=sys.stderr)
+    command = result["command_ms"]
     return Round(
-        fresh["p50"], fresh["p99"], fresh["max"], result["stale"], result["errors"], cpu, hops
-    )
+        fresh["p50"], fresh["p99"], fresh["max"], result["stale"], result["errors"],
+        command["p50"], command["p99"], cpu, hops,
+    )  # fmt: skip
 
 
 def median_round(rounds: list[Round]) -> Round:
@@ -358,6 +362,8 @@ def median_round(rounds: list[Round]) -> Round:
         med([r.max for r in rounds]),
         sum(r.stale for r in rounds),
         sum(r.errors for r in rounds),
+        med([r.command_p50 for r in rounds]),
+        med([r.command_p99 for r in rounds]),
         {name: med([r.cpu[name] for r in rounds]) for name in rounds[0].cpu},
         hops,
     )
@@ -369,12 +375,13 @@ def report(results: dict[int, Round], args: argparse.Namespace) -> list[str]:
         "Freshness (command answered -> visible via X-Min-Position),"
         f" {args.users} users, open model, {args.rounds} rounds x {args.seconds:g} s per rate,"
         " medians; CPU in % of one core",
-        f"  {'rate/s':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'stale':>5} "
-        + " ".join(f"{n:>11}" for n in names),
+        f"  {'rate/s':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'stale':>5}"
+        f" {'command p50/p99':>16} " + " ".join(f"{n:>11}" for n in names),
     ]
     for rate, r in results.items():
         lines.append(
-            f"  {rate:>6} {r.p50:8.1f} {r.p99:8.1f} {r.max:8.1f} {r.stale:>5} "
+            f"  {rate:>6} {r.p50:8.1f} {r.p99:8.1f} {r.max:8.1f} {r.stale:>5}"
+            f" {r.command_p50:8.1f}/{r.command_p99:<7.1f} "
             + " ".join(f"{r.cpu[n]:11.0f}" for n in names)
         )
     knee = next((rate for rate, r in results.items() if r.p99 > KNEE_MS), None)
@@ -448,9 +455,10 @@ def main() -> None:
             rounds = []
             for i in range(args.rounds):
                 r = run_round(args, rate, urls, tokens.name, pids, metrics_urls)
+                shares = ", ".join(f"{k} {v:.0f}%" for k, v in r.cpu.items())
                 print(
                     f"  {rate}/s round {i + 1}: p50 {r.p50:.1f} p99 {r.p99:.1f} max {r.max:.1f} ms,"
-                    f" {r.stale} stale, cpu {', '.join(f'{k} {v:.0f}%' for k, v in r.cpu.items())}",
+                    f" {r.stale} stale, command p99 {r.command_p99:.1f} ms, cpu {shares}",
                     file=sys.stderr,
                 )
                 rounds.append(r)

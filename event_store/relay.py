@@ -235,8 +235,12 @@ class Relay:
         if not notifications:
             self._observe(caught_up=True)
             return True
+        read_at = time.time()
         events, traceparents = self._translate(notifications)
         self._publisher.publish(events, self._stop.is_set, traceparents)
+        metrics.observe_hop("read_to_acked", time.time() - read_at, len(events))
+        for event in events:
+            metrics.observe_hop("stored_to_read", read_at - event.occurred_at.timestamp())
         self.position = notifications[-1].id
         checkpoint.save(self.position)
         self._budget.succeeded()
