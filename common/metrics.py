@@ -185,15 +185,9 @@ REBUILD = (REBUILD_POSITION, REBUILD_TARGET)  # the `projector rebuild` CLI proc
 MAILER = (*CONSUMER, DEAD_LETTERS, EMAILS_SENT, EMAILS_RETRIED, EMAILS_FAILED)
 SCHEDULER = (DIGEST_BATCH_DURATION, DIGEST_BATCH_SIZE)
 
-ALL: tuple[Collector, ...] = (
-    *COMMAND_API,
-    *RELAY,
-    *PROJECTOR,
-    *REBUILD,
-    EMAILS_SENT,
-    EMAILS_RETRIED,
-    EMAILS_FAILED,
-    *SCHEDULER,
+# Each collector once (several processes expose the same one, e.g. event_hop_seconds).
+ALL: tuple[Collector, ...] = tuple(
+    dict.fromkeys((*COMMAND_API, *QUERY_API, *RELAY, *PROJECTOR, *REBUILD, *MAILER, *SCHEDULER))
 )
 
 _registered: set[int] = set()

@@ -93,10 +93,13 @@ class PostgresProjection:
                 rows = load_rows(cur, self._tables, user_ids, task_ids, for_update=True)
                 for delivered in to_apply:
                     apply_event(rows, delivered.event)
-                save_rows(cur, self._tables, rows)
-                parked = parking.park(cur, to_park)
-                save_progress(cur, _progress(batch, poison))
-                notify_progress(cur, rows.positions)
+                # The writes go out together (pipeline mode: one round trip instead of one per
+                # statement; an error still surfaces here, as the statement's own exception).
+                with conn.pipeline():
+                    save_rows(cur, self._tables, rows)
+                    parked = parking.park(cur, to_park)
+                    save_progress(cur, _progress(batch, poison))
+                    notify_progress(cur, rows.positions)
         except (psycopg.OperationalError, psycopg.InterfaceError):
             self.close()  # the connection may be broken: start afresh on the next attempt
             raise
