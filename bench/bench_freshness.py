@@ -118,7 +118,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
 
 @contextmanager
 def service(name: str, args: list[str], env: dict[str, str], ready_url: str) -> Iterator[int]:
-    proc = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", *args], cwd=env["PYTHONPATH"], env=env)
     try:
         wait_ready(ready_url, proc, name)
         yield proc.pid
@@ -143,11 +143,13 @@ class Ports:
 
 
 def start_system(
-    stack: ExitStack, db: DatabaseSettings, kafka: KafkaSettings, ports: Ports
+    stack: ExitStack, db: DatabaseSettings, kafka: KafkaSettings, ports: Ports, app_root: Path
 ) -> dict[str, int]:
-    """The four processes of the freshness path, as `make run` starts them; name -> pid."""
+    """The four processes of the freshness path, as `make run` starts them, from the checkout at
+    `app_root`; name -> pid."""
     env = {
         **os.environ,
+        "PYTHONPATH": str(app_root),
         "POSTGRES_DB": db.POSTGRES_DB,
         "KAFKA_TOPIC": kafka.KAFKA_TOPIC,
         "KAFKA_DLQ_TOPIC": kafka.KAFKA_DLQ_TOPIC,
@@ -222,8 +224,23 @@ def pids_of(pattern: str) -> list[int]:
 
 
 def infra_pids() -> dict[str, list[int]]:
-    """PostgreSQL (postmaster, its helpers and every backend) and the Kafka broker's JVM."""
-    return {"PostgreSQL": pids_of(r"^postgres"), "Kafka": pids_of(r"kafka\.Kafka ")}
+    """PostgreSQL (the postmaster, its helpers and the backends of the bench's database, not other
+    databases' backends) and the JVM of the project's Kafka broker (not other tests' brokers)."""
+    backend = re.compile(r"^postgres: \S+ (\S+) \S+\(\d+\)")
+    postgres = []
+    for pid in [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]:
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() != "postgres":
+                continue
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        m = backend.match(cmdline)
+        if m is None or m.group(1) == DB_NAME:
+            postgres.append(pid)
+    server_properties = (ROOT / ".data" / "kafka" / "server.properties").resolve()
+    kafka = pids_of(rf"kafka\.Kafka {re.escape(str(server_properties))}")
+    return {"PostgreSQL": postgres, "Kafka": kafka}
 
 
 def cpu_snapshot(pids: dict[str, list[int]]) -> dict[str, float]:
@@ -413,6 +430,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="per round")
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--port-base", type=int, default=21000, help="ports base+1, +2, +11, +12")
+    parser.add_argument(
+        "--app-root", type=Path, default=ROOT, help="run the services of another checkout (before)"
+    )
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     subprocess.run([str(ROOT / "infra" / "go-tools.sh"), "install"], check=True)
@@ -427,7 +447,7 @@ def main() -> None:
     db = fresh_database()
     results: dict[int, Round] = {}
     with bench_topics() as kafka, ExitStack() as stack, tempfile.NamedTemporaryFile("w") as tokens:
-        services = start_system(stack, db, kafka, ports)
+        services = start_system(stack, db, kafka, ports, args.app_root.resolve())
         tokens.write("\n".join(user_tokens(urls["command"], args.users)) + "\n")
         tokens.flush()
         pids = {name: [pid] for name, pid in services.items()} | infra_pids()
