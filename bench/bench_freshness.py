@@ -45,7 +45,6 @@ from psycopg import sql  # noqa: E402
 
 from common.settings import DatabaseSettings, KafkaSettings  # noqa: E402
 
-DB_NAME = "bench_freshness"
 LOADGEN = ROOT / ".data" / "go" / "bin" / "loadgen"
 KNEE_MS = 100.0
 TARGET_P99_MS = 50.0
@@ -64,14 +63,14 @@ HOPS = (
 # --- infrastructure ----------------------------------------------------------------------------
 
 
-def fresh_database() -> DatabaseSettings:
+def fresh_database(name: str) -> DatabaseSettings:
     admin = DatabaseSettings().model_copy(update={"POSTGRES_DB": "postgres"})
     with psycopg.connect(admin.conninfo, autocommit=True) as conn:
         conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME))
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB_NAME)))
-    db = DatabaseSettings().model_copy(update={"POSTGRES_DB": DB_NAME})
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    db = DatabaseSettings().model_copy(update={"POSTGRES_DB": name})
     from tests.support.read_side import migrate
 
     migrate(db)
@@ -223,7 +222,7 @@ def pids_of(pattern: str) -> list[int]:
     return found
 
 
-def infra_pids() -> dict[str, list[int]]:
+def infra_pids(database: str) -> dict[str, list[int]]:
     """PostgreSQL (the postmaster, its helpers and the backends of the bench's database, not other
     databases' backends) and the JVM of the project's Kafka broker (not other tests' brokers)."""
     backend = re.compile(r"^postgres: \S+ (\S+) \S+\(\d+\)")
@@ -236,7 +235,7 @@ def infra_pids() -> dict[str, list[int]]:
         except OSError:
             continue
         m = backend.match(cmdline)
-        if m is None or m.group(1) == DB_NAME:
+        if m is None or m.group(1) == database:
             postgres.append(pid)
     server_properties = (ROOT / ".data" / "kafka" / "server.properties").resolve()
     kafka = pids_of(rf"kafka\.Kafka {re.escape(str(server_properties))}")
@@ -310,35 +309,12 @@ class Round:
     hops: dict[str, tuple[float, float, int]]
 
 
-def run_round(
-    args: argparse.Namespace,
-    rate: int,
-    urls: dict[str, str],
-    tokens_file: str,
-    pids: dict[str, list[int]],
-    metrics_urls: list[str],
-) -> Round:
+def run_round(args: argparse.Namespace, rate: int, system: System) -> Round:
+    pids, metrics_urls = system.pids, system.metrics_urls
     hops_before = hop_buckets(metrics_urls)
     cpu_before = cpu_snapshot(pids)
     started = time.monotonic()
-    proc = subprocess.Popen(
-        [
-            str(LOADGEN),
-            "-command",
-            urls["command"],
-            "-query",
-            urls["query"],
-            "-tokens",
-            tokens_file,
-            "-rate",
-            str(rate),
-            "-seconds",
-            str(args.seconds),
-            "-warmup",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-    )
+    proc = subprocess.Popen(loadgen(system, rate, args.seconds), stdout=subprocess.PIPE)
     assert proc.stdout is not None
     output = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -421,6 +397,53 @@ def report(results: dict[int, Round], args: argparse.Namespace) -> list[str]:
     return lines
 
 
+@dataclass
+class System:
+    """One copy of the freshness path (its checkout, ports, database, topics, users)."""
+
+    label: str
+    root: Path
+    ports: Ports
+    urls: dict[str, str]
+    tokens: str  # file name
+    pids: dict[str, list[int]]
+
+    @property
+    def metrics_urls(self) -> list[str]:
+        return [
+            f"http://127.0.0.1:{p}/metrics"
+            for p in (self.ports.relay, self.ports.projector, self.ports.query)
+        ]
+
+
+def loadgen(system: System, rate: int, seconds: float) -> list[str]:
+    return [
+        str(LOADGEN),
+        *("-command", system.urls["command"], "-query", system.urls["query"]),
+        *("-tokens", system.tokens, "-rate", str(rate), "-seconds", str(seconds), "-warmup", "0"),
+    ]
+
+
+def start(stack: ExitStack, label: str, root: Path, port_base: int, users: int) -> System:
+    database = f"bench_freshness_{label}"
+    db = fresh_database(database)
+    kafka = stack.enter_context(bench_topics())
+    ports = Ports.from_base(port_base)
+    services = start_system(stack, db, kafka, ports, root.resolve())
+    urls = {
+        "command": f"http://127.0.0.1:{ports.command}",
+        "query": f"http://127.0.0.1:{ports.query}",
+    }
+    tokens = stack.enter_context(tempfile.NamedTemporaryFile("w", suffix=".tokens"))  # noqa: SIM115
+    tokens.write("\n".join(user_tokens(urls["command"], users)) + "\n")
+    tokens.flush()
+    pids = {name: [pid] for name, pid in services.items()} | infra_pids(database)
+    system = System(label, root, ports, urls, tokens.name, pids)
+    # warm-up: connections, prepared statements, Kafka metadata, the projector's assignment
+    subprocess.run(loadgen(system, 100, 3), check=True, stdout=subprocess.DEVNULL)
+    return system
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument(
@@ -429,63 +452,52 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10, help="per round")
     parser.add_argument("--users", type=int, default=20)
-    parser.add_argument("--port-base", type=int, default=21000, help="ports base+1, +2, +11, +12")
     parser.add_argument(
-        "--app-root", type=Path, default=ROOT, help="run the services of another checkout (before)"
+        "--port-base", type=int, default=21000, help="ports base+1, +2, +11, +12 (baseline +100)"
+    )
+    parser.add_argument(
+        "--baseline-root",
+        type=Path,
+        help="also run the services of this checkout (e.g. main), interleaved round by round",
     )
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     subprocess.run([str(ROOT / "infra" / "go-tools.sh"), "install"], check=True)
-    ports = Ports.from_base(args.port_base)
-    urls = {
-        "command": f"http://127.0.0.1:{ports.command}",
-        "query": f"http://127.0.0.1:{ports.query}",
-    }
-    metrics_urls = [
-        f"http://127.0.0.1:{p}/metrics" for p in (ports.relay, ports.projector, ports.query)
-    ]
-    db = fresh_database()
-    results: dict[int, Round] = {}
-    with bench_topics() as kafka, ExitStack() as stack, tempfile.NamedTemporaryFile("w") as tokens:
-        services = start_system(stack, db, kafka, ports, args.app_root.resolve())
-        tokens.write("\n".join(user_tokens(urls["command"], args.users)) + "\n")
-        tokens.flush()
-        pids = {name: [pid] for name, pid in services.items()} | infra_pids()
-        # warm-up: connections, prepared statements, Kafka metadata, the projector's assignment
-        subprocess.run(
-            [
-                str(LOADGEN),
-                "-command",
-                urls["command"],
-                "-query",
-                urls["query"],
-                "-tokens",
-                tokens.name,
-                "-rate",
-                "100",
-                "-seconds",
-                "3",
-                "-warmup",
-                "0",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+    results: dict[str, dict[int, Round]] = {}
+    with ExitStack() as stack:
+        systems = []
+        if args.baseline_root:
+            systems.append(
+                start(stack, "baseline", args.baseline_root, args.port_base + 100, args.users)
+            )
+        systems.append(start(stack, "this", ROOT, args.port_base, args.users))
         for rate in rates:
-            rounds = []
+            rounds: dict[str, list[Round]] = {s.label: [] for s in systems}
             for i in range(args.rounds):
-                r = run_round(args, rate, urls, tokens.name, pids, metrics_urls)
-                shares = ", ".join(f"{k} {v:.0f}%" for k, v in r.cpu.items())
-                print(
-                    f"  {rate}/s round {i + 1}: p50 {r.p50:.1f} p99 {r.p99:.1f} max {r.max:.1f} ms,"
-                    f" {r.stale} stale, command p99 {r.command_p99:.1f} ms, cpu {shares}",
-                    file=sys.stderr,
-                )
-                rounds.append(r)
-                time.sleep(1)  # let the backlog of an overloaded round drain
-            results[rate] = median_round(rounds)
+                for system in systems:  # interleaved: drift on the machine hits both alike
+                    r = run_round(args, rate, system)
+                    shares = ", ".join(f"{k} {v:.0f}%" for k, v in r.cpu.items())
+                    print(
+                        f"  {system.label} {rate}/s round {i + 1}: p50 {r.p50:.1f} p99 {r.p99:.1f}"
+                        f" max {r.max:.1f} ms, {r.stale} stale, command p99 {r.command_p99:.1f} ms,"
+                        f" cpu {shares}",
+                        file=sys.stderr,
+                    )
+                    rounds[system.label].append(r)
+                    time.sleep(1)  # let the backlog of an overloaded round drain
+            for label, measured in rounds.items():
+                results.setdefault(label, {})[rate] = median_round(measured)
     print(f"\nmachine: {os.cpu_count()} CPU cores")
-    print("\n".join(report(results, args)))
+    for label, by_rate in results.items():
+        root = args.baseline_root if label == "baseline" else ROOT
+        print(f"\n[{label}: {root}]")
+        print("\n".join(report(by_rate, args)))
+    if "baseline" in results:
+        ratios = [
+            f"{rate}/s {results['this'][rate].p99 / max(results['baseline'][rate].p99, 1e-9):.2f}x"
+            for rate in rates
+        ]
+        print("\np99 this / baseline: " + ", ".join(ratios))
 
 
 if __name__ == "__main__":
