@@ -52,6 +52,7 @@ class PositionWaiter:
         self._waiters: dict[UUID, list[tuple[int, asyncio.Future[None]]]] = {}
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
+        self._known = KnownPositions()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen_forever(), name="position-listener")
@@ -77,7 +78,7 @@ class PositionWaiter:
                 await asyncio.wait_for(future, max_wait)
                 return True
             except TimeoutError:
-                return await self._reached(user_id, position)
+                return await self._looks_once_more(user_id, position)
         finally:
             metrics.observe_hop("wait", time.monotonic() - started)
             entries = self._waiters.get(user_id)
@@ -92,6 +93,18 @@ class PositionWaiter:
         return sum(len(v) for v in self._waiters.values())
 
     async def _reached(self, user_id: UUID, position: int) -> bool:
+        """The first look: answered from what the notifications told this process when they tell
+        enough (KnownPositions), else from the database."""
+        known = self._known.verdict(user_id, position)
+        if known is not None:
+            return known
+        session = self._known.session
+        current = (await self._read_positions([user_id])).get(user_id, 0)
+        if self.listening.is_set():
+            self._known.learn_exact(user_id, current, session)
+        return current >= position
+
+    async def _looks_once_more(self, user_id: UUID, position: int) -> bool:
         current = await self._read_positions([user_id])
         return current.get(user_id, 0) >= position
 
@@ -101,12 +114,14 @@ class PositionWaiter:
     async def _progressed(self, positions: dict[UUID, int] | None) -> None:
         """A notification from the projector: these users' positions (None: anyone's)."""
         if positions is None:
+            self._known.forget_exact()
             await self.recheck()
         else:
             self.advance(positions)
 
     def advance(self, positions: dict[UUID, int]) -> None:
         """Resolve the waiters these positions satisfy."""
+        self._known.raise_to(positions)
         for user_id, reached in positions.items():
             for wanted, future in self._waiters.get(user_id, ()):
                 if wanted <= reached and not future.done():
@@ -137,6 +152,7 @@ class PositionWaiter:
             self._conninfo, autocommit=True, connect_timeout=5
         ) as conn:
             await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(PROGRESS_CHANNEL)))
+            self._known.forget_exact()  # notifications may have been missed while away
             self.listening.set()
             await self.recheck()  # whatever happened while we were not listening
             while True:
@@ -144,6 +160,56 @@ class PositionWaiter:
                     await self._progressed(_decode(notify.payload))
                 if self._waiters:
                     await self.recheck()
+
+
+class KnownPositions:
+    """What this process knows of users' applied positions, to spare most reads their first
+    database look (one query per read-your-writes read was the query API's largest cost after
+    the request itself).
+
+    Positions only grow (`greatest`, also across a rebuild), and a notification is only sent
+    once its batch is committed, so every position seen is a lower bound: at or above the wanted
+    one means reached. A user's position read from the database *while listening* is moreover
+    exact from then on, since every later commit that moves it notifies us: then below the wanted
+    one means not reached yet, without asking. Exactness is forgotten whenever notifications may
+    have been missed (reconnect) or did not say whom they moved (`*`); a listener that died
+    silently only delays answers until the periodic re-check, never answers early, and the last
+    look at the bound always asks the database.
+    """
+
+    LIMIT = 100_000  # users remembered; beyond, everything is forgotten (memory stays bounded)
+
+    def __init__(self) -> None:
+        self._lower: dict[UUID, int] = {}
+        self._exact: set[UUID] = set()
+        self.session = 0  # bumped whenever exactness is forgotten
+
+    def verdict(self, user_id: UUID, position: int) -> bool | None:
+        """True (reached) / False (not yet) when known, None when the database must say."""
+        if self._lower.get(user_id, 0) >= position:
+            return True
+        return False if user_id in self._exact else None
+
+    def raise_to(self, positions: dict[UUID, int]) -> None:
+        if len(self._lower) + len(positions) > self.LIMIT:
+            self._lower.clear()
+            self.forget_exact()
+        for user_id, reached in positions.items():
+            if reached > self._lower.get(user_id, 0):
+                self._lower[user_id] = reached
+
+    def learn_exact(self, user_id: UUID, position: int, session: int) -> None:
+        """`position` was read while listening, in `session` (exact unless that ended)."""
+        self.raise_to({user_id: position})
+        if session == self.session:
+            if len(self._exact) >= self.LIMIT:
+                self.forget_exact()
+            else:
+                self._exact.add(user_id)
+
+    def forget_exact(self) -> None:
+        self._exact.clear()
+        self.session += 1
 
 
 def _decode(payload: str) -> dict[UUID, int] | None:
@@ -210,6 +276,10 @@ class ReplicaPositionWaiter(PositionWaiter):
             if wanted and min(wanted) <= reached and reached > self._announced.get(user_id, 0):
                 self._announced[user_id] = reached
                 self._announcement.set()
+
+    async def _reached(self, user_id: UUID, position: int) -> bool:
+        # The primary's notifications say nothing about what the replica shows: always look.
+        return await self._looks_once_more(user_id, position)
 
     async def _progressed(self, positions: dict[UUID, int] | None) -> None:
         if positions is None:
