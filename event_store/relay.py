@@ -41,6 +41,7 @@ from event_store.public import PUBLIC_TOPICS, public_event_of
 log = logging.getLogger(__name__)
 
 _ADVISORY_LOCK_KEY = 0x7E1A7  # arbitrary, constant: "the relay"
+HEAD_PROBE_SECONDS = 0.25  # how stale event_store_head_position may be (docs/operations.md)
 
 
 class PublishError(TransientError):
@@ -176,6 +177,7 @@ class Relay:
         self.position = 0
         self.published = 0
         self._caught_up_at = time.monotonic()
+        self._head, self._head_probed_at = 0, -HEAD_PROBE_SECONDS
         metrics.register(*metrics.RELAY)
 
     def stop(self) -> None:
@@ -257,10 +259,15 @@ class Relay:
         return len(notifications) < limit
 
     def _observe(self, caught_up: bool) -> None:
-        # the head counts every notification (also non-public ones): one index probe per batch
-        # (caught up: nothing public is left, whatever non-public notifications follow)
-        head = max(self._store.recorder.max_notification_id() or 0, self.position)
+        # the head counts every notification (also non-public ones): one index probe, at most
+        # every HEAD_PROBE_SECONDS, not per batch: under load batches are small and many, and the
+        # probe is a round trip before the next one may start (caught up: nothing public is
+        # left, whatever non-public notifications follow)
         now = time.monotonic()
+        if now - self._head_probed_at >= HEAD_PROBE_SECONDS:
+            self._head = self._store.recorder.max_notification_id() or 0
+            self._head_probed_at = now
+        head = self._head = max(self._head, self.position)
         if caught_up:
             self._caught_up_at = now
         metrics.STORE_HEAD_POSITION.set(head)
