@@ -2,9 +2,8 @@
 topics on the real PostgreSQL and Kafka; nothing of yours is touched):
 
 1. Scheduler batch for N users (default 100k): the full `run_date` (read tables → store) vs. the
-   raw time of its read queries alone (keyset pages + per-page aggregate), with the store's bulk
-   method TodoStore.request_daily_digests (what the scheduler uses) and, for comparison, one
-   request_daily_digest per user from a thread pool (group-committed).
+   raw time of its read queries alone (keyset pages + per-page aggregate), recording through the
+   store's bulk method TodoStore.request_daily_digests, one page at a time.
 2. Mailer emails/s into a local SMTP sink (aiosmtpd in its own process, discarding): the full
    mailer (Kafka consume → processed_events check → render → SMTP → record → commit) vs. raw
    aiosmtplib sends/s of pre-rendered messages on one connection, without Kafka or database.
@@ -81,17 +80,6 @@ def populate(db: DatabaseSettings, users: int) -> tuple[int, int]:
     return users, int(row[0]) if row else 0
 
 
-def one_by_one_store_class() -> type[Any]:
-    """TodoStore without its bulk method, so the batch records one digest per call from a
-    thread pool (group-committed by the store): the comparison for the bulk path."""
-    from event_store.application import TodoStore
-
-    class OneByOneTodoStore(TodoStore):
-        request_daily_digests = None  # type: ignore[assignment]
-
-    return OneByOneTodoStore
-
-
 def bench_batch(users: int, runs: int) -> None:
     from event_store.application import TodoStore, store_env
     from scheduler.batch import ReadTables
@@ -102,9 +90,8 @@ def bench_batch(users: int, runs: int) -> None:
     from tests.support.read_side import migrate
 
     settings = SchedulerSettings()
-    print(f"\n== scheduler batch: {users} users, {runs} runs, {settings.SCHEDULER_WORKERS} workers")
-    with fresh_database() as base:
-        db = base.model_copy(update={"POSTGRES_POOL_SIZE": settings.SCHEDULER_WORKERS + 1})
+    print(f"\n== scheduler batch: {users} users, {runs} runs")
+    with fresh_database() as db:
         migrate(db)
         started = time.perf_counter()
         _, tasks = populate(db, users)
@@ -122,12 +109,8 @@ def bench_batch(users: int, runs: int) -> None:
         r = median(reads)
         print(f"baseline: read queries alone, median {r:.2f} s")
         day = date(2026, 11, 1)
-        variants: list[tuple[str, type[Any]]] = [
-            ("one by one: request_daily_digest x thread pool", one_by_one_store_class()),
-            ("bulk: TodoStore.request_daily_digests per page", TodoStore),
-        ]
-        for label, cls in variants:
-            store = cls(env=store_env(db), batch_max=max(64, settings.SCHEDULER_WORKERS))
+        for label in ["bulk: TodoStore.request_daily_digests per page, next page read meanwhile"]:
+            store = TodoStore(env=store_env(db))
             try:
                 service = DigestService(settings, db, store, SeededReadSide(store))
                 batches, reruns = [], []

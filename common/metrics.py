@@ -42,6 +42,10 @@ GROUP_COMMIT_COMMANDS_PER_TRANSACTION = Histogram(
     registry=None,
 )
 
+QUERY_STREAMS_OPEN = Gauge(
+    "query_streams_open", "Open GET /stream connections (Server-Sent Events).", registry=None
+)
+
 # -- positions and lag per hop -----------------------------------------------------------------
 STORE_HEAD_POSITION = Gauge(
     "event_store_head_position",
@@ -171,7 +175,7 @@ REBUILD_TARGET = Gauge(
 # What each process exposes (registered once, at start, by register()).
 HTTP = (HTTP_REQUEST_DURATION,)
 COMMAND_API = (*HTTP, GROUP_COMMIT_COMMANDS_PER_TRANSACTION)
-QUERY_API = (*HTTP, EVENT_HOP_SECONDS)
+QUERY_API = (*HTTP, QUERY_STREAMS_OPEN, EVENT_HOP_SECONDS)
 RELAY = (
     STORE_HEAD_POSITION,
     RELAY_POSITION,

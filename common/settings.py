@@ -84,9 +84,18 @@ _install_refusal_hook()
 
 class AppSettings(BaseSettings):
     """Base of every settings class: env vars of the same name, then `.env`. Invalid values raise
-    pydantic's ValidationError, which a process reports through exit_refused."""
+    pydantic's ValidationError, which a process reports through exit_refused.
+
+    ENVIRONMENT is declared here, once: every concern's class refuses its own unsafe values when it
+    is `prod`, and a base class's fields are validated first, so its validators can read it."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    ENVIRONMENT: Environment = "dev"
+
+    @property
+    def is_dev(self) -> bool:
+        return self.ENVIRONMENT in ("dev", "test")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -94,22 +103,16 @@ class AppSettings(BaseSettings):
 
 
 def _in_prod(info: ValidationInfo) -> bool:
-    """For field validators: ENVIRONMENT is declared first in each class, so it is validated (and
-    in `info.data`) before the fields that depend on it."""
+    """For field validators: ENVIRONMENT is AppSettings' field, so it is validated (and in
+    `info.data`) before the fields of every subclass that depend on it."""
     return info.data.get("ENVIRONMENT") == "prod"
 
 
 class RuntimeSettings(AppSettings):
-    ENVIRONMENT: Environment = "dev"
     LOG_LEVEL: str = "INFO"
-
-    @property
-    def is_dev(self) -> bool:
-        return self.ENVIRONMENT in ("dev", "test")
 
 
 class DatabaseSettings(AppSettings):
-    ENVIRONMENT: Environment = "dev"
     POSTGRES_HOST: str = "127.0.0.1"
     POSTGRES_PORT: int = 5432
     POSTGRES_USER: str = "postgres"
@@ -157,7 +160,6 @@ class KafkaSettings(AppSettings):
 
 
 class AuthSettings(AppSettings):
-    ENVIRONMENT: Environment = "dev"
     JWT_SECRET: SecretStr = SecretStr(DEV_JWT_SECRET)
     JWT_EXPIRES_SECONDS: int = Field(default=3600, ge=60)
     BCRYPT_ROUNDS: int = Field(default=12, ge=4, le=16)
@@ -187,7 +189,6 @@ class AuthThrottleSettings(AppSettings):
     """How the command API keeps /auth abuse in check (see command_api/throttle.py): rate limits
     kept in PostgreSQL (shared by every command API process) and the bounded bcrypt pool."""
 
-    ENVIRONMENT: Environment = "dev"
     # Every limit below counts over this sliding window (GCRA: `limit` per window, as a burst).
     AUTH_THROTTLE_WINDOW_SECONDS: float = Field(default=60.0, gt=0, le=86_400)
     # Failed logins for one email, whatever the address (slows a brute force of one account).
@@ -246,6 +247,10 @@ class QueryApiSettings(AppSettings):
     # a position seen on one is not yet on the others.
     QUERY_REPLICA_HOST: str = ""
     QUERY_REPLICA_PORT: int = Field(default=5432, ge=1, le=65535)
+    # GET /stream: a comment this often on an idle stream (keeps proxies from closing it), and at
+    # most this many open streams per user (tabs and devices; more answer 429).
+    QUERY_STREAM_HEARTBEAT_SECONDS: float = Field(default=15.0, gt=0, le=300)
+    QUERY_STREAMS_PER_USER: int = Field(default=20, ge=1, le=1000)
 
     @property
     def reads_from_replica(self) -> bool:

@@ -15,6 +15,7 @@
 //   clicking any filter button, including the active one, re-reads the list.
 
 import * as api from "./api.js";
+import { startLiveUpdates } from "./live.js";
 import {
   $, announce, hideToast, initToast, quoted, renderEditForm, renderTask, restoreTaskView,
   setFieldError, setSyncing, show, showGlobalError, showToast, updateTaskRow,
@@ -36,6 +37,7 @@ const state = {
   meStale: false,
   editingId: null,
   pending: new Set(), // task ids with a write in flight
+  stopLive: null, // stops the live updates of the signed-in session
 };
 
 // ---- helpers ----------------------------------------------------------------------------------------
@@ -72,6 +74,8 @@ function handleCommonError(err) {
 // ---- screens ----------------------------------------------------------------------------------------
 
 function showAuth(message = "", kind = "info") {
+  state.stopLive?.();
+  state.stopLive = null;
   state.view = "auth";
   state.tasks = [];
   state.nextCursor = null;
@@ -104,6 +108,28 @@ function enterApp() {
   refreshStats();
   loadTasks({ reset: true });
   $("#new-task-title").focus();
+  startLive();
+}
+
+/** Changes made elsewhere (another tab, another device) appear here as they happen. */
+function startLive() {
+  state.stopLive?.();
+  state.stopLive = startLiveUpdates({
+    // The stream runs from now: re-read what is shown, so nothing falls between the two.
+    onReady: () => { refreshStats(); loadTasks({ reset: true }); },
+    onTask: (task) => {
+      const shown = findTask(task.id);
+      // Our own write in flight settles the row itself; an older state never replaces a newer.
+      if (state.pending.has(task.id) || (shown && shown.version >= task.version)) return;
+      upsertTask(task, { keepShown: true });
+      refreshStats();
+    },
+    onTaskDeleted: (id) => {
+      if (!state.pending.has(id) && findTask(id)) removeTaskFromList(id);
+      refreshStats();
+    },
+    onSessionExpired: expireSession,
+  });
 }
 
 function expireSession() {

@@ -6,20 +6,16 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export PATH="$ROOT/.venv/bin:$PATH"
-# .env fills in settings the environment does not already give (the environment always wins).
-if [ -f .env ]; then
-  while IFS='=' read -r key value; do
-    [[ "$key" =~ ^[A-Z_][A-Z0-9_]*$ ]] || continue
-    value="${value%\"}"; value="${value#\"}"
-    [ -n "${!key+x}" ] || export "$key=$value"
-  done < .env
-fi
+# .env fills in settings the environment does not already give (the environment always wins),
+# read by the parser the services' settings use, so every process sees the same values.
+eval "$(python infra/dotenv_exports.py .env)"
 
 # Stop on exit only what this run started: servers already running (e.g. for `make test`) stay up.
 started=()
 cleanup() {
   trap - EXIT INT TERM
   for ((i = ${#started[@]} - 1; i >= 0; i--)); do "${started[i]}" stop || true; done
+  rm -f "${procfile:-}"
 }
 trap cleanup EXIT INT TERM
 for part in infra/postgres.sh infra/kafka.sh; do
@@ -42,16 +38,23 @@ cat <<MSG
     PostgreSQL    ${POSTGRES_HOST:-127.0.0.1}:${POSTGRES_PORT:-5432}/${POSTGRES_DB:-todo}
 
 MSG
+# The dev SMTP sink runs only when the mailer sends to this machine (not to Mailjet or another
+# real server).
+procfile="$(mktemp -t todo-procfile.XXXXXX)"
+case "${SMTP_HOST:-127.0.0.1}" in
+  127.0.0.1 | localhost | ::1) cp Procfile "$procfile" ;;
+  *) grep -v '^smtp_sink:' Procfile >"$procfile"
+     echo "  mail goes to ${SMTP_HOST}:${SMTP_PORT:-1025} (no dev SMTP sink)" ;;
+esac
 # COMMAND_API_WORKERS=N runs N command API processes (each with its own group commit; the store's
 # table lock keeps positions contiguous across them) on COMMAND_API_PORT, +100, +200..., and the
 # gateway spreads requests over all of them (connection refused → the next one).
-procfile=Procfile
 workers="${COMMAND_API_WORKERS:-1}"
 if [ "$workers" -gt 1 ]; then
-  procfile=.data/Procfile
   base="${COMMAND_API_PORT:-8001}" upstreams=()
+  single="$(grep -v '^command_api:' "$procfile")"
   {
-    grep -v '^command_api:' Procfile
+    echo "$single"
     for ((i = 0; i < workers; i++)); do
       echo "command_api_$((i + 1)): env COMMAND_API_PORT=$((base + 100 * i)) python -m command_api"
       upstreams+=("127.0.0.1:$((base + 100 * i))")

@@ -12,14 +12,12 @@ from typing import Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from common.settings import AppSettings, Environment
+from common.settings import AppSettings
 
 FaultPoint = Literal["", "after_send", "before_commit"]
 
 
 class MailerSettings(AppSettings):
-    ENVIRONMENT: Environment = "dev"
-
     SMTP_HOST: str = "127.0.0.1"
     SMTP_PORT: int = Field(default=1025, ge=1, le=65535)
     SMTP_USERNAME: str = ""

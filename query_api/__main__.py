@@ -20,6 +20,9 @@ def main() -> None:
         port=settings.QUERY_API_PORT,
         log_config=None,
         access_log=False,
+        # Open /stream connections never end by themselves: on shutdown, give ordinary requests
+        # this long to finish, then close the streams (clients reconnect with Last-Event-ID).
+        timeout_graceful_shutdown=3,
     )
 
 

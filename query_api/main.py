@@ -24,6 +24,8 @@ from query_api.deps import Waiter
 from query_api.freshness import PositionWaiter, ReplicaPositionWaiter
 from query_api.repository import PostgresReadModel, ReadModel, make_pool
 from query_api.routes import router
+from query_api.stream import StreamLimits
+from query_api.stream import router as stream_router
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,7 @@ def create_app(
             app.state.read_model = reads
             app.state.waiter = wait
             app.state.settings = settings
+            app.state.stream_limits = StreamLimits(settings.QUERY_STREAMS_PER_USER)
             app.state.database = reading
             # Everything allocated so far lives as long as the process: keep the collector from
             # rescanning it (shorter gc pauses, i.e. a better p99).
@@ -110,6 +113,7 @@ def create_app(
     )
     install_http_metrics(app, *metrics.QUERY_API)
     app.include_router(router)
+    app.include_router(stream_router)
 
     def read_db_reachable() -> bool:
         database: DatabaseSettings = app.state.database

@@ -7,6 +7,7 @@ fixed strings (one per filter combination) so psycopg prepares them once per con
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -31,6 +32,10 @@ class ReadModel(Protocol):
     async def get_me(self, user_id: UUID) -> str | None: ...
 
     async def positions(self, user_ids: Sequence[UUID]) -> dict[UUID, int]: ...
+
+    async def changes_since(
+        self, user_id: UUID, after: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]: ...
 
 
 _TASK_JSON = (
@@ -61,6 +66,15 @@ _ME = (
     " FROM tasks WHERE user_id = u.id AND NOT deleted) s WHERE u.id = %s"
 )
 _POSITIONS = "SELECT user_id, position FROM user_positions WHERE user_id = ANY(%s)"
+# The user's position and their tasks changed after a position, in one statement (one snapshot:
+# no change can commit between the two). Deleted tasks are included: a stream reports deletions.
+_CHANGES = (  # constant fragments only (values are bound parameters)
+    "SELECT coalesce((SELECT position FROM user_positions WHERE user_id = %(user_id)s), 0),"  # noqa: S608
+    " coalesce((SELECT json_agg(json_build_object('position', position, 'deleted', deleted,"
+    f" 'task', {_TASK_JSON.removesuffix('::text')}) ORDER BY position) FROM ("
+    "  SELECT * FROM tasks WHERE user_id = %(user_id)s AND position > %(after)s"
+    "  ORDER BY position LIMIT %(limit)s) changed), '[]')::text"
+)
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -111,6 +125,17 @@ class PostgresReadModel:
         async with self._pool.connection() as conn:
             cur = await conn.execute(_POSITIONS, (list(user_ids),))
             return {row[0]: int(row[1]) for row in await cur.fetchall()}
+
+    async def changes_since(
+        self, user_id: UUID, after: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """(the user's position, [{position, deleted, task}] of tasks changed after `after`)."""
+        params = {"user_id": user_id, "after": after, "limit": limit}
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_CHANGES, params)
+            row = await cur.fetchone()
+        assert row is not None  # an aggregate without GROUP BY: always one row
+        return int(row[0]), json.loads(row[1])
 
     async def _one(self, query: str, params: tuple[Any, ...]) -> str | None:
         async with self._pool.connection() as conn:

@@ -23,7 +23,6 @@ from common.health import serve_health
 from common.logging import configure_logging
 from common.process import stop_on_signals
 from common.settings import (
-    DatabaseSettings,
     HealthSettings,
     RelaySettings,
     database_settings,
@@ -40,17 +39,10 @@ from scheduler.settings import SchedulerSettings
 log = logging.getLogger("scheduler")
 
 
-def _db_for(settings: SchedulerSettings) -> DatabaseSettings:
-    """One pooled connection per worker, plus the group-commit writer's."""
-    db = database_settings()
-    pool = max(db.POSTGRES_POOL_SIZE, settings.SCHEDULER_WORKERS + 1)
-    return db.model_copy(update={"POSTGRES_POOL_SIZE": pool})
-
-
 @contextmanager
 def _service(settings: SchedulerSettings) -> Iterator[DigestService]:
-    db = _db_for(settings)
-    store = TodoStore(env=store_env(db), batch_max=max(64, settings.SCHEDULER_WORKERS))
+    db = database_settings()
+    store = TodoStore(env=store_env(db))
     try:
         read_side = PipelineProgress(
             db, kafka_settings(), ProjectorSettings().PROJECTOR_GROUP_ID, RelaySettings().RELAY_NAME

@@ -4,10 +4,12 @@ record one digest per (user, date) in the event store.
 Reading: keyset pages over `users` (by id); per page ONE aggregate query over `tasks` gives every
 user's total/done counts and the first undone titles. So 100k users cost ~100 queries, not 100k.
 
-Recording: `TodoStore.request_daily_digest` from a pool of threads. The store group-commits
-concurrent calls (event_store.group_commit), and the digest's id is uuid5(user, date), so a record
-that already exists (second run, second replica, restart mid-batch) is refused by the store and
-counted as "already recorded" — never a second digest.
+Recording: `TodoStore.request_daily_digests`, one call per page (one existence query and one
+transaction), one page at a time on a writer thread while the next page is read. (Several pages at
+a time only make one huge group-committed transaction: at 16 pages of 2,000 the store did not
+answer within its command timeout; bench/bench_digest.py.) The digest's id is uuid5(user, date),
+so a record that already exists (second run, second replica, restart mid-batch) is refused by the
+store and counted as "already recorded" — never a second digest.
 
 Users without tasks (none, or all deleted) get no digest: an email saying "you have nothing" every
 day is noise. Users whose tasks are all done do get one (their stats, no undone titles).
@@ -68,22 +70,12 @@ class CandidateSource(Protocol):
 
 
 class DigestRecorder(Protocol):
-    """What the batch needs from the store (TodoStore satisfies it)."""
+    """What the batch needs from the store (TodoStore satisfies it): record a page of digests,
+    answering per candidate the saved digest or None when it was already recorded."""
 
-    def request_daily_digest(
-        self,
-        user_id: UUID,
-        digest_date: date,
-        email: str,
-        total: int,
-        done: int,
-        undone_titles: Sequence[str],
-    ) -> Any | None: ...
-
-
-# TodoStore.request_daily_digests(digest_date, candidates) -> [Saved | None, ...]:
-# candidates carry user_id, email, total, done, undone_titles (DigestCandidate does).
-BulkRecord = Callable[[date, Sequence[DigestCandidate]], Sequence[Any | None]]
+    def request_daily_digests(
+        self, digest_date: date, requests: Sequence[DigestCandidate]
+    ) -> Sequence[Any | None]: ...
 
 
 class ReadTables:
@@ -186,23 +178,12 @@ class _Tally:
 
 
 class DigestBatch:
-    """Records the digests of one date. Safe to run any number of times, concurrently too.
+    """Records the digests of one date, a page per store call, reading the next page meanwhile.
+    Safe to run any number of times, concurrently too."""
 
-    Two ways to record, chosen by what the store offers:
-    - `request_daily_digests(digest_date, candidates)` (TodoStore's bulk method:
-      one existence query and one transaction per page) when present;
-    - otherwise `request_daily_digest` per user from `workers` threads, which the store
-      group-commits.
-    """
-
-    def __init__(
-        self, source: CandidateSource, recorder: DigestRecorder, *, workers: int = 16
-    ) -> None:
+    def __init__(self, source: CandidateSource, recorder: DigestRecorder) -> None:
         self._source = source
         self._recorder = recorder
-        self._workers = workers
-        bulk = getattr(recorder, "request_daily_digests", None)
-        self._bulk: BulkRecord | None = bulk if callable(bulk) else None
 
     def run(
         self,
@@ -215,23 +196,18 @@ class DigestBatch:
         was stopped (the run is then not complete and is retried as a whole: harmless)."""
         started = time.perf_counter()
         tally = _Tally(BatchSummary(digest_date), progress)
-        with ThreadPoolExecutor(self._workers, thread_name_prefix="digest") as pool:
-            # Bounded hand-off: the reader stays a few pages' worth ahead of the writers.
-            slots = threading.BoundedSemaphore(self._workers * 8)
+        with ThreadPoolExecutor(1, thread_name_prefix="digest") as writer:
+            # Bounded hand-off: the reader stays at most one page ahead of the writer.
+            slots = threading.BoundedSemaphore(2)
             for page in self._source.pages():
                 if should_stop() and tally.error is None:
                     tally.fail(InterruptedError("stopped before the batch completed"))
                 if tally.error is not None:
                     break  # stop feeding work; the run is retried as a whole later
                 wanted = self._with_tasks(page, tally)
-                if self._bulk is not None:
-                    self._record_page(self._bulk, digest_date, wanted, tally)
-                    continue
-                for candidate in wanted:
-                    if tally.error is not None:
-                        break
+                if wanted:
                     slots.acquire()
-                    pool.submit(self._record_one, digest_date, candidate, tally, slots)
+                    writer.submit(self._record_page, digest_date, wanted, tally, slots)
         tally.summary.seconds = time.perf_counter() - started
         if tally.error is not None:
             raise BatchFailedError(tally.summary, tally.error) from tally.error
@@ -245,41 +221,22 @@ class DigestBatch:
         tally.add("skipped_no_tasks", len(page) - len(wanted))
         return wanted
 
-    def _record_one(
+    def _record_page(
         self,
         digest_date: date,
-        candidate: DigestCandidate,
+        wanted: list[DigestCandidate],
         tally: _Tally,
         slots: threading.BoundedSemaphore,
     ) -> None:
         try:
-            saved = self._recorder.request_daily_digest(
-                user_id=candidate.user_id,
-                digest_date=digest_date,
-                email=candidate.email,
-                total=candidate.total,
-                done=candidate.done,
-                undone_titles=list(candidate.undone_titles),
-            )
-            tally.add("recorded" if saved is not None else "already_recorded")
-        except Exception as e:
-            tally.add("failed")
-            tally.fail(e)
-        finally:
-            slots.release()
-
-    @staticmethod
-    def _record_page(
-        bulk: BulkRecord, digest_date: date, wanted: list[DigestCandidate], tally: _Tally
-    ) -> None:
-        if not wanted:
-            return
-        try:
-            results = bulk(digest_date, wanted)
+            if tally.error is not None:
+                return  # an earlier page failed: the run is retried as a whole
+            results = self._recorder.request_daily_digests(digest_date, wanted)
+            recorded = sum(1 for r in results if r is not None)
+            tally.add("recorded", recorded)
+            tally.add("already_recorded", len(wanted) - recorded)
         except Exception as e:
             tally.add("failed", len(wanted))
             tally.fail(e)
-            return
-        recorded = sum(1 for r in results if r is not None)
-        tally.add("recorded", recorded)
-        tally.add("already_recorded", len(wanted) - recorded)
+        finally:
+            slots.release()

@@ -167,7 +167,7 @@ class DigestService:
             if on_start:
                 on_start(source.count_users())
             log.info("digest batch started", extra={"digest_date": str(digest_date)})
-            batch = DigestBatch(source, self._recorder, workers=self._settings.SCHEDULER_WORKERS)
+            batch = DigestBatch(source, self._recorder)
             summary = batch.run(digest_date, progress, should_stop=self._stop.is_set)
             ledger.mark_completed(summary)
         metrics.DIGEST_BATCH_DURATION.observe(monotonic() - started)

@@ -17,8 +17,6 @@ class SchedulerSettings(AppSettings):
     SCHEDULER_MISFIRE_GRACE_SECONDS: int = Field(default=3600, ge=1, le=23 * 3600)
     # On start, run today's batch if it has not completed yet (the scheduler was down at 00:00).
     SCHEDULER_CATCH_UP: bool = True
-    # Threads recording digests; concurrent records are group-committed by the store.
-    SCHEDULER_WORKERS: int = Field(default=16, ge=1, le=128)
     # Users read per keyset page (two queries per page).
     SCHEDULER_PAGE_SIZE: int = Field(default=2000, ge=1, le=50_000)
     # At most this many undone titles in a digest (oldest first); stats.undone keeps the full count.

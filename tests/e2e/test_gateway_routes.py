@@ -300,3 +300,32 @@ def test_an_unknown_api_path_is_a_json_404_from_the_gateway_itself(gateway: Gate
         assert response.headers["Content-Type"].startswith("application/json")
         assert response.json() == {"detail": "Not Found"}
         assert_security_headers(response)
+
+
+def test_the_stream_reaches_the_query_api_and_passes_each_message_at_once(
+    gateway: Gateway, token: str, openapi: dict[str, dict[str, Any]]
+) -> None:
+    only_on(openapi, "query", ("GET", "/stream"))
+    probe = uuid.uuid4().hex
+    url = f"{gateway.system.gateway_url}/api/stream"
+    with httpx.stream(
+        "GET", url, params={"probe": probe}, headers=bearer(token), timeout=10
+    ) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        assert "event: ready" in [next(lines) for _ in range(4)]
+        created = gateway.request(
+            "POST", "/api/tasks", json={"title": "Pushed"}, headers=bearer(token)
+        )
+        assert created.status_code == 201, created.text
+        # Unbuffered: the change arrives while the stream is still open (within the timeout).
+        while not (line := next(lines)).startswith('data: {"'):
+            pass
+        assert created.json()["id"] in line and "Pushed" in line
+    done = re.compile(rf"probe={probe}.* up=(\S+)")
+    deadline = time.monotonic() + 5
+    while not (m := done.search(gateway.system.access_log.read_text(errors="replace"))):
+        assert time.monotonic() < deadline, "the stream's access-log line"
+        time.sleep(0.05)
+    assert m.group(1) == gateway.system.query_upstream

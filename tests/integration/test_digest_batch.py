@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -165,19 +166,23 @@ def test_two_replicas_firing_together_record_each_digest_once(db: DatabaseSettin
 
 
 class FailingAfter:
-    """A store that dies after `n` records, like a scheduler killed mid-batch."""
+    """The real store, through the batch's real (bulk) path, killed after `n` digests: the page
+    that crosses `n` records its first part, then the process dies, like a scheduler killed
+    between two transactions."""
 
     def __init__(self, store: TodoStore, n: int) -> None:
         self._store = store
         self._left = n
         self._lock = threading.Lock()
 
-    def request_daily_digest(self, **kwargs: Any) -> Any:
+    def request_daily_digests(self, digest_date: date, requests: Sequence[Any]) -> Any:
         with self._lock:
-            self._left -= 1
-            if self._left < 0:
-                raise ConnectionError("scheduler killed")
-        return self._store.request_daily_digest(**kwargs)
+            allowed, self._left = self._left, max(0, self._left - len(requests))
+        if allowed >= len(requests):
+            return self._store.request_daily_digests(digest_date, requests)
+        if allowed:
+            self._store.request_daily_digests(digest_date, requests[:allowed])
+        raise ConnectionError("scheduler killed")
 
     def head_position(self) -> int:
         return self._store.head_position()
@@ -190,7 +195,7 @@ def test_a_restart_mid_batch_completes_the_date_without_a_second_digest(
     insert_read_model(db, users)
     with store_for(db) as store:
         with pytest.raises(BatchFailedError):
-            run_batch(db, FailingAfter(store, 25), DAY, SCHEDULER_WORKERS=1)
+            run_batch(db, FailingAfter(store, 25), DAY)
         interrupted = ledger(db)
         summary = run_batch(db, store, DAY)
         count = digest_count(store)
@@ -228,7 +233,6 @@ def run_cli(db: DatabaseSettings, *args: str) -> subprocess.CompletedProcess[str
         "POSTGRES_USER": db.POSTGRES_USER,
         "POSTGRES_PASSWORD": db.POSTGRES_PASSWORD.get_secret_value(),
         "POSTGRES_DB": db.POSTGRES_DB,
-        "SCHEDULER_WORKERS": "4",
         # The test writes the read tables itself: no relay or projector to wait for.
         "SCHEDULER_READ_SIDE_WAIT_SECONDS": "0",
     }

@@ -14,10 +14,9 @@ import pytest
 from common.events import TaskRenamed
 from common.settings import DatabaseSettings, KafkaSettings
 from tests.support.read_side import (
-    fold,
+    expected_tables,
     read_db,
     running_projector,
-    store_events,
     wait_for_tables,
     wait_until,
 )
@@ -47,7 +46,7 @@ def test_dropped_database_connections_are_transient_and_no_worker_halts(
     ):
         user = store.register_user("ada@example.com", "hash").aggregate.id
         store.create_task(user, "before")
-        wait_for_tables(read_db, fold(store_events(store)))
+        wait_for_tables(read_db, expected_tables(store))
         for round_ in range(3):
             assert terminate_other_connections(read_db) >= 2, "relay and projector were connected"
             time.sleep(0.3)
@@ -59,7 +58,7 @@ def test_dropped_database_connections_are_transient_and_no_worker_halts(
                     time.sleep(0.1)
             else:
                 raise AssertionError("the store never recovered")
-        wait_for_tables(read_db, fold(store_events(store)))
+        wait_for_tables(read_db, expected_tables(store))
         warnings = [r.getMessage() for r in caplog.records]
         assert "relay interrupted, retrying" in warnings, "the relay did hit the drops"
         assert relay.heartbeat.halted is None and relay.heartbeat.readiness().ready

@@ -108,7 +108,6 @@ def test_after_a_postgres_restart_every_worker_resumes_by_itself_and_nothing_is_
             "MAILER_RETRY_MAX_SECONDS": "1",
             "RELAY_POLL_INTERVAL_SECONDS": "0.2",
             "SCHEDULER_RETRY_SECONDS": "1",
-            "SCHEDULER_WORKERS": "4",
             "SCHEDULER_PAGE_SIZE": "100",
             **{f"{n.upper()}_HEALTH_PORT": str(p) for n, p in HEALTH.items()},
         }

@@ -12,7 +12,7 @@ from common.settings import DatabaseSettings, KafkaSettings, RelaySettings
 from projector.status import collect_status
 from tests.support.read_side import (
     ROOT,
-    fold,
+    expected_tables,
     projector_env,
     read_db,
     running_projector,
@@ -83,7 +83,7 @@ def test_rebuild_from_the_command_line_shows_progress_and_a_summary(
         events = len(store_events(store))
         result = run_cli(read_db, kafka_settings, "unused", "rebuild")
         assert result.returncode == 0, result.stderr
-        assert snapshot(read_db) == fold(store_events(store))
+        assert snapshot(read_db) == expected_tables(store)
     assert f"from {events} events" in result.stdout
     assert "events/s" in result.stdout
     assert "replaying store" in result.stderr  # the tqdm progress bar

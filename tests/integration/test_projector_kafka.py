@@ -17,7 +17,7 @@ from event_store.application import TodoStore
 from tests.support.infra import consume_all
 from tests.support.read_side import (
     applied_offsets,
-    fold,
+    expected_tables,
     read_db,
     running_projector,
     snapshot,
@@ -77,7 +77,7 @@ def test_events_written_to_the_store_end_up_in_the_read_tables_through_kafka(
         running_projector(read_db, kafka_settings, group="projector-flow"),
     ):
         some_history(store)
-        wait_for_tables(read_db, fold(store_events(store)))
+        wait_for_tables(read_db, expected_tables(store))
     tables = snapshot(read_db)
     assert len(tables["users"]) == 3
     assert len(tables["tasks"]) == 12
@@ -93,7 +93,7 @@ def test_a_garbage_message_lands_on_the_dead_letter_topic_and_later_events_are_s
             running_projector(read_db, kafka_settings, group="projector-dlq"),
         ):
             user = store.register_user("ada@example.com", "hash").aggregate.id
-            wait_for_tables(read_db, fold(store_events(store)))
+            wait_for_tables(read_db, expected_tables(store))
             produce_raw(
                 kafka_settings,
                 [
@@ -102,7 +102,7 @@ def test_a_garbage_message_lands_on_the_dead_letter_topic_and_later_events_are_s
                 ],
             )
             store.create_task(user, "after the garbage")
-            wait_for_tables(read_db, fold(store_events(store)))
+            wait_for_tables(read_db, expected_tables(store))
 
         dead = consume_all(
             kafka_settings, topic=kafka_settings.KAFKA_DLQ_TOPIC, until=lambda ms: len(ms) >= 2
@@ -152,7 +152,7 @@ def test_redelivering_every_consumed_message_leaves_the_tables_unchanged(
         running_projector(read_db, kafka_settings, group="projector-dup"),
     ):
         some_history(store, users=2, tasks=5)
-        wait_for_tables(read_db, fold(store_events(store)))
+        wait_for_tables(read_db, expected_tables(store))
         before = snapshot(read_db)
         originals = consume_all(
             kafka_settings, until=lambda ms: len(ms) >= len(store_events(store))

@@ -15,14 +15,13 @@ from event_store.application import TodoStore
 from projector.rebuild import Rebuild
 from projector.settings import ProjectorSettings
 from tests.support.read_side import (
-    fold,
+    expected_tables,
     log_lines,
     read_db,
     seed,
     snapshot,
     start_projector_process,
     stop_process,
-    store_events,
     wait_for_tables,
     wait_until,
 )
@@ -49,7 +48,7 @@ def test_a_projector_killed_mid_stream_and_restarted_ends_with_the_rebuilt_table
     group = "projector-kill"
     with store_for(read_db) as store, running_relay(store, read_db, kafka_settings):
         seed(store, users=12, tasks_per_user=100)  # ~3000 events, published at once
-        expected = fold(store_events(store))
+        expected = expected_tables(store)
         total_tasks = len(expected["tasks"])
         # Tiny batches, so that the kill lands between many committed transactions.
         process = start_projector_process(read_db, kafka_settings, group, PROJECTOR_BATCH_SIZE="5")
@@ -100,7 +99,7 @@ def test_two_projector_processes_split_the_partitions_and_build_the_same_tables(
             assert not first & second and first | second == {0, 1, 2}
 
             seed(store, users=30, tasks_per_user=10)  # users spread over every partition
-            wait_for_tables(read_db, fold(store_events(store)), timeout=90)
+            wait_for_tables(read_db, expected_tables(store), timeout=90)
             live = snapshot(read_db)
             assert live == rebuilt(store, read_db)
     finally:

@@ -17,7 +17,7 @@ from projector.db import REBUILD_LOCK_KEY
 from projector.rebuild import Rebuild, RebuildInProgressError
 from projector.settings import ProjectorSettings
 from tests.support.read_side import (
-    fold,
+    expected_tables,
     read_db,
     running_projector,
     seed,
@@ -99,7 +99,7 @@ def test_tables_built_live_from_kafka_equal_the_tables_rebuilt_from_the_store(
         @given(commands=commands_strategy)
         def live_equals_rebuilt(commands: list[Command]) -> None:
             run_commands(store, users, tasks, commands)
-            expected = fold(store_events(store))
+            expected = expected_tables(store)
             wait_for_tables(read_db, expected)
             live = snapshot(read_db)
             rebuild(store, read_db)
@@ -122,7 +122,7 @@ def test_a_rebuild_split_across_worker_processes_builds_the_same_tables(
         ).run()
         assert summary.workers == 2
         assert summary.events == len(store_events(store))
-        assert snapshot(read_db) == fold(store_events(store))
+        assert snapshot(read_db) == expected_tables(store)
 
 
 def test_a_small_cache_that_flushes_mid_replay_builds_the_same_tables(
@@ -134,7 +134,7 @@ def test_a_small_cache_that_flushes_mid_replay_builds_the_same_tables(
             PROJECTOR_REBUILD_PAGE_SIZE=13, PROJECTOR_REBUILD_CACHE_ROWS=20
         )
         Rebuild(store, read_db, settings, workers=1, show_progress=False).run()
-        assert snapshot(read_db) == fold(store_events(store))
+        assert snapshot(read_db) == expected_tables(store)
 
 
 def test_a_second_rebuild_is_refused_while_one_is_running(read_db: DatabaseSettings) -> None:

@@ -16,7 +16,7 @@ from projector.rebuild import Rebuild
 from projector.settings import ProjectorSettings
 from query_api.main import create_app
 from tests.support.read_side import (
-    fold,
+    expected_tables,
     read_db,
     running_projector,
     seed,
@@ -40,7 +40,7 @@ def test_queries_keep_succeeding_from_complete_tables_while_rebuilds_run_and_swa
         TestClient(create_app(db=read_db)) as queries,
     ):
         seed(store, users=4, tasks_per_user=250)
-        wait_for_tables(read_db, fold(store_events(store)))
+        wait_for_tables(read_db, expected_tables(store))
         user = UUID(str(snapshot(read_db)["users"][0][0]))
         headers = auth(issue_token(user, auth_settings())[0])
         expected_me = queries.get("/me", headers=headers).json()
@@ -76,7 +76,7 @@ def test_queries_keep_succeeding_from_complete_tables_while_rebuilds_run_and_swa
         other = store.register_user("after@example.com", "h").aggregate.id
         task = store.create_task(other, "after the swap").aggregate.id
         store.update_task(other, task, done=True)
-        wait_for_tables(read_db, fold(store_events(store)))
+        wait_for_tables(read_db, expected_tables(store))
 
 
 def test_events_written_while_the_rebuild_runs_are_in_the_swapped_tables_exactly_once(
@@ -107,7 +107,7 @@ def test_events_written_while_the_rebuild_runs_are_in_the_swapped_tables_exactly
             show_progress=False,
             before_swap=write_during_the_rebuild,
         ).run()
-        wait_for_tables(read_db, fold(store_events(store)))
+        wait_for_tables(read_db, expected_tables(store))
     late = [t for t in snapshot(read_db)["tasks"] if t[0] in set(written)]
     assert len(late) == 30
     assert {t[6] for t in late} == {2}  # created + renamed: version 2, nothing applied twice

@@ -100,7 +100,7 @@ class SeededReadSide:
 
 
 def scheduler_settings(**overrides: Any) -> SchedulerSettings:
-    return SchedulerSettings(**{"SCHEDULER_WORKERS": 4, **overrides})
+    return SchedulerSettings(**overrides)
 
 
 def run_batch(

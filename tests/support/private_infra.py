@@ -33,8 +33,41 @@ def _python() -> str:
     return sys.executable
 
 
+def _run_script(script: str, *args: str, env: dict[str, str]) -> None:
+    """infra/<script> <args...>; its stderr tail in the error when it fails."""
+    result = subprocess.run(
+        [str(ROOT / "infra" / script), *args], env=env, capture_output=True, text=True, timeout=180
+    )
+    if result.returncode != 0:
+        command = " ".join((script, *args))
+        raise RuntimeError(f"infra/{command} failed:\n{result.stderr[-3000:]}")
+
+
+class _Restartable:
+    """A server a test stops and starts again; `outages` records how long each stop lasted."""
+
+    outages: list[float]
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def outage(self) -> Iterator[None]:
+        """The server is down inside the block; back (ready) when the block is left."""
+        began = time.monotonic()
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+            self.outages.append(time.monotonic() - began)
+
+
 @dataclass
-class PrivateKafka:
+class PrivateKafka(_Restartable):
     """A single-node broker of our own: `infra/kafka.sh` with KAFKA_HOME/KAFKA_PORT overridden."""
 
     port: int
@@ -71,37 +104,15 @@ class PrivateKafka:
             KAFKA_DLQ_TOPIC=f"{self.topic}.dlq",
         )
 
-    def _script(self, command: str) -> None:
-        result = subprocess.run(
-            [str(ROOT / "infra" / "kafka.sh"), command],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"infra/kafka.sh {command} failed:\n{result.stderr[-3000:]}")
-
     def start(self) -> None:
         """Start and wait until it answers and the topics exist (returns when it is 'back')."""
-        self._script("start")
+        _run_script("kafka.sh", "start", env=self.env)
 
     def stop(self) -> None:
-        self._script("stop")
-
-    @contextmanager
-    def outage(self) -> Iterator[None]:
-        """The broker is down inside the block; back (ready) when the block is left."""
-        began = time.monotonic()
-        self.stop()
-        try:
-            yield
-        finally:
-            self.start()
-            self.outages.append(time.monotonic() - began)
+        _run_script("kafka.sh", "stop", env=self.env)
 
     def reset(self) -> None:
-        self._script("reset")
+        _run_script("kafka.sh", "reset", env=self.env)
 
 
 @contextmanager
@@ -117,7 +128,7 @@ def private_kafka(port: int, controller_port: int | None = None) -> Iterator[Pri
 
 
 @dataclass
-class PrivatePostgres:
+class PrivatePostgres(_Restartable):
     """A PostgreSQL cluster of our own: `infra/postgres.sh` with PGDATA_DIR/POSTGRES_PORT
     overridden (fsync off: throwaway data)."""
 
@@ -152,33 +163,12 @@ class PrivatePostgres:
             }
         )
 
-    def _script(self, command: str) -> None:
-        result = subprocess.run(
-            [str(ROOT / "infra" / "postgres.sh"), command],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"infra/postgres.sh {command} failed:\n{result.stderr[-3000:]}")
-
     def start(self) -> None:
-        self._script("start")
+        _run_script("postgres.sh", "start", env=self.env)
 
     def stop(self) -> None:
         """A fast shutdown: open connections are terminated, as in a server restart."""
-        self._script("stop")
-
-    @contextmanager
-    def outage(self) -> Iterator[None]:
-        began = time.monotonic()
-        self.stop()
-        try:
-            yield
-        finally:
-            self.start()
-            self.outages.append(time.monotonic() - began)
+        _run_script("postgres.sh", "stop", env=self.env)
 
 
 @contextmanager
@@ -221,22 +211,11 @@ class PrivateReplica:
         """The replica as a database to read from (same user, password and database)."""
         return self.primary.settings.model_copy(update={"POSTGRES_PORT": self.port})
 
-    def _script(self, command: str) -> None:
-        result = subprocess.run(
-            [str(ROOT / "infra" / "postgres.sh"), "replica", command],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"infra/postgres.sh replica {command} failed:\n{result.stderr}")
-
     def start(self) -> None:
-        self._script("start")
+        _run_script("postgres.sh", "replica", "start", env=self.env)
 
     def stop(self) -> None:
-        self._script("stop")
+        _run_script("postgres.sh", "replica", "stop", env=self.env)
 
     def _sql(self, on: DatabaseSettings, query: str, *params: object) -> object:
         with psycopg.connect(on.conninfo, autocommit=True, connect_timeout=5) as conn:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -225,6 +226,43 @@ def fold(events: Sequence[PublicEvent]) -> Snapshot:
         "users": sorted(u.as_tuple() for u in rows.users.values()),
         "tasks": sorted(t.as_tuple() for t in rows.tasks.values()),
         "user_positions": sorted(rows.positions.items()),
+    }
+
+
+def expected_tables(store: TodoStore) -> Snapshot:
+    """The read tables the store's history should produce, built WITHOUT the projector's handlers
+    (so a handler bug shows up, instead of being folded into the expectation): each aggregate is
+    loaded through the store (its own domain replays its events) and laid out in the read-model
+    columns, with positions from the raw notification log."""
+    positions: dict[UUID, int] = {}  # aggregate id -> notification id of its latest public event
+    start = 0
+    while page := store.recorder.select_notifications(
+        start, 5000, topics=PUBLIC_TOPICS, inclusive_of_start=False
+    ):
+        positions.update((UUID(str(n.originator_id)), n.id) for n in page)
+        start = page[-1].id
+    users: list[tuple[Any, ...]] = []
+    tasks: list[tuple[Any, ...]] = []
+    owner_positions: dict[UUID, int] = {}
+    for aggregate_id, position in positions.items():
+        aggregate: Any = store.repository.get(aggregate_id)
+        owner = aggregate.id if isinstance(aggregate, User) else aggregate.user_id
+        owner_positions[owner] = max(position, owner_positions.get(owner, 0))
+        if isinstance(aggregate, User):
+            row = (aggregate.id, aggregate.email, aggregate.created_on, aggregate.version, position)
+            users.append(row)
+        elif isinstance(aggregate, Task):
+            tasks.append(
+                (
+                    *(aggregate.id, aggregate.user_id, aggregate.title, aggregate.done),
+                    *(aggregate.created_on, aggregate.done_at, aggregate.version),
+                    *(aggregate.deleted, position),
+                )
+            )
+    return {
+        "users": sorted(users),
+        "tasks": sorted(tasks),
+        "user_positions": sorted(owner_positions.items()),
     }
 
 

@@ -26,6 +26,7 @@ COMMANDS: dict[str, list[str]] = {
     "projector": ["-m", "projector", "consume"],
     "mailer": ["-m", "mailer"],
     "command_api": ["-m", "command_api"],
+    "query_api": ["-m", "query_api"],
     "scheduler": ["-m", "scheduler"],
 }
 

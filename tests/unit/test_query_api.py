@@ -67,6 +67,11 @@ class FakeReadModel:
     async def positions(self, user_ids: Sequence[UUID]) -> dict[UUID, int]:
         return {}
 
+    async def changes_since(
+        self, user_id: UUID, after: int, limit: int
+    ) -> tuple[int, list[dict[str, object]]]:
+        return 0, []  # the stream has its own tests (test_query_stream.py)
+
 
 class FakeWaiter:
     def __init__(self, reached: bool = True) -> None:

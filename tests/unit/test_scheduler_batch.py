@@ -30,36 +30,34 @@ class FakeSource:
 
 
 class FakeStore:
-    """Remembers digests per (user, date) like the store: a second record is refused (None)."""
+    """Records digests per (user, date) through the same bulk method as TodoStore: one atomic call
+    per page, a digest already recorded answers None, a failure records nothing of the page."""
 
     def __init__(self, existing: Sequence[UUID] = (), fail_for: UUID | None = None) -> None:
         self.recorded: dict[tuple[UUID, date], dict[str, Any]] = {(u, DAY): {} for u in existing}
-        self.calls = 0
+        self.pages: list[int] = []
         self._fail_for = fail_for
         self._lock = threading.Lock()
 
-    def request_daily_digest(
-        self,
-        user_id: UUID,
-        digest_date: date,
-        email: str,
-        total: int,
-        done: int,
-        undone_titles: Sequence[str],
-    ) -> object | None:
+    def request_daily_digests(
+        self, digest_date: date, requests: Sequence[DigestCandidate]
+    ) -> list[object | None]:
         with self._lock:
-            self.calls += 1
-            if user_id == self._fail_for:
+            self.pages.append(len(requests))
+            if any(r.user_id == self._fail_for for r in requests):
                 raise ConnectionError("database went away")
-            if (user_id, digest_date) in self.recorded:
-                return None
-            self.recorded[(user_id, digest_date)] = {
-                "email": email,
-                "total": total,
-                "done": done,
-                "undone_titles": list(undone_titles),
-            }
-            return object()
+            return [self._record(digest_date, r) for r in requests]
+
+    def _record(self, digest_date: date, r: DigestCandidate) -> object | None:
+        if (r.user_id, digest_date) in self.recorded:
+            return None
+        self.recorded[(r.user_id, digest_date)] = {
+            "email": r.email,
+            "total": r.total,
+            "done": r.done,
+            "undone_titles": list(r.undone_titles),
+        }
+        return object()
 
 
 def candidate(email: str, total: int = 2, done: int = 1, titles: Sequence[str] = ("x",)) -> Any:
@@ -72,7 +70,7 @@ def test_users_with_tasks_get_a_digest_with_their_content_and_users_without_are_
     no_tasks = candidate("carol@example.com", total=0, done=0, titles=())
     store = FakeStore()
 
-    summary = DigestBatch(FakeSource([ada, no_tasks], [all_done]), store, workers=2).run(DAY)
+    summary = DigestBatch(FakeSource([ada, no_tasks], [all_done]), store).run(DAY)
 
     assert (summary.users, summary.recorded, summary.skipped_no_tasks) == (3, 2, 1)
     assert store.recorded[(ada.user_id, DAY)] == {
@@ -89,7 +87,7 @@ def test_digests_already_recorded_for_the_date_are_counted_not_recorded_again() 
     users = [candidate(f"u{i}@example.com") for i in range(10)]
     store = FakeStore(existing=[u.user_id for u in users[:4]])
 
-    summary = DigestBatch(FakeSource(users), store, workers=3).run(DAY)
+    summary = DigestBatch(FakeSource(users), store).run(DAY)
 
     assert (summary.recorded, summary.already_recorded, summary.failed) == (6, 4, 0)
     assert len(store.recorded) == 10
@@ -104,7 +102,7 @@ def test_progress_is_reported_once_per_user() -> None:
         with lock:
             ticks.append(n)
 
-    DigestBatch(FakeSource(users[:5], users[5:]), FakeStore(), workers=4).run(DAY, progress)
+    DigestBatch(FakeSource(users[:5], users[5:]), FakeStore()).run(DAY, progress)
 
     assert sum(ticks) == 9
 
@@ -114,11 +112,12 @@ def test_a_failing_record_fails_the_batch_so_it_is_not_marked_complete() -> None
     store = FakeStore(fail_for=users[3].user_id)
 
     with pytest.raises(BatchFailedError) as failure:
-        DigestBatch(FakeSource(users[:10], users[10:]), store, workers=1).run(DAY)
+        DigestBatch(FakeSource(users[:10], users[10:]), store).run(DAY)
 
-    assert failure.value.summary.failed == 1
+    assert failure.value.summary.failed == 10, "a failed page is recorded whole or not at all"
     assert isinstance(failure.value.__cause__, ConnectionError)
-    assert store.calls < 50, "stops feeding work after the first failure"
+    assert store.pages == [10], "stops recording after the first failure"
+    assert store.recorded == {}
 
 
 def test_a_stop_request_interrupts_the_batch_between_pages() -> None:
@@ -127,37 +126,29 @@ def test_a_stop_request_interrupts_the_batch_between_pages() -> None:
     stop_after_first_page = lambda: source.pages_read > 1  # noqa: E731
 
     with pytest.raises(BatchFailedError, match="stopped"):
-        DigestBatch(source, FakeStore(), workers=1).run(DAY, should_stop=stop_after_first_page)
+        DigestBatch(source, FakeStore()).run(DAY, should_stop=stop_after_first_page)
 
     assert source.pages_read == 2
 
 
-class FakeBulkStore(FakeStore):
-    """A store offering the proposed bulk method: one call per page."""
-
-    def __init__(self, existing: Sequence[UUID] = ()) -> None:
-        super().__init__(existing)
-        self.bulk_calls: list[int] = []
-
-    def request_daily_digests(
-        self, digest_date: date, requests: Sequence[DigestCandidate]
-    ) -> list[object | None]:
-        self.bulk_calls.append(len(requests))
-        return [
-            self.request_daily_digest(
-                r.user_id, digest_date, r.email, r.total, r.done, r.undone_titles
-            )
-            for r in requests
-        ]
-
-
-def test_a_store_with_the_bulk_method_records_each_page_in_one_call() -> None:
+def test_each_page_is_recorded_in_one_store_call_without_the_users_lacking_tasks() -> None:
     first = [candidate(f"a{i}@example.com") for i in range(4)]
     second = [candidate(f"b{i}@example.com") for i in range(3)]
     second.append(candidate("empty@example.com", total=0, titles=()))
-    store = FakeBulkStore(existing=[first[0].user_id])
+    store = FakeStore(existing=[first[0].user_id])
 
-    summary = DigestBatch(FakeSource(first, second), store, workers=4).run(DAY)
+    summary = DigestBatch(FakeSource(first, second), store).run(DAY)
 
-    assert store.bulk_calls == [4, 3], "users without tasks are not sent to the store"
+    assert store.pages == [4, 3], "users without tasks are not sent to the store"
     assert (summary.recorded, summary.already_recorded, summary.skipped_no_tasks) == (6, 1, 1)
+
+
+def test_every_user_of_many_pages_is_settled_exactly_once() -> None:
+    pages = [[candidate(f"p{p}u{i}@example.com") for i in range(7)] for p in range(20)]
+    store = FakeStore()
+
+    summary = DigestBatch(FakeSource(*pages), store).run(DAY)
+
+    assert sorted(store.pages) == [7] * 20
+    assert (summary.users, summary.recorded, summary.failed) == (140, 140, 0)
+    assert {u for u, _ in store.recorded} == {c.user_id for page in pages for c in page}
