@@ -60,6 +60,7 @@ stop:
 bench: infra
 	$(PY) bench/bench_commands.py
 	$(PY) bench/bench_read_side.py
+	$(PY) bench/bench_freshness.py
 	$(PY) bench/bench_digest.py
 	$(PY) bench/bench_login_flood.py
 	$(PY) bench/bench_command_replicas.py

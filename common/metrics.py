@@ -88,6 +88,39 @@ CONSUMER_LAG_SECONDS = Gauge(
     registry=None,
 )
 
+# One command's way to the read tables, hop by hop (docs/read-side.md "Freshness"): fine buckets
+# in the milliseconds, where a read-your-writes read waits. Per event (relay, projector) or per
+# X-Min-Position read (query API); `hop` is one of FRESHNESS_HOPS.
+_HOP_BUCKETS = (
+    *(n / 2000 for n in range(1, 20)),  # 0.5 ms steps up to 10 ms
+    0.0125, 0.015, 0.0175, 0.02, 0.025, 0.03, 0.035, 0.04, 0.05, 0.06, 0.075,
+    0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 5.0,
+)  # fmt: skip
+FRESHNESS_HOPS = (
+    "stored_to_read",  # relay: the event's occurred_at -> the relay read it from the store
+    "read_to_acked",  # relay: read -> Kafka acknowledged its batch
+    "produced_to_received",  # projector: the message's Kafka timestamp (produce) -> polled
+    "received_to_applied",  # projector: polled -> its batch committed in PostgreSQL (+ NOTIFY)
+    "applied_to_offsets",  # projector: committed -> Kafka offsets committed (next poll after)
+    "wait",  # query API: an X-Min-Position read's wait for the projection
+)
+EVENT_HOP_SECONDS = Histogram(
+    "event_hop_seconds",
+    "Time an event (relay, projector) or a read-your-writes read (query API) spent in one hop of "
+    "the command -> read table path; `hop` names it.",
+    ["hop"],
+    buckets=_HOP_BUCKETS,
+    registry=None,
+)
+
+
+def observe_hop(hop: str, seconds: float, times: int = 1) -> None:
+    """`times` observations of `seconds` (every event of a batch shares the batch's hop time)."""
+    child = EVENT_HOP_SECONDS.labels(hop)
+    for _ in range(times):
+        child.observe(max(seconds, 0.0))
+
+
 # -- dead letters (projector, mailer) ------------------------------------------------------------
 DEAD_LETTERS = Counter(
     "dead_letters",
@@ -142,24 +175,23 @@ REBUILD_TARGET = Gauge(
 # What each process exposes (registered once, at start, by register()).
 HTTP = (HTTP_REQUEST_DURATION,)
 COMMAND_API = (*HTTP, GROUP_COMMIT_COMMANDS_PER_TRANSACTION)
-QUERY_API = (*HTTP, QUERY_STREAMS_OPEN)
-RELAY = (STORE_HEAD_POSITION, RELAY_POSITION, RELAY_LAG_EVENTS, RELAY_LAG_SECONDS)
+QUERY_API = (*HTTP, QUERY_STREAMS_OPEN, EVENT_HOP_SECONDS)
+RELAY = (
+    STORE_HEAD_POSITION,
+    RELAY_POSITION,
+    RELAY_LAG_EVENTS,
+    RELAY_LAG_SECONDS,
+    EVENT_HOP_SECONDS,
+)
 CONSUMER = (CONSUMER_OFFSET, CONSUMER_POSITION, CONSUMER_LAG_EVENTS, CONSUMER_LAG_SECONDS)
-PROJECTOR = (*CONSUMER, DEAD_LETTERS)
+PROJECTOR = (*CONSUMER, DEAD_LETTERS, EVENT_HOP_SECONDS)
 REBUILD = (REBUILD_POSITION, REBUILD_TARGET)  # the `projector rebuild` CLI process
 MAILER = (*CONSUMER, DEAD_LETTERS, EMAILS_SENT, EMAILS_RETRIED, EMAILS_FAILED)
 SCHEDULER = (DIGEST_BATCH_DURATION, DIGEST_BATCH_SIZE)
 
-ALL: tuple[Collector, ...] = (
-    *COMMAND_API,
-    QUERY_STREAMS_OPEN,
-    *RELAY,
-    *PROJECTOR,
-    *REBUILD,
-    EMAILS_SENT,
-    EMAILS_RETRIED,
-    EMAILS_FAILED,
-    *SCHEDULER,
+# Each collector once (several processes expose the same one, e.g. event_hop_seconds).
+ALL: tuple[Collector, ...] = tuple(
+    dict.fromkeys((*COMMAND_API, *QUERY_API, *RELAY, *PROJECTOR, *REBUILD, *MAILER, *SCHEDULER))
 )
 
 _registered: set[int] = set()

@@ -4,6 +4,8 @@
 #   actionlint    lints .github/workflows/*.yml (`make lint`)
 #   composecheck  loads docker-compose.yml with compose-go, the loader Docker Compose uses
 #                 (tools/composecheck; run by tests/unit/test_compose_go.py)
+#   loadgen       the freshness benchmark's open-model load generator, stdlib only
+#                 (tools/loadgen; run by bench/bench_freshness.py)
 #
 #   infra/go-tools.sh install     build what is missing or out of date (a no-op otherwise)
 #
@@ -25,11 +27,16 @@ install() {
     GOBIN="$BIN" GOFLAGS=-buildvcs=false go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
     rm -f "$BIN"/.actionlint-* && touch "$stamp"
   fi
-  # Rebuilt whenever its source or module files are newer than the binary.
-  local src="$ROOT/tools/composecheck"
-  if [ ! -x "$BIN/composecheck" ] || [ -n "$(find "$src" -newer "$BIN/composecheck" -type f | head -1)" ]; then
-    log "building composecheck (compose-go)"
-    (cd "$src" && GOFLAGS="-buildvcs=false -mod=readonly" go build -o "$BIN/composecheck" .)
+  build composecheck "compose-go"
+  build loadgen "freshness load generator"
+}
+
+# Rebuilt whenever its source or module files are newer than the binary.
+build() {
+  local name="$1" what="$2" src="$ROOT/tools/$1"
+  if [ ! -x "$BIN/$name" ] || [ -n "$(find "$src" -newer "$BIN/$name" -type f | head -1)" ]; then
+    log "building $name ($what)"
+    (cd "$src" && GOFLAGS="-buildvcs=false -mod=readonly" go build -o "$BIN/$name" .)
   fi
 }
 

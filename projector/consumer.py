@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -121,6 +122,7 @@ class Projector:
         messages = self._source.poll(self._batch_size, self._poll_timeout)
         if not messages:
             return 0
+        received_at = time.time()
         decoded: list[Delivered] = []
         poison: list[DeadLetter] = []
         for m in messages:
@@ -134,6 +136,7 @@ class Projector:
                 headers = message_headers(m.headers())
                 decoded.append(Delivered(event, *where(m), m.key(), m.value(), headers))
         parked = self._apply(decoded, poison)
+        applied_at = time.time()
         # One span per event, child of its command's; logged (one line each) at DEBUG.
         if log.isEnabledFor(logging.DEBUG) or tracing.exporting():
             for d in decoded:
@@ -155,6 +158,7 @@ class Projector:
                 )
         committed = _next_offsets(messages)
         self._source.commit(committed)
+        _observe_hops(messages, received_at, applied_at)
         metrics.count_dead_letters("projector", ((p.kind.value, p.reason) for p in parked))
         metrics.observe_consumer(
             "projector",
@@ -256,3 +260,14 @@ def _next_offsets(messages: Sequence[Message]) -> dict[tuple[str, int], int]:
         topic, partition, offset = where(m)
         offsets[topic, partition] = max(offsets.get((topic, partition), 0), offset + 1)
     return offsets
+
+
+def _observe_hops(messages: Sequence[Message], received_at: float, applied_at: float) -> None:
+    """The batch's hops (common.metrics.FRESHNESS_HOPS); a message's Kafka timestamp is when the
+    relay produced it (CreateTime), absent from test fakes."""
+    metrics.observe_hop("received_to_applied", applied_at - received_at, len(messages))
+    metrics.observe_hop("applied_to_offsets", time.time() - applied_at, len(messages))
+    for m in messages:
+        timestamp = getattr(m, "timestamp", None)
+        if timestamp is not None and (stamp := timestamp())[1] > 0:
+            metrics.observe_hop("produced_to_received", received_at - stamp[1] / 1000)

@@ -146,16 +146,22 @@ def copy_rows(
 
 
 def save_progress(cur: Cursor, progress: Mapping[tuple[str, int], tuple[int, int]]) -> None:
-    """Per (topic, partition): (last offset applied, highest store position applied)."""
-    for (topic, partition), (offset, position) in sorted(progress.items()):
-        cur.execute(
-            'INSERT INTO projector_progress (topic, partition, "offset", position, updated_at)'
-            " VALUES (%s, %s, %s, %s, now()) ON CONFLICT (topic, partition) DO UPDATE SET"
-            ' "offset" = excluded."offset",'
-            " position = greatest(projector_progress.position, excluded.position),"
-            " updated_at = now()",
-            (topic, partition, offset, position),
-        )
+    """Per (topic, partition): (last offset applied, highest store position applied); one
+    statement for every partition of the batch."""
+    if not progress:
+        return
+    ordered = [(t, p, o, pos) for (t, p), (o, pos) in sorted(progress.items())]
+    cur.execute(
+        'INSERT INTO projector_progress (topic, partition, "offset", position, updated_at)'
+        " SELECT topic, partition, o, position, now()"
+        " FROM unnest(%s::text[], %s::int4[], %s::int8[], %s::int8[])"
+        " AS batch(topic, partition, o, position)"
+        " ON CONFLICT (topic, partition) DO UPDATE SET"
+        ' "offset" = excluded."offset",'
+        " position = greatest(projector_progress.position, excluded.position),"
+        " updated_at = now()",
+        _as_arrays(ordered, 4),
+    )
 
 
 def notify_progress(cur: Cursor, positions: Mapping[UUID, int] | None) -> None:

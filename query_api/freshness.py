@@ -21,13 +21,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from uuid import UUID
 
 import psycopg
 from psycopg import sql
 
+from common import metrics
 from common.read_model import PROGRESS_CHANNEL, decode_progress
+from query_api.known_positions import KnownPositions
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ class PositionWaiter:
         self._waiters: dict[UUID, list[tuple[int, asyncio.Future[None]]]] = {}
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
+        self._known = KnownPositions()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen_forever(), name="position-listener")
@@ -66,6 +70,7 @@ class PositionWaiter:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (position, future)
         self._waiters.setdefault(user_id, []).append(entry)
+        started = time.monotonic()
         try:
             if await self._reached(user_id, position):
                 return True
@@ -74,8 +79,9 @@ class PositionWaiter:
                 await asyncio.wait_for(future, max_wait)
                 return True
             except TimeoutError:
-                return await self._reached(user_id, position)
+                return await self._looks_once_more(user_id, position)
         finally:
+            metrics.observe_hop("wait", time.monotonic() - started)
             entries = self._waiters.get(user_id)
             if entries is not None:
                 with contextlib.suppress(ValueError):
@@ -88,6 +94,18 @@ class PositionWaiter:
         return sum(len(v) for v in self._waiters.values())
 
     async def _reached(self, user_id: UUID, position: int) -> bool:
+        """The first look: answered from what the notifications told this process when they tell
+        enough (KnownPositions), else from the database."""
+        known = self._known.verdict(user_id, position)
+        if known is not None:
+            return known
+        session = self._known.session
+        current = (await self._read_positions([user_id])).get(user_id, 0)
+        if self.listening.is_set():
+            self._known.learn_exact(user_id, current, session)
+        return current >= position
+
+    async def _looks_once_more(self, user_id: UUID, position: int) -> bool:
         current = await self._read_positions([user_id])
         return current.get(user_id, 0) >= position
 
@@ -97,12 +115,14 @@ class PositionWaiter:
     async def _progressed(self, positions: dict[UUID, int] | None) -> None:
         """A notification from the projector: these users' positions (None: anyone's)."""
         if positions is None:
+            self._known.forget_exact()
             await self.recheck()
         else:
             self.advance(positions)
 
     def advance(self, positions: dict[UUID, int]) -> None:
         """Resolve the waiters these positions satisfy."""
+        self._known.raise_to(positions)
         for user_id, reached in positions.items():
             for wanted, future in self._waiters.get(user_id, ()):
                 if wanted <= reached and not future.done():
@@ -133,6 +153,7 @@ class PositionWaiter:
             self._conninfo, autocommit=True, connect_timeout=5
         ) as conn:
             await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(PROGRESS_CHANNEL)))
+            self._known.forget_exact()  # notifications may have been missed while away
             self.listening.set()
             await self.recheck()  # whatever happened while we were not listening
             while True:
@@ -206,6 +227,10 @@ class ReplicaPositionWaiter(PositionWaiter):
             if wanted and min(wanted) <= reached and reached > self._announced.get(user_id, 0):
                 self._announced[user_id] = reached
                 self._announcement.set()
+
+    async def _reached(self, user_id: UUID, position: int) -> bool:
+        # The primary's notifications say nothing about what the replica shows: always look.
+        return await self._looks_once_more(user_id, position)
 
     async def _progressed(self, positions: dict[UUID, int] | None) -> None:
         if positions is None:

@@ -93,3 +93,64 @@ def test_progress_payloads_round_trip_and_large_batches_fall_back_to_everyone() 
     many = {uuid4(): i for i in range(1000)}
     assert encode_progress(many) == "*"
     assert decode_progress("*") is None
+
+
+def test_a_read_for_a_position_a_notification_already_reported_needs_no_database_look() -> None:
+    positions, user = Positions(), uuid4()
+    waiter = PositionWaiter("unused", positions)
+
+    async def scenario() -> bool:
+        waiter.advance({user: 7})
+        return await waiter.wait_for(user, 6, max_wait=1)
+
+    assert run(scenario()) is True
+    assert positions.reads == 0
+
+
+def test_a_user_read_while_listening_waits_for_the_next_notification_without_looking_again() -> (
+    None
+):
+    positions, user = Positions(), uuid4()
+    positions.current[user] = 3
+    waiter = PositionWaiter("unused", positions)
+
+    async def scenario() -> list[bool]:
+        waiter.listening.set()
+        first = await waiter.wait_for(user, 3, max_wait=1)  # read once: exact from now on
+        second = asyncio.create_task(waiter.wait_for(user, 4, max_wait=1))
+        await asyncio.sleep(0.01)
+        reads_while_waiting = positions.reads
+        waiter.advance({user: 4})
+        return [first, await second, reads_while_waiting == 1]
+
+    assert run(scenario()) == [True, True, True]
+
+
+def test_a_notification_that_does_not_say_whom_it_moved_makes_the_next_read_look_again() -> None:
+    positions, user = Positions(), uuid4()
+    positions.current[user] = 3
+    waiter = PositionWaiter("unused", positions)
+
+    async def scenario() -> bool:
+        waiter.listening.set()
+        await waiter.wait_for(user, 3, max_wait=1)
+        positions.current[user] = 5  # committed; its notification said "*"
+        await waiter._progressed(None)
+        return await waiter.wait_for(user, 5, max_wait=1)
+
+    assert run(scenario()) is True
+    assert positions.reads == 2
+
+
+def test_a_read_while_not_listening_always_asks_the_database() -> None:
+    positions, user = Positions(), uuid4()
+    positions.current[user] = 3
+    waiter = PositionWaiter("unused", positions)
+
+    async def scenario() -> bool:
+        await waiter.wait_for(user, 3, max_wait=1)
+        positions.current[user] = 4  # a notification the listener, being away, never saw
+        return await waiter.wait_for(user, 4, max_wait=1)
+
+    assert run(scenario()) is True
+    assert positions.reads == 2

@@ -1,0 +1,3 @@
+module todo-platform/tools/loadgen
+
+go 1.24
