@@ -2,7 +2,7 @@
 
 1. Rebuild: `python -m projector rebuild`'s engine over N events (default 1,000,000) vs the raw rate
    of reading the same events from the store (select_notifications pages), and vs reading plus
-   translating them (to_public). Target: rebuild >= 50k events/s.
+   translating them (to_public), on a vacuumed and analysed store. Target: rebuild >= 100k events/s.
 2. Query: `GET /tasks` (50 items) of the query API vs a plain FastAPI endpoint selecting the same 50
    rows (sync, psycopg pool, response_model), both under uvicorn with one worker, load from `wrk`.
    Target: >= 2x the baseline's throughput, p99 <= 20 ms.
@@ -172,6 +172,16 @@ def public_count(db: DatabaseSettings) -> int:
         return int(row[0]) if row else 0
 
 
+def vacuum_analyse(db: DatabaseSettings) -> None:
+    """A freshly written store has no visibility map and stale statistics: every scan would check
+    each row's commit status (and set hint bits) and the planner would guess. Measure what a store
+    in service looks like once autovacuum has been by."""
+    started = time.perf_counter()
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE todostore_events")
+    print(f"  VACUUM ANALYZE todostore_events in {time.perf_counter() - started:.1f} s")
+
+
 def bench_rebuild(events: int, rounds: int, workers: int | None) -> list[str]:
     from event_store.application import TodoStore, store_env
     from event_store.public import PUBLIC_TOPICS, to_public
@@ -184,6 +194,7 @@ def bench_rebuild(events: int, rounds: int, workers: int | None) -> list[str]:
         print(f"scratch database has {have:,} events, generating {events:,}")
         db = database(SCRATCH_DB, recreate=True)
         generate(db, events)
+    vacuum_analyse(db)
     store = TodoStore(env=store_env(db))
     head = store.recorder.max_notification_id() or 0
 
@@ -226,7 +237,7 @@ def bench_rebuild(events: int, rounds: int, workers: int | None) -> list[str]:
         f"  {'raw read (select_notifications)':40} {med_raw:>12,.0f} events/s   1.00x",
         f"  {'read + to_public':40} {med_tr:>12,.0f} events/s   {med_tr / med_raw:.2f}x",
         f"  {'rebuild (read, translate, fold, swap)':40} {med_rb:>12,.0f} events/s   "
-        f"{med_rb / med_raw:.2f}x   target >= 50,000: {'met' if med_rb >= 50_000 else 'NOT met'}",
+        f"{med_rb / med_raw:.2f}x   target >= 100,000: {'met' if med_rb >= 100_000 else 'NOT met'}",
     ]
 
 
