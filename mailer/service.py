@@ -9,7 +9,8 @@ Per polled batch:
 3. for each message, in order: poison, or a digest parked behind an earlier one, is parked and
    sent to events.dlq (one envelope for everyone, common.dead_letters); a new digest is rendered,
    sent on the reused SMTP connection, then its id INSERTed into processed_events (one round trip,
-   so the unrecorded window is one email wide); a permanent refusal or an invalid recipient is
+   so the unrecorded window is one email wide; mailer.delivery renders the next digest's email
+   while this one waits on the network); a permanent refusal or an invalid recipient is
    POISON: parked, not recorded, so `python -m mailer dlq replay` can send it after a fix;
 4. commit the batch's offsets, synchronously.
 
