@@ -10,7 +10,7 @@ import pytest
 
 from common.events import DailyDigestRequested, PublicEvent
 from common.settings import DatabaseSettings
-from event_store.application import TodoStore
+from event_store.application import TodoStore, store_env
 from event_store.public import PUBLIC_TOPICS, to_public
 from event_store.public_reader import PublicEventReader, Shard
 from tests.support.system import store_for
@@ -83,6 +83,23 @@ def aggregate_of(event: PublicEvent) -> UUID:
         return event.digest_id
     task_id: UUID | None = getattr(event, "task_id", None)  # every task event has one
     return task_id or event.user_id
+
+
+def test_a_store_with_compressed_state_is_read_through_the_mappers_general_path(
+    db_settings: DatabaseSettings,
+) -> None:
+    env = {**store_env(db_settings), "COMPRESSOR_TOPIC": "eventsourcing.compressor:ZlibCompressor"}
+    store = TodoStore(env=env)
+    try:
+        record_every_event_type(store)
+        head = store.head_position()
+
+        events = PublicEventReader(store).read(0, head)
+
+        assert len(events) == 6 * 7
+        assert events == relayed(store, 0, head)
+    finally:
+        store.close()
 
 
 def test_a_shard_outside_the_split_is_refused() -> None:
