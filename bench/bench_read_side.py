@@ -1,8 +1,9 @@
 """Read-side benchmarks, each beside a baseline measured in the same run (medians of --rounds):
 
 1. Rebuild: `python -m projector rebuild`'s engine over N events (default 1,000,000) vs the raw rate
-   of reading the same events from the store (select_notifications pages), and vs reading plus
-   translating them (to_public). Target: rebuild >= 50k events/s.
+   of reading the same events from the store (select_notifications pages), vs reading plus
+   translating them (to_public), and vs the rebuild's own reader (event_store.public_reader, one
+   process), on a vacuumed and analysed store. Target: rebuild >= 100k events/s.
 2. Query: `GET /tasks` (50 items) of the query API vs a plain FastAPI endpoint selecting the same 50
    rows (sync, psycopg pool, response_model), both under uvicorn with one worker, load from `wrk`.
    Target: >= 2x the baseline's throughput, p99 <= 20 ms.
@@ -170,6 +171,16 @@ def public_count(db: DatabaseSettings) -> int:
         return int(row[0]) if row else 0
 
 
+def vacuum_analyse(db: DatabaseSettings) -> None:
+    """A freshly written store has no visibility map and stale statistics: every scan would check
+    each row's commit status (and set hint bits) and the planner would guess. Measure what a store
+    in service looks like once autovacuum has been by."""
+    started = time.perf_counter()
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE todostore_events")
+    print(f"  VACUUM ANALYZE todostore_events in {time.perf_counter() - started:.1f} s")
+
+
 def bench_rebuild(events: int, rounds: int, workers: int | None) -> list[str]:
     from event_store.application import TodoStore, store_env
     from event_store.public import PUBLIC_TOPICS, to_public
@@ -182,6 +193,7 @@ def bench_rebuild(events: int, rounds: int, workers: int | None) -> list[str]:
         print(f"scratch database has {have:,} events, generating {events:,}")
         db = database(SCRATCH_DB, recreate=True)
         generate(db, events)
+    vacuum_analyse(db)
     store = TodoStore(env=store_env(db))
     head = store.recorder.max_notification_id() or 0
 
@@ -199,16 +211,27 @@ def bench_rebuild(events: int, rounds: int, workers: int | None) -> list[str]:
             else:
                 n += len(page)
 
+    def read_public() -> int:
+        """What each rebuild worker does before folding (here unsharded, one process)."""
+        from event_store.public_reader import PublicEventReader
+
+        reader, n, position = PublicEventReader(store), 0, 0
+        while position < head:
+            n += len(reader.read(position, min(head, position + 10_000)))
+            position += 10_000
+        return n
+
     def timed(action: Callable[[], int]) -> float:
         started = time.perf_counter()
         count = action()
         return count / (time.perf_counter() - started)
 
-    raw, translated, rebuilt, details = [], [], [], []
+    raw, translated, public, rebuilt, details = [], [], [], [], []
     try:
         for r in range(rounds):
             raw.append(timed(lambda: read_all(False)))
             translated.append(timed(lambda: read_all(True)))
+            public.append(timed(read_public))
             summary = Rebuild(
                 store, db, ProjectorSettings(), workers=workers, show_progress=False
             ).run()
@@ -217,14 +240,16 @@ def bench_rebuild(events: int, rounds: int, workers: int | None) -> list[str]:
             print(f"  round {r + 1}: {summary}", file=sys.stderr)
     finally:
         store.close()
-    med_raw, med_tr, med_rb = map(statistics.median, (raw, translated, rebuilt))
+    med_raw, med_tr, med_pub, med_rb = map(statistics.median, (raw, translated, public, rebuilt))
     total = public_count(db)
     return [
         f"Rebuild of {total:,} events ({rounds} rounds, medians; last: {details[-1]})",
         f"  {'raw read (select_notifications)':40} {med_raw:>12,.0f} events/s   1.00x",
         f"  {'read + to_public':40} {med_tr:>12,.0f} events/s   {med_tr / med_raw:.2f}x",
+        f"  {'PublicEventReader (read + translate)':40} {med_pub:>12,.0f} events/s   "
+        f"{med_pub / med_raw:.2f}x",
         f"  {'rebuild (read, translate, fold, swap)':40} {med_rb:>12,.0f} events/s   "
-        f"{med_rb / med_raw:.2f}x   target >= 50,000: {'met' if med_rb >= 50_000 else 'NOT met'}",
+        f"{med_rb / med_raw:.2f}x   target >= 100,000: {'met' if med_rb >= 100_000 else 'NOT met'}",
     ]
 
 

@@ -9,7 +9,8 @@ Per polled batch:
 3. for each message, in order: poison, or a digest parked behind an earlier one, is parked and
    sent to events.dlq (one envelope for everyone, common.dead_letters); a new digest is rendered,
    sent on the reused SMTP connection, then its id INSERTed into processed_events (one round trip,
-   so the unrecorded window is one email wide); a permanent refusal or an invalid recipient is
+   so the unrecorded window is one email wide; mailer.delivery renders the next digest's email
+   while this one waits on the network); a permanent refusal or an invalid recipient is
    POISON: parked, not recorded, so `python -m mailer dlq replay` can send it after a fix;
 4. commit the batch's offsets, synchronously.
 
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -34,11 +34,12 @@ from confluent_kafka import KafkaException, TopicPartition
 
 from common import metrics, parking, tracing
 from common.dead_letters import DeadLetter
-from common.events import DailyDigestRequested, decode_event
+from common.events import DailyDigestRequested
 from common.health import Heartbeat
 from common.kafka import close_consumer
-from common.poison import BugBudget, HaltedError, Kind, PoisonError, classify, describe
-from mailer.compose import DigestComposer, InvalidRecipientError
+from common.poison import BugBudget, HaltedError, Kind, classify, describe
+from mailer.compose import DigestComposer
+from mailer.delivery import Delivery
 from mailer.incoming import Incoming
 from mailer.ports import (
     BatchResult,
@@ -48,13 +49,12 @@ from mailer.ports import (
     ProcessedStore,
     RetryLaterError,
     Sender,
-    SmtpUnavailableError,
     Work,
     decode,
     first_offsets,
 )
-from mailer.settings import FaultPoint, MailerSettings
-from mailer.smtp import Permanent, Transient, sleep_unless
+from mailer.settings import MailerSettings
+from mailer.smtp import sleep_unless
 from mailer.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class Mailer:
         self._processed = processed
         self._parking = parking
         self._dead_letters = dead_letters
-        self._composer = composer
+        self._delivery = Delivery(settings, composer, sender, processed, subscriptions)
         self._consumer_factory = consumer_factory
         self._topic = topic
         self._group = group
@@ -140,7 +140,7 @@ class Mailer:
     async def _handle_polled(self, consumer: Any, messages: list[Incoming]) -> None:
         result = await self.process_batch(messages)
         if result.sent or result.dead_lettered:
-            await self._fault("before_commit")
+            await self._delivery.fault("before_commit")
         if result.commit:
             offsets = [TopicPartition(t, p, o) for (t, p), o in result.commit.items()]
             try:
@@ -197,6 +197,7 @@ class Mailer:
             result.rewind = first_offsets(batch)
             return result
         trace_token = tracing.set_current(None)
+        self._delivery.plan([w.event for w in work if w.event and w.event.event_id not in seen])
         for index, item in enumerate(work):
             message = item.message
             # Each message's log lines carry the trace of the command/batch behind it.
@@ -237,6 +238,7 @@ class Mailer:
                 break
             result.commit[(message.topic, message.partition)] = message.offset + 1
         tracing.reset_current(trace_token)
+        self._delivery.plan([])
         self.counters.batches += 1
         self.counters.sent += result.sent
         self.counters.duplicates += result.duplicates
@@ -290,43 +292,10 @@ class Mailer:
         return True
 
     async def replay(self, value: bytes | None) -> bool:
-        """`dlq replay`: deliver a parked digest message the live way; False if it had already
-        been delivered (idempotent). Raises what the live path would park or retry on."""
-        event = decode_event(value or b"")
-        if not isinstance(event, DailyDigestRequested):
-            raise PoisonError(f"not a digest event: {event.type}")
-        if await self._processed.seen([event.event_id]):
-            return False
-        await self.deliver(event)
-        return True
+        """`dlq replay`: deliver a parked digest message the live way (mailer.delivery)."""
+        return await self._delivery.replay(value)
 
     async def deliver(self, event: DailyDigestRequested) -> None:
-        """Compose, send and record one digest (also `dlq replay`'s way to send). Raises
-        PoisonError for a permanent refusal, TransientError-like failures otherwise. A digest of
-        a user who has turned the digest off since is not sent, only recorded as handled."""
-        if self._subscriptions and not await self._subscriptions.digest_enabled(event.user_id):
-            log.info(
-                "digest not sent: the user unsubscribed", extra={"event_id": str(event.event_id)}
-            )
-            await self._processed.record(event.event_id)
-            return
-        try:
-            email = self._composer.compose(event)
-        except InvalidRecipientError as e:
-            raise PoisonError(f"invalid recipient address: {e}") from e
-        outcome = await self._sender.send(email)
-        if isinstance(outcome, Permanent):
-            code = f" (SMTP {outcome.code})" if outcome.code else ""
-            raise PoisonError(f"refused permanently{code}: {outcome.reason}")
-        if isinstance(outcome, Transient):
-            raise SmtpUnavailableError(outcome.reason)
-        await self._fault("after_send")
-        await self._processed.record(event.event_id)
-
-    async def _fault(self, point: FaultPoint) -> None:
-        """TEST-ONLY (MAILER_FAULT_PAUSE): freeze here so a test can SIGKILL the process."""
-        if point != self._settings.MAILER_FAULT_PAUSE:
-            return
-        log.warning("fault injection: paused", extra={"fault_point": point})
-        sys.stderr.flush()
-        await asyncio.Event().wait()  # forever
+        """Compose, send and record one digest (also `dlq replay`'s way to send); see
+        mailer.delivery."""
+        await self._delivery.deliver(event)

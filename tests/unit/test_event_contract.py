@@ -1,14 +1,24 @@
 from __future__ import annotations
 
 import json
+import pickle
 from datetime import UTC, datetime
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4, uuid5
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from common.events import TaskCreated, decode_event, encode_event, json_schema, public_event_id
+from common.events import (
+    EVENT_ID_NAMESPACE,
+    TaskCreated,
+    decode_event,
+    encode_event,
+    json_schema,
+    public_event_id,
+)
 
 SCHEMA_FILE = Path(__file__).parents[2] / "docs" / "events.schema.json"
 
@@ -41,3 +51,19 @@ def test_event_ids_are_stable_per_aggregate_version() -> None:
     aggregate = uuid4()
     assert public_event_id(aggregate, 3) == public_event_id(aggregate, 3)
     assert public_event_id(aggregate, 3) != public_event_id(aggregate, 4)
+
+
+@given(st.uuids(), st.integers(min_value=1, max_value=2**63 - 1))
+def test_event_ids_are_the_rfc_4122_name_based_uuids_of_aggregate_and_version(
+    aggregate: UUID, version: int
+) -> None:
+    event_id = public_event_id(aggregate, version)
+    expected = uuid5(EVENT_ID_NAMESPACE, f"{aggregate}/{version}")
+    assert event_id == expected
+    assert (str(event_id), event_id.version, event_id.variant) == (
+        str(expected),
+        5,
+        expected.variant,
+    )
+    assert hash(event_id) == hash(expected)
+    assert pickle.loads(pickle.dumps(event_id)) == expected

@@ -313,3 +313,52 @@ def test_when_processed_events_cannot_be_checked_nothing_is_sent_and_the_batch_i
 
     assert sender.attempts == []
     assert (result.commit, result.rewind) == ({}, {(TOPIC, 2): 0})
+
+
+class WaitingSender(FakeSender):
+    """Waits on its 'server' like a real connection does, noting what was composed meanwhile."""
+
+    def __init__(self, composer: CountingComposer) -> None:
+        super().__init__()
+        self.composer = composer
+        self.composed_while_sending: list[list[str]] = []
+
+    async def send(self, message: Message) -> SendOutcome:
+        await asyncio.sleep(0)  # the SMTP round trip
+        self.composed_while_sending.append(list(self.composer.composed))
+        return await super().send(message)
+
+
+class CountingComposer(DigestComposer):
+    def __init__(self, settings: MailerSettings) -> None:
+        super().__init__(settings)
+        self.composed: list[str] = []
+
+    def compose(self, event: DailyDigestRequested) -> Message:
+        self.composed.append(event.email)
+        return super().compose(event)
+
+
+def test_the_next_digest_is_composed_while_the_current_one_waits_on_smtp_and_once_only() -> None:
+    log = Log()
+    ada, bob, cyd = (digest(f"{n}@example.com") for n in ("ada", "bob", "cyd"))
+    settings = MailerSettings()
+    composer = CountingComposer(settings)
+    sender = WaitingSender(composer)
+    processed = FakeProcessed(already=[bob.event_id])
+    instance = Mailer(
+        settings,
+        sender=sender,
+        processed=processed,
+        parking=FakeParking(),
+        dead_letters=FakeDeadLetters(),
+        composer=composer,
+    )
+
+    result = process(instance, [log.message(ada), log.message(bob), log.message(cyd)])
+
+    assert [str(m["To"]) for m in sender.sent] == ["ada@example.com", "cyd@example.com"]
+    assert result.sent == 2 and result.duplicates == 1
+    # bob's digest was already processed: never composed; cyd's was ready before its turn
+    assert sender.composed_while_sending[0] == ["ada@example.com", "cyd@example.com"]
+    assert composer.composed == ["ada@example.com", "cyd@example.com"]

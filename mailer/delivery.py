@@ -1,0 +1,111 @@
+"""One digest's delivery: compose, send over SMTP, record in processed_events, in that order.
+
+Composing (Jinja2 + MIME) is pure CPU and the same bytes every time, so the batch loop asks for the
+next digest's email ahead (`plan`): it is built while this one waits on the SMTP server
+and on PostgreSQL, instead of between them. Sending and recording stay strictly one email at a
+time, so the crash window (SMTP accepted, not yet recorded) is still one email wide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import sys
+from collections.abc import Sequence
+from email.message import Message
+from uuid import UUID
+
+from common.events import DailyDigestRequested, decode_event
+from common.poison import PoisonError
+from mailer.compose import DigestComposer, InvalidRecipientError
+from mailer.ports import ProcessedStore, Sender, SmtpUnavailableError
+from mailer.settings import FaultPoint, MailerSettings
+from mailer.smtp import Permanent, Transient
+from mailer.subscriptions import Subscriptions
+
+log = logging.getLogger(__name__)
+
+
+class Delivery:
+    def __init__(
+        self,
+        settings: MailerSettings,
+        composer: DigestComposer,
+        sender: Sender,
+        processed: ProcessedStore,
+        subscriptions: Subscriptions | None = None,
+    ) -> None:
+        self._settings = settings
+        self._composer = composer
+        self._sender = sender
+        self._processed = processed
+        self._subscriptions = subscriptions
+        # event id -> its email (or why it has none), composed ahead of its turn
+        self._composed: dict[UUID, Message | InvalidRecipientError] = {}
+        self._next_after: dict[UUID, DailyDigestRequested] = {}
+
+    def plan(self, events: Sequence[DailyDigestRequested]) -> None:
+        """The digests a batch is about to deliver, in order: delivering one composes the next
+        ahead. What was composed for a previous plan and not delivered is dropped."""
+        self._composed.clear()
+        self._next_after = {a.event_id: b for a, b in itertools.pairwise(events)}
+
+    async def deliver(self, event: DailyDigestRequested) -> None:
+        """Compose, send and record one digest. Raises PoisonError for a permanent refusal,
+        TransientError-like failures otherwise. A digest of a user who has turned the digest off
+        since it was recorded is not sent, only recorded as handled."""
+        if self._subscriptions and not await self._subscriptions.digest_enabled(event.user_id):
+            log.info(
+                "digest not sent: the user unsubscribed", extra={"event_id": str(event.event_id)}
+            )
+            await self._processed.record(event.event_id)
+            return
+        if (following := self._next_after.pop(event.event_id, None)) is not None:
+            # Runs at the loop's next idle moment: while this email waits on SMTP/PostgreSQL.
+            asyncio.get_running_loop().call_soon(self._compose_ahead, following)
+        email = self._composed.pop(event.event_id, None)
+        if email is None:
+            try:
+                email = self._composer.compose(event)
+            except InvalidRecipientError as e:
+                email = e
+        if isinstance(email, InvalidRecipientError):
+            raise PoisonError(f"invalid recipient address: {email}") from email
+        outcome = await self._sender.send(email)
+        if isinstance(outcome, Permanent):
+            code = f" (SMTP {outcome.code})" if outcome.code else ""
+            raise PoisonError(f"refused permanently{code}: {outcome.reason}")
+        if isinstance(outcome, Transient):
+            raise SmtpUnavailableError(outcome.reason)
+        await self.fault("after_send")
+        await self._processed.record(event.event_id)
+
+    async def replay(self, value: bytes | None) -> bool:
+        """`dlq replay`: deliver a parked digest message the live way; False if it had already
+        been delivered (idempotent). Raises what the live path would park or retry on."""
+        event = decode_event(value or b"")
+        if not isinstance(event, DailyDigestRequested):
+            raise PoisonError(f"not a digest event: {event.type}")
+        if await self._processed.seen([event.event_id]):
+            return False
+        await self.deliver(event)
+        return True
+
+    def _compose_ahead(self, event: DailyDigestRequested) -> None:
+        if event.event_id in self._composed:
+            return
+        try:
+            self._composed[event.event_id] = self._composer.compose(event)
+        except InvalidRecipientError as e:
+            self._composed[event.event_id] = e
+        except Exception:  # a bug: deliver() composes again in its turn and reports it there
+            log.debug("composing ahead failed", exc_info=True)
+
+    async def fault(self, point: FaultPoint) -> None:
+        """TEST-ONLY (MAILER_FAULT_PAUSE): freeze here so a test can SIGKILL the process."""
+        if point != self._settings.MAILER_FAULT_PAUSE:
+            return
+        log.warning("fault injection: paused", extra={"fault_point": point})
+        sys.stderr.flush()
+        await asyncio.Event().wait()  # forever

@@ -1,0 +1,92 @@
+"""The rebuild's DDL: fresh `*_rebuild` tables, their indexes after the load, and the swap of the
+new tables into the live names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import MetaData, Table
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.sql.elements import conv
+
+from common.read_model import NAMING_CONVENTION, REBUILT_TABLES
+from projector.db import LIVE
+
+SUFFIX = "_rebuild"
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def check_schema(conn: psycopg.Connection[Any]) -> None:
+    with conn.transaction():
+        for table in REBUILT_TABLES:
+            row = conn.execute("SELECT to_regclass(%s)", (table.name,)).fetchone()
+            if row is None or row[0] is None:
+                raise RuntimeError(
+                    f"table {table.name!r} does not exist: run `alembic upgrade head` first"
+                )
+
+
+def create_tables(conn: psycopg.Connection[Any]) -> None:
+    """Fresh copies (primary keys only), dropping the leftovers of an interrupted rebuild."""
+    with conn.transaction():
+        for table in REBUILT_TABLES:
+            copy = _rebuild_copy(table)
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(copy.name)))
+            conn.execute(str(CreateTable(copy).compile(dialect=_DIALECT)))
+
+
+def create_indexes(conn: psycopg.Connection[Any]) -> None:
+    """Secondary indexes once the rows are in (one sort each, not one insert per row), then
+    statistics for the planner."""
+    with conn.transaction():
+        for table in REBUILT_TABLES:
+            copy = _rebuild_copy(table)
+            for index in copy.indexes:
+                conn.execute(str(CreateIndex(index).compile(dialect=_DIALECT)))
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(copy.name)))
+
+
+def rename_into_place(conn: psycopg.Connection[Any]) -> None:
+    """In the caller's transaction: drop the live tables and give the new ones their names."""
+    names = {t.name for t in REBUILT_TABLES}
+    assert names == {LIVE.users, LIVE.tasks, LIVE.user_positions}
+    conn.execute(
+        sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+            sql.SQL(", ").join(sql.Identifier(t.name) for t in REBUILT_TABLES)
+        )
+    )
+    for table in REBUILT_TABLES:
+        new = table.name + SUFFIX
+        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table.name)))
+        conn.execute(
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                sql.Identifier(new), sql.Identifier(table.name)
+            )
+        )
+        conn.execute(
+            sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(
+                sql.Identifier(table.name),
+                sql.Identifier(f"pk_{new}"),
+                sql.Identifier(f"pk_{table.name}"),
+            )
+        )
+        for index in table.indexes:
+            assert index.name is not None
+            conn.execute(
+                sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                    sql.Identifier(f"{index.name}{SUFFIX}"), sql.Identifier(index.name)
+                )
+            )
+
+
+def _rebuild_copy(table: Table) -> Table:
+    copy = table.to_metadata(
+        MetaData(naming_convention=NAMING_CONVENTION), name=table.name + SUFFIX
+    )
+    copy.primary_key.name = conv(f"pk_{copy.name}")
+    for index in copy.indexes:
+        index.name = conv(f"{index.name}{SUFFIX}")
+    return copy
