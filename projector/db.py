@@ -16,7 +16,15 @@ import psycopg
 from psycopg import sql
 
 from common.read_model import PROGRESS_CHANNEL, encode_progress
-from projector.handlers import TASK_COLUMNS, USER_COLUMNS, Rows, TaskRow, UserRow
+from projector.handlers import (
+    TASK_COLUMNS,
+    TASK_EVENT_COLUMNS,
+    USER_COLUMNS,
+    Rows,
+    TaskEventRow,
+    TaskRow,
+    UserRow,
+)
 
 # Advisory lock: live batches take it shared, the rebuild's swap takes it exclusively, so the swap
 # sees no batch in flight and no batch runs while the tables are being swapped.
@@ -32,13 +40,17 @@ class TableNames:
     users: str
     tasks: str
     user_positions: str
+    task_events: str
 
 
-LIVE = TableNames("users", "tasks", "user_positions")
-REBUILD = TableNames("users_rebuild", "tasks_rebuild", "user_positions_rebuild")
+LIVE = TableNames("users", "tasks", "user_positions", "task_events")
+REBUILD = TableNames(
+    "users_rebuild", "tasks_rebuild", "user_positions_rebuild", "task_events_rebuild"
+)
 
 _USER_TYPES = ("uuid", "text", "timestamptz", "int4", "int8")
 _TASK_TYPES = ("uuid", "uuid", "text", "bool", "timestamptz", "timestamptz", "int4", "bool", "int8")
+_TASK_EVENT_TYPES = ("int8", "uuid", "uuid", "text", "timestamptz", "int4", "text")
 
 
 def _columns(names: Sequence[str]) -> sql.Composable:
@@ -115,8 +127,29 @@ def save_rows(cur: Cursor, tables: TableNames, rows: Rows) -> None:
             _upsert(tables.tasks, TASK_COLUMNS, _TASK_TYPES, "id", "version"),
             _as_arrays(changed, len(TASK_COLUMNS)),
         )
+    if rows.task_events:
+        insert_task_events(cur, tables, rows.task_events)
     if rows.positions:
         save_positions(cur, tables, rows.positions)
+
+
+def insert_task_events(cur: Cursor, tables: TableNames, events: Sequence[TaskEventRow]) -> None:
+    """History rows; one already there (same position: a replayed event) is left as it is."""
+    ordered = sorted(e.as_tuple() for e in events)
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {table} ({cols}) SELECT p, u, t, ty, o, v, c::jsonb"
+            " FROM unnest({arrays}) AS e(p, u, t, ty, o, v, c)"
+            " ON CONFLICT (position) DO NOTHING"
+        ).format(
+            table=sql.Identifier(tables.task_events),
+            cols=_columns(TASK_EVENT_COLUMNS),
+            arrays=sql.SQL(", ").join(
+                sql.SQL("%s::{}[]").format(sql.SQL(t)) for t in _TASK_EVENT_TYPES
+            ),
+        ),
+        _as_arrays(ordered, len(TASK_EVENT_COLUMNS)),
+    )
 
 
 def save_positions(cur: Cursor, tables: TableNames, positions: Mapping[UUID, int]) -> None:
@@ -128,12 +161,18 @@ def save_positions(cur: Cursor, tables: TableNames, positions: Mapping[UUID, int
 
 
 def copy_rows(
-    cur: Cursor, tables: TableNames, users: Sequence[UserRow], tasks: Sequence[TaskRow]
+    cur: Cursor,
+    tables: TableNames,
+    users: Sequence[UserRow],
+    tasks: Sequence[TaskRow],
+    task_events: Sequence[TaskEventRow] = (),
 ) -> None:
     """Bulk-insert rows known to be absent (the rebuild's fast path)."""
+    items: Sequence[UserRow | TaskRow | TaskEventRow]
     for table, columns, items in (
         (tables.users, USER_COLUMNS, users),
         (tables.tasks, TASK_COLUMNS, tasks),
+        (tables.task_events, TASK_EVENT_COLUMNS, task_events),
     ):
         if not items:
             continue

@@ -1,6 +1,7 @@
 """Rebuild the read model by replaying the event store, without downtime.
 
-1. Fresh tables `users_rebuild`, `tasks_rebuild`, `user_positions_rebuild` (primary keys only).
+1. Fresh tables `users_rebuild`, `tasks_rebuild`, `task_events_rebuild`, `user_positions_rebuild`
+   (primary keys only).
 2. Bulk replay of the store up to its head H1 at the start: the notifications are read in big pages
    in store order, translated by event_store.public.to_public (exactly what the relay publishes) and
    folded by the live projector's handlers. Worker processes split the aggregates between them (an
@@ -94,7 +95,7 @@ class RebuildSummary:
 
     def __str__(self) -> str:
         return (
-            f"rebuilt users, tasks and user_positions from {self.events} events"
+            f"rebuilt users, tasks, task_events and user_positions from {self.events} events"
             f" (store head {self.head}) in {self.seconds:.2f} s:"
             f" {self.events_per_second:,.0f} events/s with {self.workers} worker(s)"
             + (f"; {self.gaps} events skipped for gaps" if self.gaps else "")
@@ -166,7 +167,8 @@ class Replayer:
                     )
             self.stats.events += len(events)
             self.stats.position = position
-            if not self.fresh or len(self._cache.users) + len(self._cache.tasks) > self.cache_rows:
+            cached = len(self._cache.users) + len(self._cache.tasks) + len(self._cache.task_events)
+            if not self.fresh or cached > self.cache_rows:
                 self.flush()
             if self.on_page is not None:
                 self.on_page(self.stats)
@@ -196,11 +198,14 @@ class Replayer:
             tasks=cache.tasks,
             changed_users={i for i in cache.changed_users if i in self._loaded},
             changed_tasks={i for i in cache.changed_tasks if i in self._loaded},
+            # History rows are new in a fresh table (COPY); a catch-up inserts them idempotently.
+            task_events=[] if self.fresh else cache.task_events,
         )
         new_users = [cache.users[i] for i in cache.changed_users if i not in self._loaded]
         new_tasks = [cache.tasks[i] for i in cache.changed_tasks if i not in self._loaded]
+        new_events = cache.task_events if self.fresh else []
         with self.conn.cursor() as cur:
-            copy_rows(cur, self.tables, new_users, new_tasks)
+            copy_rows(cur, self.tables, new_users, new_tasks, new_events)
             save_rows(cur, self.tables, existing)
             if not self.fresh:
                 save_positions(cur, self.tables, self._positions)
@@ -567,7 +572,7 @@ def _rebuild_copy(table: Table) -> Table:
 
 def _rename_into_place(conn: psycopg.Connection[Any]) -> None:
     names = {t.name for t in REBUILT_TABLES}
-    assert names == {LIVE.users, LIVE.tasks, LIVE.user_positions}
+    assert names == {LIVE.users, LIVE.tasks, LIVE.user_positions, LIVE.task_events}
     conn.execute(
         sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
             sql.SQL(", ").join(sql.Identifier(t.name) for t in REBUILT_TABLES)

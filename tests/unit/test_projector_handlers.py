@@ -19,6 +19,7 @@ from common.events import (
     TaskDeleted,
     TaskRenamed,
     TaskReopened,
+    TaskRestored,
     UserRegistered,
     public_event_id,
 )
@@ -66,6 +67,9 @@ class History:
     def delete(self, user: UUID, task: UUID) -> TaskDeleted:
         return TaskDeleted(**self._env(task, user), task_id=task)
 
+    def restore(self, user: UUID, task: UUID) -> TaskRestored:
+        return TaskRestored(**self._env(task, user), task_id=task)
+
     def digest(self, user: UUID) -> DailyDigestRequested:
         digest = uuid4()
         return DailyDigestRequested(
@@ -93,6 +97,7 @@ def test_every_public_event_type_has_a_handler() -> None:
         TaskCompleted,
         TaskReopened,
         TaskDeleted,
+        TaskRestored,
         DailyDigestRequested,
     }
     assert set(HANDLERS) == event_types
@@ -228,7 +233,7 @@ def histories(draw: st.DrawFn) -> list[PublicEvent]:
     events: list[PublicEvent] = [h.register(u) for u in users]
     tasks: list[tuple[UUID, UUID, bool, bool]] = []  # (user, task, done, deleted)
     for _ in range(draw(st.integers(0, 25))):
-        op = draw(st.sampled_from(["create", "rename", "toggle", "delete", "digest"]))
+        op = draw(st.sampled_from(["create", "rename", "toggle", "delete", "restore", "digest"]))
         if op == "create" or not tasks:
             user = draw(st.sampled_from(users))
             task = uuid4()
@@ -238,6 +243,9 @@ def histories(draw: st.DrawFn) -> list[PublicEvent]:
         i = draw(st.integers(0, len(tasks) - 1))
         user, task, done, deleted = tasks[i]
         if deleted:
+            if op == "restore":
+                events.append(h.restore(user, task))
+                tasks[i] = (user, task, done, False)
             continue
         if op == "rename":
             events.append(h.rename(user, task, draw(TITLES)))
