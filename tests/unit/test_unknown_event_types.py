@@ -50,6 +50,17 @@ def test_the_projector_skips_an_unknown_type_and_applies_the_aggregates_later_ev
     assert projector.counters.skipped == 1
 
 
+def test_a_batch_of_unknown_types_only_is_committed_with_nothing_applied_or_parked() -> None:
+    source = FakeSource([FakeMessage(future_event(str(uuid4())), i) for i in range(3)])
+    projector, projection, dead = make(source)
+
+    assert projector.step() == 3
+
+    assert (dead.sent, projection.parked, projection.rows.tasks) == ([], {}, {})
+    assert source.committed == {("events", 0): 3}
+    assert projector.counters.skipped == 3
+
+
 def test_the_mailer_ignores_an_unknown_type_with_or_without_a_type_header() -> None:
     instance, sender, processed, letters = mailer()
     raw = future_event(str(uuid4()))
