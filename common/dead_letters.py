@@ -27,6 +27,7 @@ from common.events import (
     TaskDeleted,
     TaskRenamed,
     TaskReopened,
+    TaskRestored,
     UserRegistered,
 )
 from common.kafka import producer_config
@@ -34,7 +35,14 @@ from common.poison import MAX_REASON, TransientError
 from common.settings import KafkaSettings
 
 Headers = tuple[tuple[str, bytes], ...]
-_TASK_EVENTS = (TaskCreated, TaskRenamed, TaskCompleted, TaskReopened, TaskDeleted)
+_TASK_EVENTS = (
+    TaskCreated,
+    TaskRenamed,
+    TaskCompleted,
+    TaskReopened,
+    TaskDeleted,
+    TaskRestored,
+)
 # For messages that cannot be decoded: which JSON field names the aggregate of an event type.
 _SEQUENCE_FIELD = {
     "user.registered": "user_id",

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 from uuid import UUID, SafeUUID
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 SCHEMA_VERSION = 1
 # Namespace for event ids: uuid5(namespace, "<aggregate id>/<aggregate version>") is stable across
@@ -95,6 +95,11 @@ class TaskDeleted(_Envelope):
     task_id: UUID
 
 
+class TaskRestored(_Envelope):
+    type: Literal["task.restored"] = "task.restored"
+    task_id: UUID
+
+
 class DigestStats(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -124,10 +129,11 @@ PublicEvent = Annotated[
     | TaskCompleted
     | TaskReopened
     | TaskDeleted
+    | TaskRestored
     | DailyDigestRequested,
     Field(discriminator="type"),
 ]
-TaskEvent = TaskCreated | TaskRenamed | TaskCompleted | TaskReopened | TaskDeleted
+TaskEvent = TaskCreated | TaskRenamed | TaskCompleted | TaskReopened | TaskDeleted | TaskRestored
 
 _ADAPTER: TypeAdapter[PublicEvent] = TypeAdapter(PublicEvent)
 
@@ -136,9 +142,30 @@ def encode_event(event: PublicEvent) -> bytes:
     return event.model_dump_json().encode()
 
 
+class UnknownEventTypeError(ValueError):
+    """A well-formed message whose `type` this code does not know: a newer producer's event.
+    Consumers skip it (forward compatibility: new types are added before consumers learn them);
+    it is not poison to a consumer that projects only what it knows."""
+
+    def __init__(self, event_type: str) -> None:
+        super().__init__(f"unknown event type {event_type!r}")
+        self.event_type = event_type
+
+
 def decode_event(raw: bytes | str) -> PublicEvent:
-    """Parse one message value; raises pydantic.ValidationError for anything off-contract."""
-    return _ADAPTER.validate_json(raw)
+    """Parse one message value; raises UnknownEventTypeError for a JSON object whose `type` is a
+    string this contract does not list, pydantic.ValidationError for anything else off-contract."""
+    try:
+        return _ADAPTER.validate_json(raw)
+    except ValidationError as e:
+        # Only the discriminator itself (loc ()) unknown; a known type with bad fields is poison.
+        for error in e.errors():
+            body = error.get("input")
+            if error["type"] == "union_tag_invalid" and error["loc"] == ():
+                tag = body.get("type") if isinstance(body, dict) else None
+                if isinstance(tag, str):
+                    raise UnknownEventTypeError(tag) from e
+        raise
 
 
 def json_schema() -> dict[str, object]:

@@ -6,6 +6,8 @@ Every failure is classified as one of three kinds:
   (pydantic ValidationError), the database refuses it as data (psycopg DataError/IntegrityError), a
   handler refuses it (PoisonError, e.g. a permanent SMTP refusal or an invalid recipient). Retrying
   cannot help: it is dead-lettered and parked with its aggregate's later events (common.parking).
+  An event type the code does not know (common.events.UnknownEventTypeError: a newer producer's)
+  is poison only where it must be understood; the projector and the mailer skip it instead.
 - TRANSIENT: a dependency is unavailable — PostgreSQL (OperationalError, InterfaceError, from
   psycopg or the event store library; deadlocks and serialization failures too), Kafka
   (retriable KafkaException), SMTP (TransientError). Retried with capped exponential backoff,
@@ -28,6 +30,7 @@ import psycopg
 from confluent_kafka import KafkaException
 from pydantic import ValidationError
 
+from common.events import UnknownEventTypeError
 from common.settings import ConsumerSettings
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,8 @@ def _classify_one(exc: BaseException) -> Kind:
         return Kind.POISON
     if isinstance(exc, PoisonError | ValidationError | UnicodeDecodeError | json.JSONDecodeError):
         return Kind.POISON
+    if isinstance(exc, UnknownEventTypeError):
+        return Kind.POISON  # to whoever must understand it; consumers that need not skip it
     if isinstance(exc, psycopg.DataError | psycopg.IntegrityError):
         return Kind.POISON
     if isinstance(exc, TransientError | psycopg.OperationalError | psycopg.InterfaceError):

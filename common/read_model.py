@@ -7,6 +7,10 @@ keeps the two equal.
   (see projector.handlers), which makes re-delivery and replay harmless.
 - `tasks.deleted`: soft delete (a tombstone), so a late, older event never resurrects a deleted
   task. Every query filters `not deleted`.
+- `task_events`: the history of every task, one row per task event applied to `tasks` (keyed by its
+  store position, so a replay inserts nothing twice), with what it changed (`changes`, JSON);
+  read by `GET /tasks/{id}/history` (per task, oldest first) and `GET /activity` (per user,
+  newest first).
 - `user_positions`: per user, the highest store position applied (read-your-writes).
 - `projector_progress`: per Kafka partition, the last offset and store position applied; written in
   the same transaction as the rows, read by `python -m projector status`.
@@ -119,6 +123,21 @@ tasks = Table(
     ),
 )
 
+task_events = Table(
+    "task_events",
+    metadata,
+    Column("position", BigInteger, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("task_id", Uuid, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("changes", JSONB, nullable=False),
+    # A task's history, oldest first; a user's activity, newest first (keyset on position).
+    Index("ix_task_events_task_id_position", "task_id", "position"),
+    Index("ix_task_events_user_id_position", "user_id", text("position DESC")),
+)
+
 user_positions = Table(
     "user_positions",
     metadata,
@@ -173,4 +192,4 @@ auth_throttle = Table(
 )
 
 # The tables the rebuild replaces wholesale (projector_progress is about Kafka, not the store).
-REBUILT_TABLES: tuple[Table, ...] = (users, tasks, user_positions)
+REBUILT_TABLES: tuple[Table, ...] = (users, tasks, task_events, user_positions)

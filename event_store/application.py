@@ -232,9 +232,9 @@ class TodoStore(Application[UUID]):
             recordings = await self._committer.commit_async(events)
         return Saved(task, recordings[-1].notification.id)
 
-    def get_task(self, user_id: UUID, task_id: UUID) -> Task:
+    def get_task(self, user_id: UUID, task_id: UUID, *, deleted_too: bool = False) -> Task:
         task = self._get(Task, task_id)
-        if task is None or task.deleted or task.user_id != user_id:
+        if task is None or task.user_id != user_id or (task.deleted and not deleted_too):
             raise TaskNotFoundError(str(task_id))
         return task
 
@@ -262,6 +262,18 @@ class TodoStore(Application[UUID]):
     ) -> Saved[Task]:
         return self._change_task(
             user_id, task_id, lambda t: t.delete(user_id=user_id), expected_version
+        )
+
+    def restore_task(
+        self, user_id: UUID, task_id: UUID, expected_version: int | None = None
+    ) -> Saved[Task]:
+        """Undo a delete (the domain refuses a task that is not deleted)."""
+        return self._change_task(
+            user_id,
+            task_id,
+            lambda t: t.restore(user_id=user_id),
+            expected_version,
+            deleted_too=True,
         )
 
     # --- digests -----------------------------------------------------------------------------
@@ -348,9 +360,11 @@ class TodoStore(Application[UUID]):
         task_id: UUID,
         change: Callable[[Task], None],
         expected_version: int | None,
+        *,
+        deleted_too: bool = False,
     ) -> Saved[Task]:
         for _attempt in range(CONFLICT_RETRIES):
-            task = self.get_task(user_id, task_id)
+            task = self.get_task(user_id, task_id, deleted_too=deleted_too)
             if expected_version is not None and task.version != expected_version:
                 raise VersionConflictError(expected_version, task.version)
             change(task)
@@ -360,7 +374,7 @@ class TodoStore(Application[UUID]):
                 # Someone saved this task between our read and our write. With an explicit
                 # expectation that is the client's conflict; otherwise re-run on the fresh state.
                 if expected_version is not None:
-                    current = self.get_task(user_id, task_id).version
+                    current = self.get_task(user_id, task_id, deleted_too=deleted_too).version
                     raise VersionConflictError(expected_version, current) from None
         raise ConcurrentChangeError(CONFLICT_RETRIES)
 

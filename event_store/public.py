@@ -21,6 +21,7 @@ from common.events import (
     TaskDeleted,
     TaskRenamed,
     TaskReopened,
+    TaskRestored,
     UserPreferencesChanged,
     UserRegistered,
     public_event_id,
@@ -68,6 +69,10 @@ def _task_deleted(e: Any, pos: int) -> PublicEvent:
     return TaskDeleted(**_envelope(e, pos, e.user_id), task_id=e.originator_id)
 
 
+def _task_restored(e: Any, pos: int) -> PublicEvent:
+    return TaskRestored(**_envelope(e, pos, e.user_id), task_id=e.originator_id)
+
+
 def _digest_requested(e: Any, pos: int) -> PublicEvent:
     return DailyDigestRequested(
         **_envelope(e, pos, e.user_id),
@@ -89,6 +94,7 @@ _TRANSLATORS: dict[type, Callable[[Any, int], PublicEvent]] = {
     Task.Completed: _task_completed,
     Task.Reopened: _task_reopened,
     Task.Deleted: _task_deleted,
+    Task.Restored: _task_restored,
     DailyDigest.Requested: _digest_requested,
 }
 

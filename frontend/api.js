@@ -215,3 +215,20 @@ export async function updatePreferences(changes) {
 export async function deleteTask(id) {
   await request(`/tasks/${encodeURIComponent(id)}`, { method: "DELETE" });
 }
+
+/** Undo a delete: the same task (same id) comes back. 409 if it is not deleted. */
+export async function restoreTask(id) {
+  return (await request(`/tasks/${encodeURIComponent(id)}/restore`, { method: "POST" })).data;
+}
+
+/** @returns {Promise<{data: {items: [{type, task_id, occurred_at, position, version, changes}]}, stale}>} */
+export function getTaskHistory(id) {
+  return request(`/tasks/${encodeURIComponent(id)}/history`, { read: true });
+}
+
+/** The user's recent task events, newest first. @returns {Promise<{data: {items, next_cursor}, stale}>} */
+export function listActivity({ cursor = null, limit = 20 } = {}) {
+  const params = new URLSearchParams({ limit: String(limit) });
+  if (cursor) params.set("cursor", cursor);
+  return request(`/activity?${params}`, { read: true });
+}

@@ -6,8 +6,9 @@
 //   X-Event-Position seen, see api.js), so the query side answers only once it has applied our
 //   own writes. A read answering X-Stale: true shows "Syncing…" and is re-fetched once shortly after.
 // - Delete: the task is deleted immediately (no confirmation dialog) and a toast offers Undo for
-//   a few seconds. Undo re-creates a task with the same title (and marks it done again if it was);
-//   it gets a new id and creation time.
+//   a few seconds. Undo restores it (POST /tasks/{id}/restore): the same task, id and creation
+//   time, comes back as it was.
+// - History (a drawer per task) and the activity view live in history.js.
 // - Rename uses If-Match with the task's version; a 409 means the task changed elsewhere: the user
 //   is told and the list reloaded. Toggling done sends If-Match too.
 // - A task completed/reopened while the Open or Done filter is active stays in place (updated, so
@@ -21,6 +22,7 @@ import {
   setFieldError, setSyncing, show, showGlobalError, showToast, updateTaskRow,
 } from "./ui.js";
 import { browserTimezone, closeSettings, initSettings } from "./settings.js";
+import { initHistory, openHistory, refreshActivity, resetHistoryViews } from "./history.js";
 
 const PAGE_SIZE = 50;
 const STALE_RETRY_MS = 1200;
@@ -87,6 +89,7 @@ function showAuth(message = "", kind = "info") {
   updateSyncNote();
   showGlobalError(null);
   hideToast();
+  resetHistoryViews();
   $("#task-list").replaceChildren();
   show($("#tasks-view"), false);
   closeSettings();
@@ -274,6 +277,7 @@ async function refreshStats({ retry = false } = {}) {
     $("#stat-done").textContent = String(stats.done ?? 0);
     $("#stat-total").textContent = String(stats.total ?? 0);
     if (data?.email) $("#user-email").textContent = data.email;
+    refreshActivity(); // every write that changes the counts adds to the activity too
     state.meStale = stale;
     updateSyncNote();
     if (stale && !retry) {
@@ -536,6 +540,7 @@ async function saveEdit(li) {
     restoreTaskView(li, updated);
     li.querySelector("[data-testid=task-edit]").focus();
     announce(`Renamed to ${quoted(updated.title)}.`);
+    refreshActivity();
   } catch (err) {
     if (err instanceof api.ApiError && err.status === 422) {
       setFieldError(input, errorEl, err.message || "Please enter a title.");
@@ -582,13 +587,17 @@ async function onDelete(li) {
 async function undoDelete(task) {
   showGlobalError(null);
   try {
-    let restored = await api.createTask(task.title);
-    if (task.done) restored = await api.updateTask(restored.id, { done: true }, restored.version);
-    upsertTask(restored, { prepend: true });
+    const restored = await api.restoreTask(task.id);
+    upsertTask(restored);
     announce(`Restored ${quoted(restored.title)}.`);
     refreshStats();
   } catch (err) {
-    handleCommonError(err);
+    if (err instanceof api.ApiError && (err.status === 409 || err.status === 404)) {
+      // 409: restored already (another tab); 404: gone for this user. Show what is true now.
+      reloadAfterConflict(`${quoted(task.title)} could not be restored: ${err.message}`);
+    } else {
+      handleCommonError(err);
+    }
   }
 }
 
@@ -596,6 +605,7 @@ async function undoDelete(task) {
 
 function init() {
   initToast();
+  initHistory(handleCommonError);
   $("#auth-view form").addEventListener("submit", onAuthSubmit);
   $("#mode-login").addEventListener("click", () => {
     history.replaceState(null, "", window.location.pathname);
@@ -630,6 +640,7 @@ function init() {
     const action = e.target.closest("[data-action]")?.dataset.action;
     if (action === "edit") startEdit(li);
     else if (action === "delete") onDelete(li);
+    else if (action === "history") openHistory(findTask(li.dataset.taskId), e.target.closest("button"));
     else if (action === "cancel-edit") cancelEdit(li);
     else if (e.target.closest("[data-testid=task-title]")) startEdit(li);
   });

@@ -50,6 +50,7 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const ICONS = {
   edit: ["M12 20h9", "M16.5 3.5a2.12 2.12 0 0 1 3 3L7 19l-4 1 1-4Z"],
   trash: ["M3 6h18", "M8 6V4h8v2", "M19 6l-1 14H6L5 6", "M10 11v6", "M14 11v6"],
+  clock: ["M12 3a9 9 0 1 0 0 18a9 9 0 1 0 0-18", "M12 7v5l3 2"],
 };
 
 export function icon(name) {
@@ -93,7 +94,7 @@ export function quoted(title) {
   return `“${t.length > 80 ? `${t.slice(0, 77)}…` : t}”`;
 }
 
-function formatDate(iso) {
+export function formatDate(iso) {
   if (!iso) return "";
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return "";
@@ -116,6 +117,13 @@ export function renderTask(task) {
     "data-action": "edit",
     title: "Edit",
   }, icon("edit"));
+  const history = el("button", {
+    type: "button",
+    class: "btn btn-icon",
+    "data-testid": "task-history",
+    "data-action": "history",
+    title: "History",
+  }, icon("clock"));
   const del = el("button", {
     type: "button",
     class: "btn btn-icon btn-danger",
@@ -123,7 +131,7 @@ export function renderTask(task) {
     "data-action": "delete",
     title: "Delete",
   }, icon("trash"));
-  li.append(toggle, renderTaskBody(task), el("div", { class: "task-actions" }, edit, del));
+  li.append(toggle, renderTaskBody(task), el("div", { class: "task-actions" }, edit, history, del));
   updateTaskRow(li, task);
   return li;
 }
@@ -144,6 +152,7 @@ export function updateTaskRow(li, task) {
   toggle.checked = done;
   toggle.setAttribute("aria-label", done ? `Reopen ${quoted(task.title)}` : `Mark ${quoted(task.title)} as done`);
   li.querySelector("[data-testid=task-edit]").setAttribute("aria-label", `Edit ${quoted(task.title)}`);
+  li.querySelector("[data-testid=task-history]").setAttribute("aria-label", `History of ${quoted(task.title)}`);
   li.querySelector("[data-testid=task-delete]").setAttribute("aria-label", `Delete ${quoted(task.title)}`);
   const title = li.querySelector("[data-testid=task-title]");
   if (title) title.textContent = task.title;

@@ -2,6 +2,7 @@
 what waits behind it in that same transaction), publish the dead letters, then commit offsets.
 
 The failure rules are the shared poison policy (common.poison):
+- An event type this code does not know (a newer producer's) is skipped, not poison.
 - POISON (undecodable, breaks the contract, refused as data by a handler or the database): the
   message is parked with its reason and later events of its aggregate are parked behind it
   (common.parking); every other aggregate keeps flowing. A refused batch is re-applied one event at
@@ -25,7 +26,7 @@ from typing import Protocol
 
 from common import metrics, tracing
 from common.dead_letters import DeadLetter, LetterKind, message_headers, sniff
-from common.events import decode_event
+from common.events import UnknownEventTypeError, decode_event
 from common.health import Heartbeat
 from common.poison import Backoff, BugBudget, HaltedError, Kind, classify, describe
 from projector.kafka_source import Message, MessageSource, where
@@ -64,6 +65,7 @@ class Counters:
     gaps: int = 0
     dead_letters: int = 0
     batches: int = 0
+    skipped: int = 0  # of an event type this projector does not know
 
 
 class Projector:
@@ -92,6 +94,7 @@ class Projector:
         self._stop = threading.Event()
         self._source_open = True
         self.counters = Counters()
+        self._unknown_types: set[str] = set()
         metrics.register(*metrics.PROJECTOR)
 
     def stop(self) -> None:
@@ -128,6 +131,9 @@ class Projector:
         for m in messages:
             try:
                 event = decode_event(m.value() or b"")
+            except UnknownEventTypeError as e:
+                self._skip_unknown(e.event_type)
+                continue
             except Exception as e:
                 if classify(e) is not Kind.POISON:
                     raise
@@ -170,6 +176,15 @@ class Projector:
         self.counters.dead_letters += len(parked)
         self.counters.batches += 1
         return len(messages)
+
+    def _skip_unknown(self, event_type: str) -> None:
+        """A newer producer's event type: nothing to project, and not poison (parking it would
+        hold back its aggregate's later events for a type we simply do not need). Its offset is
+        committed with the batch's; logged once per type, counted."""
+        self.counters.skipped += 1
+        if event_type not in self._unknown_types:
+            self._unknown_types.add(event_type)
+            log.warning("skipping events of an unknown type", extra={"type": event_type})
 
     def _letter(self, message: Message, reason: str) -> DeadLetter:
         headers = message_headers(message.headers())

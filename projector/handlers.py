@@ -10,11 +10,16 @@ is a duplicate or an old event (skipped) or a gap (an earlier event is missing: 
 logged; `python -m projector rebuild` repairs it). An event refused for good (ProjectionError) is
 parked by the live projector, and later events of its aggregate with it (no gaps from that).
 The per-user position is recorded for every event, applied or not, as the greatest seen.
+
+History: every task event applied also becomes a `TaskEventRow` (what it changed), inserted into
+`task_events` keyed by its store position, so the history holds exactly the events the task row
+went through, and a replay (live re-delivery or rebuild) never records one twice.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,8 +32,10 @@ from common.events import (
     TaskCompleted,
     TaskCreated,
     TaskDeleted,
+    TaskEvent,
     TaskRenamed,
     TaskReopened,
+    TaskRestored,
     UserPreferencesChanged,
     UserRegistered,
 )
@@ -95,6 +102,28 @@ class TaskRow:
         )
 
 
+@dataclass(slots=True)
+class TaskEventRow:
+    position: int
+    user_id: UUID
+    task_id: UUID
+    type: str
+    occurred_at: datetime
+    version: int
+    changes: dict[str, Any]  # what the event changed, as JSON (e.g. {"title": ...})
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return (
+            self.position,
+            self.user_id,
+            self.task_id,
+            self.type,
+            self.occurred_at,
+            self.version,
+            json.dumps(self.changes, ensure_ascii=False),
+        )
+
+
 USER_COLUMNS = ("id", "email", "created_at", "version", "position", "timezone", "digest_enabled")
 TASK_COLUMNS = (
     "id",
@@ -107,6 +136,7 @@ TASK_COLUMNS = (
     "deleted",
     "position",
 )
+TASK_EVENT_COLUMNS = ("position", "user_id", "task_id", "type", "occurred_at", "version", "changes")
 
 
 @dataclass
@@ -118,6 +148,7 @@ class Rows:
     positions: dict[UUID, int] = field(default_factory=dict)
     changed_users: set[UUID] = field(default_factory=set)
     changed_tasks: set[UUID] = field(default_factory=set)
+    task_events: list[TaskEventRow] = field(default_factory=list)  # to insert (history)
     gaps: int = 0
     duplicates: int = 0
 
@@ -125,6 +156,21 @@ class Rows:
         self.positions.clear()
         self.changed_users.clear()
         self.changed_tasks.clear()
+        self.task_events.clear()
+
+    def record(self, e: TaskEvent, changes: dict[str, Any]) -> None:
+        """Add an applied task event to the history."""
+        self.task_events.append(
+            TaskEventRow(
+                position=e.position,
+                user_id=e.user_id,
+                task_id=e.task_id,
+                type=e.type,
+                occurred_at=e.occurred_at,
+                version=e.aggregate_version,
+                changes=changes,
+            )
+        )
 
 
 # --- handlers ----------------------------------------------------------------------------------
@@ -187,12 +233,13 @@ def on_task_created(rows: Rows, e: TaskCreated) -> Outcome:
         position=e.position,
     )
     rows.changed_tasks.add(e.task_id)
+    rows.record(e, {"title": e.title})
     return Outcome.APPLIED
 
 
 def on_task_renamed(rows: Rows, e: TaskRenamed) -> Outcome:
     title = _storable(e.title)
-    return _change_task(rows, e, lambda t: setattr(t, "title", title))
+    return _change_task(rows, e, lambda t: setattr(t, "title", title), {"title": title})
 
 
 def on_task_completed(rows: Rows, e: TaskCompleted) -> Outcome:
@@ -200,7 +247,7 @@ def on_task_completed(rows: Rows, e: TaskCompleted) -> Outcome:
         t.done = True
         t.done_at = e.done_at
 
-    return _change_task(rows, e, complete)
+    return _change_task(rows, e, complete, {"done_at": e.done_at.isoformat()})
 
 
 def on_task_reopened(rows: Rows, e: TaskReopened) -> Outcome:
@@ -215,14 +262,23 @@ def on_task_deleted(rows: Rows, e: TaskDeleted) -> Outcome:
     return _change_task(rows, e, lambda t: setattr(t, "deleted", True))
 
 
+def on_task_restored(rows: Rows, e: TaskRestored) -> Outcome:
+    return _change_task(rows, e, lambda t: setattr(t, "deleted", False))
+
+
 def on_digest_requested(rows: Rows, e: DailyDigestRequested) -> Outcome:
     return Outcome.APPLIED  # not part of the read model; only the user's position moves
 
 
-TaskChange = TaskRenamed | TaskCompleted | TaskReopened | TaskDeleted
+TaskChange = TaskRenamed | TaskCompleted | TaskReopened | TaskDeleted | TaskRestored
 
 
-def _change_task(rows: Rows, e: TaskChange, change: Callable[[TaskRow], None]) -> Outcome:
+def _change_task(
+    rows: Rows,
+    e: TaskChange,
+    change: Callable[[TaskRow], None],
+    changes: dict[str, Any] | None = None,
+) -> Outcome:
     task = rows.tasks.get(e.task_id)
     if task is None:
         return Outcome.GAP
@@ -236,6 +292,7 @@ def _change_task(rows: Rows, e: TaskChange, change: Callable[[TaskRow], None]) -
     task.version = e.aggregate_version
     task.position = e.position
     rows.changed_tasks.add(task.id)
+    rows.record(e, changes or {})
     return Outcome.APPLIED
 
 
@@ -249,10 +306,11 @@ HANDLERS: dict[type[Any], Handler] = {
     TaskCompleted: on_task_completed,
     TaskReopened: on_task_reopened,
     TaskDeleted: on_task_deleted,
+    TaskRestored: on_task_restored,
     DailyDigestRequested: on_digest_requested,
 }
 
-TASK_EVENTS = (TaskCreated, TaskRenamed, TaskCompleted, TaskReopened, TaskDeleted)
+TASK_EVENTS = (TaskCreated, TaskRenamed, TaskCompleted, TaskReopened, TaskDeleted, TaskRestored)
 
 
 def apply_event(rows: Rows, event: PublicEvent) -> Outcome:

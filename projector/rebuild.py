@@ -1,6 +1,7 @@
 """Rebuild the read model by replaying the event store, without downtime.
 
-1. Fresh tables `users_rebuild`, `tasks_rebuild`, `user_positions_rebuild` (primary keys only).
+1. Fresh tables `users_rebuild`, `tasks_rebuild`, `task_events_rebuild`, `user_positions_rebuild`
+   (primary keys only).
 2. Bulk replay of the store up to its head H1 at the start: the public events are read in big
    windows of positions in store order through the event store's public API
    (event_store.public_reader: the same translation as the relay's) and folded by the live
@@ -73,7 +74,7 @@ class RebuildSummary:
 
     def __str__(self) -> str:
         return (
-            f"rebuilt users, tasks and user_positions from {self.events} events"
+            f"rebuilt users, tasks, task_events and user_positions from {self.events} events"
             f" (store head {self.head}) in {self.seconds:.2f} s:"
             f" {self.events_per_second:,.0f} events/s with {self.workers} worker(s)"
             + (f"; {self.gaps} events skipped for gaps" if self.gaps else "")

@@ -64,7 +64,8 @@ class Replayer:
             self._fold(events)
             self.stats.events += len(events)
             self.stats.position = position
-            if not self.fresh or len(self._cache.users) + len(self._cache.tasks) > self.cache_rows:
+            cached = len(self._cache.users) + len(self._cache.tasks) + len(self._cache.task_events)
+            if not self.fresh or cached > self.cache_rows:
                 self.flush()
             if self.on_page is not None:
                 self.on_page(self.stats)
@@ -106,11 +107,14 @@ class Replayer:
             tasks=cache.tasks,
             changed_users={i for i in cache.changed_users if i in self._loaded},
             changed_tasks={i for i in cache.changed_tasks if i in self._loaded},
+            # History rows are new in a fresh table (COPY); a catch-up inserts them idempotently.
+            task_events=[] if self.fresh else cache.task_events,
         )
         new_users = [cache.users[i] for i in cache.changed_users if i not in self._loaded]
         new_tasks = [cache.tasks[i] for i in cache.changed_tasks if i not in self._loaded]
+        new_events = cache.task_events if self.fresh else []
         with self.conn.cursor() as cur:
-            copy_rows(cur, self.tables, new_users, new_tasks)
+            copy_rows(cur, self.tables, new_users, new_tasks, new_events)
             save_rows(cur, self.tables, existing)
             if not self.fresh:
                 save_positions(cur, self.tables, self._positions)

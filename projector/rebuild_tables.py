@@ -52,7 +52,7 @@ def create_indexes(conn: psycopg.Connection[Any]) -> None:
 def rename_into_place(conn: psycopg.Connection[Any]) -> None:
     """In the caller's transaction: drop the live tables and give the new ones their names."""
     names = {t.name for t in REBUILT_TABLES}
-    assert names == {LIVE.users, LIVE.tasks, LIVE.user_positions}
+    assert names == {LIVE.users, LIVE.tasks, LIVE.user_positions, LIVE.task_events}
     conn.execute(
         sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
             sql.SQL(", ").join(sql.Identifier(t.name) for t in REBUILT_TABLES)

@@ -36,3 +36,19 @@ def decode_cursor(token: str) -> Cursor:
         raise InvalidCursorError("invalid cursor")
     micros, _, task_hex = token.partition("_")
     return Cursor(_EPOCH + int(micros) * _MICROSECOND, UUID(hex=task_hex))
+
+
+# GET /activity pages by store position (unique, so no tie-breaker is needed): the position of the
+# last event shown, newest first.
+ACTIVITY_CURSOR_PATTERN = r"^[0-9]{1,18}$"
+_ACTIVITY_CURSOR = re.compile(ACTIVITY_CURSOR_PATTERN, re.ASCII)
+
+
+def encode_activity_cursor(position: int) -> str:
+    return str(position)
+
+
+def decode_activity_cursor(token: str) -> int:
+    if _ACTIVITY_CURSOR.fullmatch(token) is None:
+        raise InvalidCursorError("invalid cursor")
+    return int(token)

@@ -20,6 +20,8 @@ from query_api.cursor import Cursor
 
 # (item JSON, created_at, id) per task, newest first.
 TaskRow = tuple[str, datetime, UUID]
+# (item JSON, position) per event of the user's activity, newest first.
+ActivityRow = tuple[str, int]
 
 
 class ReadModel(Protocol):
@@ -30,6 +32,13 @@ class ReadModel(Protocol):
     async def get_task(self, user_id: UUID, task_id: UUID) -> str | None: ...
 
     async def get_me(self, user_id: UUID) -> str | None: ...
+
+    async def task_history(self, user_id: UUID, task_id: UUID) -> str | None:
+        """The task's events as a JSON array, oldest first; None if it is not this user's."""
+
+    async def activity(
+        self, user_id: UUID, before_position: int | None, limit: int
+    ) -> Sequence[ActivityRow]: ...
 
     async def positions(self, user_ids: Sequence[UUID]) -> dict[UUID, int]: ...
 
@@ -66,6 +75,26 @@ _ME = (
     "::text FROM users u, LATERAL (SELECT count(*) AS total, count(*) FILTER (WHERE done) AS done"
     " FROM tasks WHERE user_id = u.id AND NOT deleted) s WHERE u.id = %s"
 )
+_EVENT_FIELDS = (
+    "'type', e.type, 'task_id', e.task_id, 'occurred_at', e.occurred_at, 'position', e.position,"
+    " 'version', e.version, 'changes', e.changes"
+)
+_HISTORY = (
+    f"SELECT json_agg(json_build_object({_EVENT_FIELDS}) ORDER BY e.position)::text"  # noqa: S608
+    " FROM task_events e WHERE e.task_id = %s AND e.user_id = %s"
+)
+
+
+def _activity_statement(with_cursor: bool) -> str:
+    before = " AND e.position < %(before)s" if with_cursor else ""
+    return (
+        f"SELECT json_build_object({_EVENT_FIELDS}, 'task_title', t.title)::text, e.position"  # noqa: S608
+        " FROM task_events e JOIN tasks t ON t.id = e.task_id"
+        f" WHERE e.user_id = %(user_id)s{before} ORDER BY e.position DESC LIMIT %(limit)s"
+    )
+
+
+_ACTIVITY = {c: _activity_statement(c) for c in (False, True)}
 _POSITIONS = "SELECT user_id, position FROM user_positions WHERE user_id = ANY(%s)"
 # The user's position and their tasks changed after a position, in one statement (one snapshot:
 # no change can commit between the two). Deleted tasks are included: a stream reports deletions.
@@ -121,6 +150,21 @@ class PostgresReadModel:
 
     async def get_me(self, user_id: UUID) -> str | None:
         return await self._one(_ME, (user_id,))
+
+    async def task_history(self, user_id: UUID, task_id: UUID) -> str | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_HISTORY, (task_id, user_id))
+            row = await cur.fetchone()
+        # json_agg over no rows is NULL: no such task for this user.
+        return None if row is None or row[0] is None else str(row[0])
+
+    async def activity(
+        self, user_id: UUID, before_position: int | None, limit: int
+    ) -> Sequence[ActivityRow]:
+        params = {"user_id": user_id, "before": before_position, "limit": limit}
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_ACTIVITY[before_position is not None], params)
+            return await cur.fetchall()
 
     async def positions(self, user_ids: Sequence[UUID]) -> dict[UUID, int]:
         async with self._pool.connection() as conn:

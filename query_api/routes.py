@@ -1,5 +1,6 @@
-"""GET /tasks, /tasks/{id}, /me. Few dependencies on purpose: FastAPI's dependency solving costs
-more per request than the query itself, so adapters are taken from app.state directly."""
+"""GET /tasks, /tasks/{id}, /tasks/{id}/history, /activity, /me. Few dependencies on purpose:
+FastAPI's dependency solving costs more per request than the query itself, so adapters are taken
+from app.state directly."""
 
 from __future__ import annotations
 
@@ -12,9 +13,17 @@ from common.openapi import error_response
 from common.schemas import TaskPublic
 from common.web import validation_error
 from query_api.auth import SECURITY, CurrentUserId
-from query_api.cursor import CURSOR_PATTERN, InvalidCursorError, decode_cursor, encode_cursor
+from query_api.cursor import (
+    ACTIVITY_CURSOR_PATTERN,
+    CURSOR_PATTERN,
+    InvalidCursorError,
+    decode_activity_cursor,
+    decode_cursor,
+    encode_activity_cursor,
+    encode_cursor,
+)
 from query_api.deps import STALE_HEADER, MinPosition, is_stale, read_model
-from query_api.schemas import MePublic, TaskPage
+from query_api.schemas import ActivityPage, MePublic, TaskHistory, TaskPage
 
 router = APIRouter(tags=["queries"])
 
@@ -100,6 +109,60 @@ async def get_task(
     body = await read_model(request).get_task(user_id, task_id)
     if body is None:
         raise _not_found("task", stale)
+    return _json(body, stale)
+
+
+@router.get(
+    "/tasks/{task_id}/history",
+    response_model=TaskHistory,
+    openapi_extra=SECURITY,
+    responses={
+        **_ERRORS,
+        200: _OK,
+        404: error_response("No such task for this user (a deleted one has a history)", _STALE_404),
+    },
+)
+async def task_history(
+    request: Request, task_id: UUID, user_id: CurrentUserId, min_position: MinPosition = None
+) -> Response:
+    """Every event of the task, oldest first, with what it changed; also for a deleted task."""
+    stale = await is_stale(request, user_id, min_position)
+    items = await read_model(request).task_history(user_id, task_id)
+    if items is None:
+        raise _not_found("task", stale)
+    return _json('{"items":' + items + "}", stale)
+
+
+@router.get(
+    "/activity",
+    response_model=ActivityPage,
+    openapi_extra=SECURITY,
+    responses={**_ERRORS, 200: _OK},
+)
+async def activity(
+    request: Request,
+    user_id: CurrentUserId,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="`next_cursor` of the previous page (opaque); a malformed one is a 422",
+            json_schema_extra={"pattern": ACTIVITY_CURSOR_PATTERN},
+        ),
+    ] = None,
+    min_position: MinPosition = None,
+) -> Response:
+    """The user's task events across all their tasks, newest first, `limit` per page."""
+    try:
+        before = None if cursor is None else decode_activity_cursor(cursor)
+    except InvalidCursorError as e:
+        raise validation_error(("query", "cursor"), str(e)) from e
+    stale = await is_stale(request, user_id, min_position)
+    rows = await read_model(request).activity(user_id, before, limit + 1)
+    page = rows[:limit]
+    next_cursor = f'"{encode_activity_cursor(page[-1][1])}"' if len(rows) > limit else "null"
+    body = '{"items":[' + ",".join(row[0] for row in page) + '],"next_cursor":' + next_cursor + "}"
     return _json(body, stale)
 
 

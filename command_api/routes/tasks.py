@@ -83,3 +83,30 @@ def delete_task(
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     set_position(response, saved.position)
     return response
+
+
+@router.post(
+    "/{task_id}/restore",
+    response_model=TaskPublic,
+    responses={
+        200: {"headers": _WRITTEN_HEADERS},
+        **_CHANGE_ANSWERS,
+        404: error_response("No such task for this user (unknown or not yours)"),
+        409: error_response(
+            "The task is not deleted, If-Match did not match the task's current version, or the"
+            " task kept changing concurrently"
+        ),
+    },
+)
+def restore_task(
+    task_id: UUID,
+    user_id: CurrentUserId,
+    store: Store,
+    expected: ExpectedVersion,
+    response: Response,
+) -> TaskPublic:
+    """Undo a delete: the same task (same id and created_at) comes back, its version bumped."""
+    saved = store.restore_task(user_id, task_id, expected_version=expected)
+    set_position(response, saved.position)
+    set_etag(response, saved.aggregate.version)
+    return task_public(saved.aggregate)

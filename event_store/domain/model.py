@@ -183,6 +183,9 @@ class Task(Aggregate):
     class Deleted(Aggregate.Event):
         user_id: UUID
 
+    class Restored(Aggregate.Event):
+        user_id: UUID
+
     @event(Created)
     def __init__(self, user_id: UUID, title: str) -> None:
         self.user_id = user_id
@@ -211,6 +214,14 @@ class Task(Aggregate):
         self._check_actor(user_id)
         self._deleted(user_id=user_id)
 
+    def restore(self, user_id: UUID) -> None:
+        """Undo a delete: the same task (id, history) comes back as it was when deleted."""
+        if user_id != self.user_id:
+            raise TaskNotFoundError(str(self.id))
+        if not self.deleted:
+            raise TaskStateError("task is not deleted")
+        self._restored(user_id=user_id)
+
     def _check_actor(self, user_id: UUID) -> None:
         if self.deleted or user_id != self.user_id:
             raise TaskNotFoundError(str(self.id))
@@ -233,6 +244,10 @@ class Task(Aggregate):
     @event(Deleted)
     def _deleted(self, user_id: UUID) -> None:
         self.deleted = True
+
+    @event(Restored)
+    def _restored(self, user_id: UUID) -> None:
+        self.deleted = False
 
 
 class DailyDigest(Aggregate):

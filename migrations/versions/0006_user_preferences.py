@@ -19,8 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_user_preferences"
-# The coordinator re-chains this after 0005 (another branch) at merge.
-down_revision: str | None = "0004_auth_throttle"
+down_revision: str | None = "0005_task_history"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

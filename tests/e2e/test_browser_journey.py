@@ -1,6 +1,6 @@
 """A user's whole journey in a real browser (Chromium), through the real gateway, against the
 whole running system: register (and land logged in), settings, add, complete, rename, delete,
-reload, log out, log in.
+undo (the same task comes back), its history and the activity, reload, log out, log in.
 
 Only Playwright's auto-waiting assertions (expect) wait; there are no fixed sleeps. Screenshots of
 each major step go to test-artifacts/e2e/journey/.
@@ -148,6 +148,8 @@ def test_a_user_registers_logs_in_manages_tasks_reloads_and_logs_out_in_a_real_b
     steps.shot("one-renamed")
 
     # Delete the other one: gone at once, with an Undo toast.
+    report_id = row_titled(page, "Write report").get_attribute("data-task-id")
+    assert report_id
     row_titled(page, "Write report").get_by_test_id("task-delete").click()
     expect(row_titled(page, "Write report")).to_have_count(0)
     expect(page.locator("#toast")).to_be_visible()
@@ -157,16 +159,60 @@ def test_a_user_registers_logs_in_manages_tasks_reloads_and_logs_out_in_a_real_b
     expect_stats(page, total=1, done=1, undone=0)
     steps.shot("one-deleted")
 
+    # Undo: the same task comes back (same id), restored, not re-created.
+    page.locator("#toast-undo").click()
+    report = row_with_id(page, report_id)
+    expect(report).to_have_count(1)
+    expect(report.get_by_test_id("task-title")).to_have_text("Write report")
+    expect(report).to_have_attribute("data-version", "3")
+    expect(page.locator("#toast")).to_be_hidden()
+    expect_stats(page, total=2, done=1, undone=1)
+    steps.shot("deletion-undone")
+
+    # Its history: created, deleted, restored, oldest first.
+    report.get_by_test_id("task-history").click()
+    expect(page.locator("#history-panel")).to_be_visible()
+    expect(page.locator("#history-title")).to_have_text("History of “Write report”")
+    history_items = page.locator("#history-list [data-testid=history-item]")
+    expect(history_items.locator(".event-what")).to_have_text(
+        ["Created “Write report”", "Deleted", "Restored"]
+    )
+    assert history_items.evaluate_all("items => items.map(i => i.dataset.type)") == [
+        "task.created",
+        "task.deleted",
+        "task.restored",
+    ]
+    steps.shot("task-history")
+    page.keyboard.press("Escape")
+    expect(page.locator("#history-panel")).to_be_hidden()
+
+    # The activity: every change of the user's tasks, newest first.
+    page.locator("#activity-toggle").click()
+    expect(page.locator("#activity-view")).to_be_visible()
+    expect(page.locator("#activity-list .event-what")).to_have_text(
+        [
+            "Restored “Write report”",
+            "Deleted “Write report”",
+            "Renamed to “Buy oat milk”",
+            "Completed “Buy oat milk”",
+            "Created “Write report”",
+            "Created “Buy milk”",
+        ]
+    )
+    steps.shot("activity")
+    page.locator("#activity-toggle").click()
+    expect(page.locator("#activity-view")).to_be_hidden()
+
     # Reload: still logged in; the list and counts come back from the query side.
     page.reload()
     expect(page.locator("#tasks-view")).to_be_visible()
     expect(page.locator("#toast")).to_be_hidden()
     expect(page.locator("#user-email")).to_have_text(email)
-    expect(rows(page)).to_have_count(1)
-    expect(rows(page).get_by_test_id("task-title")).to_have_text(["Buy oat milk"])
+    expect(rows(page)).to_have_count(2)
+    expect(rows(page).get_by_test_id("task-title")).to_have_text(["Write report", "Buy oat milk"])
     expect(row_with_id(page, milk_id)).to_have_attribute("data-done", "true")
     expect(row_with_id(page, milk_id).get_by_test_id("task-toggle")).to_be_checked()
-    expect_stats(page, total=1, done=1, undone=0)
+    expect_stats(page, total=2, done=1, undone=1)
     expect(page.locator("#sync-note")).to_be_hidden()
     steps.shot("after-reload")
 

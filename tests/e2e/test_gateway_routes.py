@@ -236,6 +236,40 @@ def test_task_writes_reach_the_command_api_and_task_reads_reach_the_query_api(
     assert gateway.answered_by(gone) == "query"
 
 
+def test_restore_reaches_the_command_api_and_history_and_activity_the_query_api(
+    gateway: Gateway, token: str, openapi: dict[str, dict[str, Any]]
+) -> None:
+    only_on(openapi, "command", ("POST", "/tasks/{task_id}/restore"))
+    only_on(openapi, "query", ("GET", "/tasks/{task_id}/history"))
+    only_on(openapi, "query", ("GET", "/activity"))
+    created = gateway.request("POST", "/api/tasks", json={"title": "Undo"}, headers=bearer(token))
+    task_id = created.json()["id"]
+    assert gateway.request("DELETE", f"/api/tasks/{task_id}", headers=bearer(token)).is_success
+
+    restored = gateway.request("POST", f"/api/tasks/{task_id}/restore", headers=bearer(token))
+    assert restored.status_code == 200, restored.text
+    assert gateway.answered_by(restored) == "command"
+    assert (restored.json()["id"], restored.json()["version"]) == (task_id, 3)
+    after = bearer(token, **{"X-Min-Position": restored.headers["X-Event-Position"]})
+
+    history = gateway.request("GET", f"/api/tasks/{task_id}/history", headers=after)
+    assert history.status_code == 200, history.text
+    assert gateway.answered_by(history) == "query"
+    assert [i["type"] for i in history.json()["items"]] == [
+        "task.created",
+        "task.deleted",
+        "task.restored",
+    ]
+
+    activity = gateway.request("GET", "/api/activity", params={"limit": 1}, headers=after)
+    assert activity.status_code == 200, activity.text
+    assert gateway.answered_by(activity) == "query"
+    assert [(i["type"], i["task_id"]) for i in activity.json()["items"]] == [
+        ("task.restored", task_id)
+    ]
+    assert gateway.request("POST", "/api/activity", headers=bearer(token)).status_code == 405
+
+
 def test_me_reaches_the_query_api_with_the_users_stats(
     gateway: Gateway, token: str, openapi: dict[str, dict[str, Any]]
 ) -> None:

@@ -12,6 +12,7 @@ import httpx
 import psycopg
 import pytest
 import schemathesis
+from psycopg.types.json import Jsonb
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import events, from_schema
 
@@ -97,7 +98,8 @@ def stream_contract_failures(base_url: str, token: str) -> list[str]:
 
 
 def seed_read_model(db: DatabaseSettings, user: UUID) -> None:
-    """A user with a few tasks (more than one page of the smallest `limit`)."""
+    """A user with a few tasks and their creation events (more than one page of the smallest
+    `limit`)."""
     t0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
     with psycopg.connect(db.conninfo, autocommit=True) as conn:
         conn.execute(
@@ -106,12 +108,19 @@ def seed_read_model(db: DatabaseSettings, user: UUID) -> None:
             (user, t0),
         )
         for i in range(5):
+            task = uuid4()
             conn.execute(
                 "INSERT INTO tasks (id, user_id, title, done, created_at, done_at, version,"
                 " position) VALUES (%s, %s, %s, %s, %s, %s, 1, %s)",
-                (uuid4(), user, f"task {i}", i % 2 == 1, t0 + timedelta(seconds=i),
+                (task, user, f"task {i}", i % 2 == 1, t0 + timedelta(seconds=i),
                  t0 if i % 2 else None, i + 2),
             )  # fmt: skip
+            # its history (GET /tasks/{id}/history, /activity), as the projector records it
+            conn.execute(
+                "INSERT INTO task_events (position, user_id, task_id, type, occurred_at, version,"
+                " changes) VALUES (%s, %s, %s, 'task.created', %s, 1, %s)",
+                (i + 2, user, task, t0 + timedelta(seconds=i), Jsonb({"title": f"task {i}"})),
+            )
 
 
 def test_the_query_api_honours_its_openapi_spec(read_db: DatabaseSettings) -> None:

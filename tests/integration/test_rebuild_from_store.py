@@ -30,7 +30,7 @@ from tests.support.system import running_relay, store_for
 pytestmark = pytest.mark.integration
 __all__ = ["read_db"]
 
-OPS = ("create", "create", "rename", "complete", "reopen", "delete", "digest")
+OPS = ("create", "create", "rename", "complete", "reopen", "delete", "restore", "digest")
 Command = tuple[int, str, int, str]
 
 
@@ -58,6 +58,8 @@ def run_commands(
                     store.update_task(user, task, done=True)
                 elif op == "reopen":
                     store.update_task(user, task, done=False)
+                elif op == "restore":
+                    store.restore_task(user, task)
                 else:
                     store.delete_task(user, task)
         except DomainError:

@@ -34,7 +34,7 @@ from event_store.domain.model import Task, User
 from event_store.public import PUBLIC_TOPICS, to_public
 from projector.consumer import Projector
 from projector.db import LIVE, TableNames
-from projector.handlers import Rows, apply_event
+from projector.handlers import Rows, TaskEventRow, apply_event
 from projector.main import build_projector
 from projector.settings import ProjectorSettings
 from projector.sink import BatchResult, Delivered, sort_out
@@ -212,6 +212,8 @@ def seed(store: TodoStore, users: int, tasks_per_user: int, seed: int = 7) -> No
                     task.reopen(user_id=user.id)
             if rng.random() < 0.1:
                 task.delete(user_id=user.id)
+                if rng.random() < 0.5:
+                    task.restore(user_id=user.id)
             aggregates.append(task)
         store.save(*aggregates)
 
@@ -227,6 +229,7 @@ def fold(events: Sequence[PublicEvent]) -> Snapshot:
     return {
         "users": sorted(u.as_tuple() for u in rows.users.values()),
         "tasks": sorted(t.as_tuple() for t in rows.tasks.values()),
+        "task_events": sorted(history_tuple(e) for e in rows.task_events),
         "user_positions": sorted(rows.positions.items()),
     }
 
@@ -268,19 +271,28 @@ def expected_tables(store: TodoStore) -> Snapshot:
     return {
         "users": sorted(users),
         "tasks": sorted(tasks),
+        # History rows say what each event changed, a notion only the handlers have: these come
+        # from folding the public events (the rows and positions above do not).
+        "task_events": fold(store_events(store))["task_events"],
         "user_positions": sorted(owner_positions.items()),
     }
 
 
+def history_tuple(row: TaskEventRow) -> tuple[Any, ...]:
+    """A history row as the database gives it back (changes as parsed JSON)."""
+    return (*row.as_tuple()[:-1], row.changes)
+
+
 def snapshot(db: DatabaseSettings, tables: TableNames = LIVE) -> Snapshot:
-    """users, tasks and user_positions, every column, sorted by id."""
-    from projector.handlers import TASK_COLUMNS, USER_COLUMNS
+    """users, tasks, task_events and user_positions, every column, sorted by id (position)."""
+    from projector.handlers import TASK_COLUMNS, TASK_EVENT_COLUMNS, USER_COLUMNS
 
     result: Snapshot = {}
     with psycopg.connect(db.conninfo, autocommit=True) as conn:
         for key, table, columns in (
             ("users", tables.users, USER_COLUMNS),
             ("tasks", tables.tasks, TASK_COLUMNS),
+            ("task_events", tables.task_events, TASK_EVENT_COLUMNS),
             ("user_positions", tables.user_positions, ("user_id", "position")),
         ):
             query = sql.SQL("SELECT {} FROM {} ORDER BY 1").format(

@@ -84,6 +84,38 @@ def test_a_deleted_task_refuses_every_further_command() -> None:
         task.delete(user_id=owner)
 
 
+def test_restoring_a_deleted_task_brings_back_the_same_task_as_it_was() -> None:
+    task, owner = new_task()
+    task.complete(user_id=owner, done_at=NOW)
+    task.delete(user_id=owner)
+    task.restore(user_id=owner)
+    assert event_names(task) == ["Created", "Completed", "Deleted", "Restored"]
+    assert (task.deleted, task.title, task.done, task.done_at, task.version) == (
+        False,
+        "write tests",
+        True,
+        NOW,
+        4,
+    )
+    task.rename(user_id=owner, title="usable again")  # no longer refused
+    assert task.title == "usable again"
+
+
+def test_restoring_a_task_that_is_not_deleted_is_refused() -> None:
+    task, owner = new_task()
+    with pytest.raises(TaskStateError):
+        task.restore(user_id=owner)
+    assert task.version == 1
+
+
+def test_another_user_cannot_restore_the_task_and_sees_it_as_not_found() -> None:
+    task, owner = new_task()
+    task.delete(user_id=owner)
+    with pytest.raises(TaskNotFoundError):
+        task.restore(user_id=uuid4())
+    assert task.deleted
+
+
 def test_another_user_cannot_touch_the_task_and_sees_it_as_not_found() -> None:
     task, _ = new_task()
     with pytest.raises(TaskNotFoundError):

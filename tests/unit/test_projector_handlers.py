@@ -20,6 +20,7 @@ from common.events import (
     TaskDeleted,
     TaskRenamed,
     TaskReopened,
+    TaskRestored,
     UserPreferencesChanged,
     UserRegistered,
     public_event_id,
@@ -75,6 +76,9 @@ class History:
     def delete(self, user: UUID, task: UUID) -> TaskDeleted:
         return TaskDeleted(**self._env(task, user), task_id=task)
 
+    def restore(self, user: UUID, task: UUID) -> TaskRestored:
+        return TaskRestored(**self._env(task, user), task_id=task)
+
     def digest(self, user: UUID) -> DailyDigestRequested:
         digest = uuid4()
         return DailyDigestRequested(
@@ -98,7 +102,7 @@ def test_every_public_event_type_has_a_handler() -> None:
     # Every member of the PublicEvent union (Annotated[A | B | ..., discriminator]).
     (union, *_) = get_args(PublicEvent)
     event_types = set(get_args(union))
-    assert UserPreferencesChanged in event_types
+    assert {UserPreferencesChanged, TaskRestored} <= event_types
     assert set(HANDLERS) == event_types
 
 
@@ -256,7 +260,8 @@ def histories(draw: st.DrawFn) -> list[PublicEvent]:
     events: list[PublicEvent] = [h.register(u) for u in users]
     tasks: list[tuple[UUID, UUID, bool, bool]] = []  # (user, task, done, deleted)
     for _ in range(draw(st.integers(0, 25))):
-        op = draw(st.sampled_from(["create", "rename", "toggle", "delete", "digest", "prefs"]))
+        ops = ["create", "rename", "toggle", "delete", "restore", "digest", "prefs"]
+        op = draw(st.sampled_from(ops))
         if op == "prefs":
             zone = draw(st.sampled_from(["UTC", "Asia/Kathmandu", "America/Los_Angeles"]))
             events.append(h.preferences(draw(st.sampled_from(users)), zone, draw(st.booleans())))
@@ -270,6 +275,9 @@ def histories(draw: st.DrawFn) -> list[PublicEvent]:
         i = draw(st.integers(0, len(tasks) - 1))
         user, task, done, deleted = tasks[i]
         if deleted:
+            if op == "restore":
+                events.append(h.restore(user, task))
+                tasks[i] = (user, task, done, False)
             continue
         if op == "rename":
             events.append(h.rename(user, task, draw(TITLES)))

@@ -15,7 +15,7 @@ from common.schemas import TaskPublic
 from common.settings import AuthSettings, QueryApiSettings, auth_settings
 from query_api.cursor import Cursor, decode_cursor, encode_cursor
 from query_api.main import create_app
-from query_api.repository import TaskRow
+from query_api.repository import ActivityRow, TaskRow
 from query_api.schemas import MePublic, TaskPage
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -63,6 +63,14 @@ class FakeReadModel:
     async def get_me(self, user_id: UUID) -> str | None:
         user = self.users.get(user_id)
         return None if user is None else json.dumps(user)
+
+    async def task_history(self, user_id: UUID, task_id: UUID) -> str | None:
+        return None  # the history's SQL is tested against PostgreSQL (test_query_history.py)
+
+    async def activity(
+        self, user_id: UUID, before_position: int | None, limit: int
+    ) -> Sequence[ActivityRow]:
+        return []
 
     async def positions(self, user_ids: Sequence[UUID]) -> dict[UUID, int]:
         return {}
