@@ -229,11 +229,11 @@ def test_a_user_registers_logs_in_manages_tasks_reloads_and_logs_out_in_a_real_b
     expect(page.locator("#login-form")).to_be_visible()
     expect(page.locator("#tasks-view")).to_be_hidden()
 
-    # Log in again: the same account and its task.
+    # Log in again: the same account and its tasks.
     page.locator("#email").fill(email)
     page.locator("#password").fill(password)
     page.locator("#auth-submit").click()
     expect(page.locator("#tasks-view")).to_be_visible()
-    expect(rows(page).get_by_test_id("task-title")).to_have_text(["Buy oat milk"])
+    expect(rows(page).get_by_test_id("task-title")).to_have_text(["Write report", "Buy oat milk"])
 
     assert not problems, "the browser reported errors:\n" + "\n".join(problems)
