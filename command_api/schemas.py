@@ -120,7 +120,7 @@ class TaskCreate(_Body):
     title: Title
 
 
-def _patch_schema(schema: dict[str, Any]) -> None:
+def patch_schema(schema: dict[str, Any]) -> None:
     """As the validators below: at least one field, and a field given is never null."""
     schema["minProperties"] = 1
     for prop in schema["properties"].values():
@@ -131,7 +131,7 @@ def _patch_schema(schema: dict[str, Any]) -> None:
 
 
 class TaskUpdate(_Body):
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_patch_schema)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=patch_schema)
 
     title: Title | None = None
     done: bool | None = None

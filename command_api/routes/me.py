@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Self
 from uuid import UUID
 
 from fastapi import APIRouter, Response
@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from command_api.deps import Store
 from command_api.responses import POSITION_HEADER, set_position
+from command_api.schemas import patch_schema
 from common.auth import CurrentUserId
 from common.openapi import error_response
 from common.timezones import TimezoneName
@@ -20,18 +21,8 @@ from event_store.domain.model import User
 router = APIRouter(tags=["account"])
 
 
-def _patch_schema(schema: dict[str, Any]) -> None:
-    """As the validators below: at least one field, and a field given is never null."""
-    schema["minProperties"] = 1
-    for prop in schema["properties"].values():
-        alternatives = prop.pop("anyOf", None)
-        if alternatives:
-            prop.update(next(a for a in alternatives if a != {"type": "null"}))
-        prop.pop("default", None)
-
-
 class PreferencesUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_patch_schema)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=patch_schema)
 
     timezone: TimezoneName | None = None
     digest_enabled: StrictBool | None = Field(
