@@ -16,7 +16,10 @@ baseline (only the first round's is reported: later rounds reuse the memory earl
 freed). Medians of --rounds; CPU shares (% of one core) over the load; per-hop histograms.
 
     .venv/bin/python bench/bench_stream.py [--users 1000] [--rounds 3] [--seconds 30]
-        [--baseline-seconds 10] [--port-base 27000]
+        [--baseline-seconds 10] [--rate N] [--port-base 27000]
+
+--rate sets another command rate over the same N streams (round-robin over the users): it tells
+the cost of open streams from the cost of the write rate.
 """
 
 from __future__ import annotations
@@ -100,6 +103,7 @@ def stream_round(args: argparse.Namespace, system: System) -> Round:
     rss_before = rss_mb(query_pid)
     cmd = [str(STREAMGEN), "-command", system.urls["command"], "-query", system.urls["query"]]
     cmd += ["-tokens", system.tokens, "-seconds", str(args.seconds), "-pause", str(PAUSE_S)]
+    cmd += ["-rate", str(args.rate)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
     assert proc.stdout is not None
     opened = json.loads(proc.stdout.readline() or b"{}")
@@ -137,7 +141,7 @@ def stream_round(args: argparse.Namespace, system: System) -> Round:
 def baseline_round(args: argparse.Namespace, system: System) -> tuple[float, float]:
     """p50, p99 of freshness (answer -> read-your-writes read) at the same rate, no streams."""
     wait_streams_closed(system)
-    run = loadgen(system, args.users, args.baseline_seconds)
+    run = loadgen(system, args.rate, args.baseline_seconds)
     result = json.loads(subprocess.run(run, check=True, stdout=subprocess.PIPE).stdout)
     return result["freshness_ms"]["p50"], result["freshness_ms"]["p99"]
 
@@ -149,7 +153,7 @@ def report(
     p50, p99 = med(r.p50 for r in rounds), med(r.p99 for r in rounds)
     base50, base99 = med(b[0] for b in baseline), med(b[1] for b in baseline)
     print(
-        f"\nmachine: {os.cpu_count()} CPU cores; {args.users} users/streams, {args.users}/s,"
+        f"\nmachine: {os.cpu_count()} CPU cores; {args.users} users/streams, {args.rate}/s,"
         f" {args.rounds} rounds x {args.seconds:g} s"
         f" (baseline {args.baseline_seconds:g} s), medians"
     )
@@ -192,11 +196,18 @@ def report(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--users", type=int, default=1000, help="open streams = users = commands/s")
+    parser.add_argument(
+        "--rate",
+        type=int,
+        default=0,
+        help="commands/s over the users (default: one per user per s)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=30, help="load per round")
     parser.add_argument("--baseline-seconds", type=float, default=10)
     parser.add_argument("--port-base", type=int, default=27000, help="ports base+1, +2, +11, +12")
     args = parser.parse_args()
+    args.rate = args.rate or args.users
     # One descriptor per stream on both ends, plus the commands' connections (children inherit).
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -7,7 +7,10 @@
 // `event: task` message carrying that task's id on that user's stream. A command whose message
 // does not arrive within -timeout counts as missed, not as a sample.
 //
-//	streamgen -command URL -query URL -tokens FILE -seconds 30 [-pause 3] [-timeout 5]
+//	streamgen -command URL -query URL -tokens FILE -seconds 30 [-pause 3] [-timeout 5] [-rate R]
+//
+// -rate sets another command rate over the same streams (round-robin over the users), to tell
+// the cost of open streams from the cost of the write rate.
 //
 // Prints two JSON lines on stdout: {"phase":"open",...} once every stream is ready (then waits
 // -pause seconds before the load, so the caller can measure the server with all streams open and
@@ -217,6 +220,7 @@ func main() {
 	pause := flag.Float64("pause", 3, "seconds between all streams ready and the load")
 	timeout := flag.Float64("timeout", 5, "seconds a message may take before its command is missed")
 	opening := flag.Int("opening", 50, "streams being opened at once")
+	rate := flag.Float64("rate", 0, "commands per second over the users (0: one per user per second)")
 	flag.Parse()
 	tokens, err := readTokens(*tokensFile)
 	if err != nil {
@@ -250,8 +254,11 @@ func main() {
 		"open_s": time.Since(started).Seconds(), "last_error": t.lastErr})
 	time.Sleep(time.Duration(*pause * float64(time.Second)))
 
-	n := int(*seconds * float64(len(tokens)))
-	interval := time.Second / time.Duration(len(tokens))
+	if *rate <= 0 {
+		*rate = float64(len(tokens))
+	}
+	n := int(*seconds * *rate)
+	interval := time.Duration(float64(time.Second) / *rate)
 	postURL := strings.TrimRight(*commandURL, "/") + "/tasks"
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -286,7 +293,7 @@ func main() {
 		}
 	}
 	emit(map[string]any{"phase": "done", "users": len(tokens), "streams": open,
-		"seconds": *seconds, "commands": len(t.commandMs), "samples": len(inTime),
+		"seconds": *seconds, "rate": *rate, "commands": len(t.commandMs), "samples": len(inTime),
 		"missed": len(t.commandMs) - len(inTime), "before_answer": t.beforeAnswer,
 		"errors": t.errors, "last_error": t.lastErr, "streams_failed": t.streamsFailed,
 		"latency_ms": percentiles(inTime), "command_ms": percentiles(t.commandMs),
