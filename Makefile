@@ -61,6 +61,7 @@ bench: infra
 	$(PY) bench/bench_commands.py
 	$(PY) bench/bench_read_side.py
 	$(PY) bench/bench_freshness.py
+	$(PY) bench/bench_stream.py --seconds 15
 	$(PY) bench/bench_digest.py
 	$(PY) bench/bench_login_flood.py
 	$(PY) bench/bench_command_replicas.py

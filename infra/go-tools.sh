@@ -6,6 +6,8 @@
 #                 (tools/composecheck; run by tests/unit/test_compose_go.py)
 #   loadgen       the freshness benchmark's open-model load generator, stdlib only
 #                 (tools/loadgen; run by bench/bench_freshness.py)
+#   streamgen     the stream benchmark's generator: SSE streams + open-model commands, stdlib
+#                 only (tools/streamgen; run by bench/bench_stream.py)
 #
 #   infra/go-tools.sh install     build what is missing or out of date (a no-op otherwise)
 #
@@ -29,6 +31,7 @@ install() {
   fi
   build composecheck "compose-go"
   build loadgen "freshness load generator"
+  build streamgen "stream load generator"
 }
 
 # Rebuilt whenever its source or module files are newer than the binary.

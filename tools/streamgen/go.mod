@@ -1,0 +1,3 @@
+module todo-platform/tools/streamgen
+
+go 1.24

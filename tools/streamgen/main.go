@@ -1,0 +1,312 @@
+// streamgen measures live updates: how long after the command API answers a command the change
+// arrives on the user's open GET /stream (Server-Sent Events). It opens one stream per user token,
+// waits for every stream's `event: ready`, then drives an OPEN model (commands start at fixed
+// times whatever the system's latency, so a slow system cannot slow the load and hide its tail):
+// each user gets one POST /tasks per second, the users spread evenly over the second (N users ->
+// N commands/s). One sample per command: from the POST's answer to the arrival of the
+// `event: task` message carrying that task's id on that user's stream. A command whose message
+// does not arrive within -timeout counts as missed, not as a sample.
+//
+//	streamgen -command URL -query URL -tokens FILE -seconds 30 [-pause 3] [-timeout 5] [-rate R]
+//
+// -rate sets another command rate over the same streams (round-robin over the users), to tell
+// the cost of open streams from the cost of the write rate.
+//
+// Prints two JSON lines on stdout: {"phase":"open",...} once every stream is ready (then waits
+// -pause seconds before the load, so the caller can measure the server with all streams open and
+// idle), and the result (counts, latency percentiles in ms, how late commands were sent).
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// pending pairs a command's answer with its message, whichever comes first.
+type pending struct {
+	answered time.Time
+	arrived  time.Time
+}
+
+type tracker struct {
+	mu            sync.Mutex
+	byTask        map[string]*pending
+	latencies     []float64 // ms, answer -> message
+	beforeAnswer  int       // messages that arrived before the POST's answer was read (sampled as 0)
+	commandMs     []float64 // scheduled -> answered
+	sendLateMs    []float64 // scheduled -> sent
+	errors        int
+	lastErr       string
+	streamsFailed int
+}
+
+func (t *tracker) fail(err string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.errors++
+	t.lastErr = err
+}
+
+func (t *tracker) entry(task string) *pending {
+	p := t.byTask[task]
+	if p == nil {
+		p = &pending{}
+		t.byTask[task] = p
+	}
+	return p
+}
+
+func (t *tracker) settle(p *pending) {
+	d := p.arrived.Sub(p.answered)
+	if d < 0 {
+		t.beforeAnswer++
+		d = 0
+	}
+	t.latencies = append(t.latencies, float64(d.Microseconds())/1000)
+}
+
+func (t *tracker) answered(task string, scheduled, sent, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.commandMs = append(t.commandMs, float64(at.Sub(scheduled).Microseconds())/1000)
+	t.sendLateMs = append(t.sendLateMs, float64(sent.Sub(scheduled).Microseconds())/1000)
+	p := t.entry(task)
+	p.answered = at
+	if !p.arrived.IsZero() {
+		t.settle(p)
+	}
+}
+
+func (t *tracker) arrived(task string, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.entry(task)
+	if !p.arrived.IsZero() {
+		return // a later state of the same task: only the first message counts
+	}
+	p.arrived = at
+	if !p.answered.IsZero() {
+		t.settle(p)
+	}
+}
+
+// stream reads one user's SSE stream; ready is signalled once on `event: ready`.
+func stream(client *http.Client, url, token string, ready chan<- bool, t *tracker) {
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := client.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			err = fmt.Errorf("GET /stream: %d %s", resp.StatusCode, strings.TrimSpace(string(body)))
+		}
+		t.fail(err.Error())
+		ready <- false
+		return
+	}
+	defer resp.Body.Close()
+	reader := bufio.NewReaderSize(resp.Body, 16<<10)
+	event, data, signalled := "", "", false
+	for {
+		line, err := reader.ReadString('\n')
+		if err != nil {
+			if !signalled {
+				ready <- false
+			}
+			t.mu.Lock()
+			t.streamsFailed++
+			t.mu.Unlock()
+			return
+		}
+		line = strings.TrimRight(line, "\r\n")
+		switch {
+		case line == "":
+			if event == "ready" && !signalled {
+				signalled = true
+				ready <- true
+			} else if event == "task" {
+				at := time.Now()
+				var task struct {
+					ID string `json:"id"`
+				}
+				if json.Unmarshal([]byte(data), &task) == nil {
+					t.arrived(task.ID, at)
+				}
+			}
+			event, data = "", ""
+		case strings.HasPrefix(line, "event:"):
+			event = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
+		case strings.HasPrefix(line, "data:"):
+			data += strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " ")
+		}
+	}
+}
+
+// command sends one POST /tasks and records its answer.
+func command(client *http.Client, url, token string, i int, scheduled time.Time, t *tracker) {
+	body := fmt.Sprintf(`{"title":"stream %d"}`, i)
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	sent := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.fail(err.Error())
+		return
+	}
+	payload, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	at := time.Now()
+	var created struct {
+		ID string `json:"id"`
+	}
+	if resp.StatusCode != http.StatusCreated || json.Unmarshal(payload, &created) != nil {
+		t.fail(fmt.Sprintf("POST /tasks: %d %s", resp.StatusCode, strings.TrimSpace(string(payload))))
+		return
+	}
+	t.answered(created.ID, scheduled, sent, at)
+}
+
+func percentiles(ds []float64) map[string]float64 {
+	sort.Float64s(ds)
+	at := func(p float64) float64 {
+		if len(ds) == 0 {
+			return 0
+		}
+		rank := int(p*float64(len(ds))+0.999999) - 1 // nearest rank
+		return ds[max(0, min(rank, len(ds)-1))]
+	}
+	return map[string]float64{"p50": at(0.50), "p99": at(0.99), "max": at(1)}
+}
+
+func readTokens(path string) ([]string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var tokens []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if t := strings.TrimSpace(line); t != "" {
+			tokens = append(tokens, t)
+		}
+	}
+	if len(tokens) == 0 {
+		return nil, fmt.Errorf("%s holds no token", path)
+	}
+	return tokens, nil
+}
+
+func emit(v map[string]any) {
+	out, _ := json.Marshal(v)
+	fmt.Println(string(out))
+}
+
+func main() {
+	commandURL := flag.String("command", "http://127.0.0.1:8001", "command API base URL")
+	queryURL := flag.String("query", "http://127.0.0.1:8002", "query API base URL")
+	tokensFile := flag.String("tokens", "", "file with one JWT per line (one stream and user each)")
+	seconds := flag.Float64("seconds", 30, "seconds of load (each user: one command per second)")
+	pause := flag.Float64("pause", 3, "seconds between all streams ready and the load")
+	timeout := flag.Float64("timeout", 5, "seconds a message may take before its command is missed")
+	opening := flag.Int("opening", 50, "streams being opened at once")
+	rate := flag.Float64("rate", 0, "commands per second over the users (0: one per user per second)")
+	flag.Parse()
+	tokens, err := readTokens(*tokensFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "streamgen: need -tokens FILE:", err)
+		os.Exit(2)
+	}
+	t := &tracker{byTask: map[string]*pending{}}
+	// Streams never end by themselves: no client timeout; one connection each.
+	streams := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: len(tokens)}}
+	commands := &http.Client{
+		Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024},
+		Timeout:   30 * time.Second,
+	}
+	started := time.Now()
+	slots := make(chan struct{}, *opening)
+	ready := make(chan bool)
+	streamURL := strings.TrimRight(*queryURL, "/") + "/stream"
+	for _, token := range tokens {
+		go func() {
+			slots <- struct{}{}
+			stream(streams, streamURL, token, readyOnce(ready, slots), t)
+		}()
+	}
+	open := 0
+	for range tokens {
+		if <-ready {
+			open++
+		}
+	}
+	emit(map[string]any{"phase": "open", "streams": open, "wanted": len(tokens),
+		"open_s": time.Since(started).Seconds(), "last_error": t.lastErr})
+	time.Sleep(time.Duration(*pause * float64(time.Second)))
+
+	if *rate <= 0 {
+		*rate = float64(len(tokens))
+	}
+	n := int(*seconds * *rate)
+	interval := time.Duration(float64(time.Second) / *rate)
+	postURL := strings.TrimRight(*commandURL, "/") + "/tasks"
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		scheduled := start.Add(time.Duration(i) * interval)
+		time.Sleep(time.Until(scheduled))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			command(commands, postURL, tokens[i%len(tokens)], i, scheduled, t)
+		}()
+	}
+	wg.Wait()
+	// Give the last commands' messages their time, then count what never came.
+	limit := time.Duration(*timeout * float64(time.Second))
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		t.mu.Lock()
+		done := len(t.latencies) >= len(t.commandMs)
+		t.mu.Unlock()
+		if done {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var inTime []float64
+	for _, ms := range t.latencies {
+		if ms <= float64(limit.Milliseconds()) {
+			inTime = append(inTime, ms)
+		}
+	}
+	emit(map[string]any{"phase": "done", "users": len(tokens), "streams": open,
+		"seconds": *seconds, "rate": *rate, "commands": len(t.commandMs), "samples": len(inTime),
+		"missed": len(t.commandMs) - len(inTime), "before_answer": t.beforeAnswer,
+		"errors": t.errors, "last_error": t.lastErr, "streams_failed": t.streamsFailed,
+		"latency_ms": percentiles(inTime), "command_ms": percentiles(t.commandMs),
+		"send_late_ms": percentiles(t.sendLateMs)})
+}
+
+// readyOnce frees the opening slot with the stream's first verdict (ready or failed).
+func readyOnce(ready chan<- bool, slots <-chan struct{}) chan<- bool {
+	relay := make(chan bool, 1)
+	go func() {
+		ok := <-relay
+		<-slots
+		ready <- ok
+	}()
+	return relay
+}
