@@ -105,3 +105,24 @@ def test_the_mailer_skips_the_digest_of_a_user_who_unsubscribed_since_and_record
 
     assert [str(m["To"]) for m in sender.sent] == ["bob@example.com"]
     assert processed.ids == {ada.event_id, bob.event_id}, "handled: a redelivery sends nothing"
+
+
+def test_a_check_made_ahead_during_the_previous_send_skips_an_unsubscribed_user_too() -> None:
+    bob, ada, cy = (digest(f"{n}@example.com") for n in ("bob", "ada", "cy"))
+    sender, processed = FakeSender(), FakeProcessed()
+    settings = MailerSettings()
+    mailer = Mailer(
+        settings,
+        sender=sender,
+        processed=processed,
+        parking=FakeParking(),
+        dead_letters=FakeDeadLetters(),
+        composer=DigestComposer(settings),
+        subscriptions=Unsubscribed(ada.user_id),
+    )
+    topic = Log()
+
+    asyncio.run(mailer.process_batch([topic.message(m) for m in (bob, ada, cy)]))
+
+    assert [str(m["To"]) for m in sender.sent] == ["bob@example.com", "cy@example.com"]
+    assert processed.ids == {bob.event_id, ada.event_id, cy.event_id}
