@@ -23,8 +23,10 @@ from eventsourcing.persistence import (
     InternalError,
     JSONTranscoder,
     Mapper,
+    StoredEvent,
     Transcoding,
 )
+from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Identifier
 
 from common.settings import DatabaseSettings
@@ -48,6 +50,9 @@ from event_store.store_errors import (
     VersionConflictError,
 )
 from event_store.trace_metadata import TraceTags, TracingMapper
+
+# The stored topic of a user's preference changes (TodoStore.digest_enabled reads the latest).
+_PREFERENCES_TOPIC = get_topic(User.PreferencesChanged)
 
 A = TypeVar("A", bound=Aggregate)
 Clock = Callable[[], datetime]
@@ -200,6 +205,30 @@ class TodoStore(Application[UUID]):
 
     def get_user(self, user_id: UUID) -> User | None:
         return self._get(User, user_id)
+
+    def digest_enabled(self, user_id: UUID) -> bool:
+        """The user's current digest preference, from their latest PreferencesChanged event alone
+        (one indexed row, no aggregate to rebuild: the mailer asks for every email). True for a
+        user without one (the default) and for a user the store does not know."""
+        recorder: Any = self.recorder
+        query = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {}.{}"
+            " WHERE originator_id = %s AND topic = %s"
+            " ORDER BY originator_version DESC LIMIT 1"
+        ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
+        with recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(query, (user_id, _PREFERENCES_TOPIC))
+            row = cursor.fetchone()
+        if row is None:
+            return True
+        stored = StoredEvent(
+            originator_id=row["originator_id"],
+            originator_version=row["originator_version"],
+            topic=row["topic"],
+            state=bytes(row["state"]),
+        )
+        event: Any = self.mapper.to_domain_event(stored)
+        return bool(event.digest_enabled)
 
     def change_preferences(
         self, user_id: UUID, *, timezone: str | None = None, digest_enabled: bool | None = None

@@ -5,8 +5,9 @@ Answered from the event store (the User aggregate, through event_store's API), n
 model: the read model lags the store by the relay -> Kafka -> projector hop (longer while the
 projector is down), and the mailer, a separate consumer group, may reach a digest before the
 projector applied the unsubscribe that followed it. The store is where POST /unsubscribe wrote
-before it answered 200, so a send after that answer always sees it. It costs one read of the
-user's few events per email, on a worker thread.
+before it answered 200, so a send after that answer always sees it. It costs one indexed read
+of the user's latest preferences event per email, on a worker thread, started while the previous
+email is being sent (mailer.delivery).
 """
 
 from __future__ import annotations
@@ -29,9 +30,8 @@ class StoreSubscriptions:
         self._store = store
 
     async def digest_enabled(self, user_id: UUID) -> bool:
-        user = await asyncio.to_thread(self._store.get_user, user_id)
-        # A digest of a user the store does not know cannot be checked: send it, as before.
-        return user is None or user.digest_enabled
+        # A digest of a user the store does not know cannot be checked: it is sent, as before.
+        return await asyncio.to_thread(self._store.digest_enabled, user_id)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._store.close)
