@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Annotated, Protocol
 from uuid import UUID
 
 from fastapi import Header, HTTPException, Request, status
 
+from common import metrics
 from common.settings import QueryApiSettings
 from query_api.repository import ReadModel
 
@@ -62,4 +64,9 @@ async def is_stale(request: Request, user_id: UUID, raw_min_position: str | None
     waiter: Waiter = request.app.state.waiter
     settings: QueryApiSettings = request.app.state.settings
     max_wait = settings.READ_YOUR_WRITES_TIMEOUT_SECONDS
-    return not await waiter.wait_for(user_id, min_position, max_wait)
+    started = time.monotonic()
+    try:
+        return not await waiter.wait_for(user_id, min_position, max_wait)
+    finally:
+        # The read-your-writes hop only: a stream's idle waits (query_api.stream) are not hops.
+        metrics.observe_hop("wait", time.monotonic() - started)

@@ -21,14 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from uuid import UUID
 
 import psycopg
 from psycopg import sql
 
-from common import metrics
 from common.read_model import PROGRESS_CHANNEL, decode_progress
 from query_api.known_positions import KnownPositions
 
@@ -70,7 +68,6 @@ class PositionWaiter:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (position, future)
         self._waiters.setdefault(user_id, []).append(entry)
-        started = time.monotonic()
         try:
             if await self._reached(user_id, position):
                 return True
@@ -81,7 +78,6 @@ class PositionWaiter:
             except TimeoutError:
                 return await self._looks_once_more(user_id, position)
         finally:
-            metrics.observe_hop("wait", time.monotonic() - started)
             entries = self._waiters.get(user_id)
             if entries is not None:
                 with contextlib.suppress(ValueError):

@@ -334,3 +334,25 @@ def test_the_openapi_document_describes_the_bodies_and_the_bearer_scheme(
         "cursor",
         "X-Min-Position",
     }
+
+
+def test_each_read_with_x_min_position_is_one_wait_observation_and_other_reads_none(
+    client: TestClient,
+) -> None:
+    from common import metrics
+
+    def waits() -> float:
+        metrics.EVENT_HOP_SECONDS.labels("wait")  # the series exists from the first look
+        (family,) = metrics.EVENT_HOP_SECONDS.collect()
+        return next(
+            x.value
+            for x in family.samples
+            if x.name.endswith("_count") and x.labels["hop"] == "wait"
+        )
+
+    user = uuid4()
+    before = waits()
+    client.get("/tasks", headers=bearer(user))
+    assert waits() == before, "no X-Min-Position: no wait"
+    client.get("/tasks", headers={**bearer(user), "X-Min-Position": "7"})
+    assert waits() == before + 1
