@@ -72,10 +72,12 @@ def test_a_command_queued_longer_than_the_bound_times_out_and_is_never_recorded(
             committer.commit(["late"])
         assert 0.25 <= time.monotonic() - started < 3
         assert timed_out.value.maybe_recorded is False
+        # Held past the bound too, while its save is still at the gate (so it cannot have
+        # finished: the gate opens only after its own timeout has been seen).
+        with pytest.raises(CommandTimeoutError):
+            blocker.result(5)
         assert store.gate is not None
         store.gate.set()
-        with pytest.raises(CommandTimeoutError):  # held past the bound too, but already saving
-            blocker.result(5)
     assert committer.commit(["after"])  # the writer carries on
     committer.close()
     assert "late" not in store.saved and store.saved == ["blocker", "after"]
@@ -99,10 +101,10 @@ def test_an_async_command_is_bounded_too() -> None:
         blocker = hold_the_writer(store, committer, pool)
         with pytest.raises(CommandTimeoutError):
             asyncio.run(committer.commit_async(["late"]))
+        with pytest.raises(CommandTimeoutError):  # its save is still at the gate
+            blocker.result(5)
         assert store.gate is not None
         store.gate.set()
-        with pytest.raises(CommandTimeoutError):
-            blocker.result(5)
     committer.close()
     assert "late" not in store.saved
 
