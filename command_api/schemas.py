@@ -130,13 +130,13 @@ def patch_schema(schema: dict[str, Any]) -> None:
         prop.pop("default", None)
 
 
-class TaskUpdate(_Body):
+class PatchBody(_Body):
+    """A PATCH body: every field optional, at least one given, and none given as null (the
+    rules patch_schema declares)."""
+
     model_config = ConfigDict(extra="forbid", json_schema_extra=patch_schema)
 
-    title: Title | None = None
-    done: bool | None = None
-
-    @field_validator("title", "done", mode="before")
+    @field_validator("*", mode="before")
     @classmethod
     def _not_null(cls, value: object) -> object:
         # Leaving a field out means "unchanged"; an explicit null would mean nothing at all.
@@ -146,9 +146,14 @@ class TaskUpdate(_Body):
 
     @model_validator(mode="after")
     def _something_to_change(self) -> Self:
-        if self.title is None and self.done is None:
-            raise ValueError("give at least one of: title, done")
+        if all(getattr(self, name) is None for name in type(self).model_fields):
+            raise ValueError(f"give at least one of: {', '.join(type(self).model_fields)}")
         return self
+
+
+class TaskUpdate(PatchBody):
+    title: Title | None = None
+    done: bool | None = None
 
 
 def task_public(task: Task, *, trusted: bool = False) -> TaskPublic:

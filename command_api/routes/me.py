@@ -7,12 +7,12 @@ from typing import Self
 from uuid import UUID
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import BaseModel, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from command_api.deps import Store
 from command_api.responses import POSITION_HEADER, set_position
-from command_api.schemas import patch_schema
+from command_api.schemas import PatchBody
 from common.auth import CurrentUserId
 from common.openapi import error_response
 from common.timezones import TimezoneName
@@ -21,26 +21,11 @@ from event_store.domain.model import User
 router = APIRouter(tags=["account"])
 
 
-class PreferencesUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra=patch_schema)
-
+class PreferencesUpdate(PatchBody):
     timezone: TimezoneName | None = None
     digest_enabled: StrictBool | None = Field(
         default=None, description="false: no daily digest email (true turns it back on)"
     )
-
-    @field_validator("timezone", "digest_enabled", mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("leave the field out instead of sending null")
-        return value
-
-    @model_validator(mode="after")
-    def _something_to_change(self) -> Self:
-        if self.timezone is None and self.digest_enabled is None:
-            raise ValueError("give at least one of: timezone, digest_enabled")
-        return self
 
 
 class PreferencesPublic(BaseModel):
