@@ -86,19 +86,25 @@ class Unsubscribed:
         pass
 
 
-def test_the_mailer_skips_the_digest_of_a_user_who_unsubscribed_since_and_records_it() -> None:
-    ada, bob = digest("ada@example.com"), digest("bob@example.com")
-    sender, processed = FakeSender(), FakeProcessed()
+def mailer_with(
+    sender: FakeSender, processed: FakeProcessed, subscriptions: Unsubscribed
+) -> Mailer:
     settings = MailerSettings()
-    mailer = Mailer(
+    return Mailer(
         settings,
         sender=sender,
         processed=processed,
         parking=FakeParking(),
         dead_letters=FakeDeadLetters(),
         composer=DigestComposer(settings),
-        subscriptions=Unsubscribed(ada.user_id),
+        subscriptions=subscriptions,
     )
+
+
+def test_the_mailer_skips_the_digest_of_a_user_who_unsubscribed_since_and_records_it() -> None:
+    ada, bob = digest("ada@example.com"), digest("bob@example.com")
+    sender, processed = FakeSender(), FakeProcessed()
+    mailer = mailer_with(sender, processed, Unsubscribed(ada.user_id))
     topic = Log()
 
     asyncio.run(mailer.process_batch([topic.message(ada), topic.message(bob)]))
@@ -110,16 +116,7 @@ def test_the_mailer_skips_the_digest_of_a_user_who_unsubscribed_since_and_record
 def test_a_check_made_ahead_during_the_previous_send_skips_an_unsubscribed_user_too() -> None:
     bob, ada, cy = (digest(f"{n}@example.com") for n in ("bob", "ada", "cy"))
     sender, processed = FakeSender(), FakeProcessed()
-    settings = MailerSettings()
-    mailer = Mailer(
-        settings,
-        sender=sender,
-        processed=processed,
-        parking=FakeParking(),
-        dead_letters=FakeDeadLetters(),
-        composer=DigestComposer(settings),
-        subscriptions=Unsubscribed(ada.user_id),
-    )
+    mailer = mailer_with(sender, processed, Unsubscribed(ada.user_id))
     topic = Log()
 
     asyncio.run(mailer.process_batch([topic.message(m) for m in (bob, ada, cy)]))
