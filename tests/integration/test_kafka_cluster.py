@@ -47,15 +47,34 @@ def read_task_rows(db: DatabaseSettings) -> int:
     return int(row[0]) if row else 0
 
 
-def run_digest(db: DatabaseSettings, kafka: KafkaSettings, day: date) -> None:
-    """The operator's batch (`python -m scheduler run --date`), as a process of its own."""
-    subprocess.run(
-        [sys.executable, "-m", "scheduler", "run", "--date", day.isoformat()],
-        env=process_env(db, kafka, ENVIRONMENT="test"),
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+def run_digest(db: DatabaseSettings, kafka: KafkaSettings, day: date, log_dir: Path) -> None:
+    """The operator's batch (`python -m scheduler run --date`), as a process of its own. On a
+    failure the scheduler's log and the pipeline's logs say why (a bare timeout would not)."""
+    log_path = log_dir / "scheduler.log"
+    with log_path.open("wb") as log:
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "scheduler", "run", "--date", day.isoformat()],
+                env=process_env(db, kafka, ENVIRONMENT="test"),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=300,
+            )
+            failed = f"exit code {result.returncode}" if result.returncode else ""
+        except subprocess.TimeoutExpired:
+            failed = "no summary within 300 s"
+    if failed:
+        tails = {
+            name: "\n".join(
+                (log_dir / f"{name}.log").read_text(errors="replace").splitlines()[-25:]
+            )
+            for name in ("scheduler", "relay", "projector")
+            if (log_dir / f"{name}.log").exists()
+        }
+        pytest.fail(
+            f"digest batch failed ({failed}):\n"
+            + "\n".join(f"--- {name}.log (tail)\n{tail}" for name, tail in tails.items())
+        )
 
 
 @pytest.mark.timeout(600)  # about 2-3 minutes on the shared 2-core machine
@@ -102,7 +121,7 @@ def test_a_sigkilled_broker_of_three_loses_nothing_duplicates_nothing_and_rejoin
                 killed_at = time.monotonic()
                 acked_at_kill, rows_at_kill = tally.acknowledged, read_task_rows(db_settings)
                 gate.allow(2 * COMMANDS // 3)
-                run_digest(db_settings, kafka, DIGEST_DATE)
+                run_digest(db_settings, kafka, DIGEST_DATE, tmp_path)
                 digests = sum(e.type == DIGEST_EVENT for e in store_events(store))
                 mailed_while_down = len(smtp.wait_for(digests, timeout=120))
                 wait_until(
