@@ -17,6 +17,12 @@ tests/integration/test_kafka_outage_recovery.py and docs/runbooks/chaos.md):
 - librdkafka backs off reconnects exponentially up to `reconnect.backoff.max.ms` (default 10 s,
   plus jitter): after a long outage a client could sit out up to ~15 s before even trying the
   returned broker. 1 s caps that, at the cost of one refused connection a second while it is down.
+- When a static member's group coordinator dies (one broker of three SIGKILLed), its session times
+  out, it re-joins under a new member id, and an offset commit still in flight under the old one is
+  answered FENCED_INSTANCE_ID, which librdkafka makes fatal: that consumer never delivers again.
+  It arrives as an error event of code `_FATAL` whose own `fatal()` is False, so `is_fatal` checks
+  both, and every consumer replaces a fatal consumer with a new one (`discard_consumer`); nothing
+  is lost, the uncommitted messages are delivered again and the consumers are idempotent.
 
 The KIP-848 consumer protocol (`group.protocol=consumer`) also rides out the outage, but a crashed
 member then keeps its partitions for the broker's `group.consumer.session.timeout.ms` (45 s by
@@ -25,15 +31,18 @@ default, not settable by the client) instead of our 10 s, so the classic protoco
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaError, KafkaException
 
 from common.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
 
 # How long a broker that went away is left alone before the client tries it again, at most.
 RECONNECT_BACKOFF_MAX_MS = 1000
@@ -97,3 +106,18 @@ def close_consumer(consumer: Consumer, grace: float = LEAVE_GRACE_SECONDS) -> No
     while time.monotonic() < deadline:
         consumer.poll(0.05)
     consumer.close()
+
+
+def is_fatal(error: KafkaError) -> bool:
+    """True when the client that reported `error` is unusable and must be replaced."""
+    return bool(error.fatal()) or error.code() == KafkaError._FATAL
+
+
+def discard_consumer(consumer: Any, error: KafkaError) -> None:
+    """Close a consumer that hit a fatal error (module docstring); a dead client may raise on the
+    way out, which changes nothing: it is replaced either way."""
+    log.error("consumer hit a fatal error; creating a new one", extra={"error": str(error)})
+    try:
+        close_consumer(consumer, grace=0)
+    except (KafkaException, RuntimeError) as e:
+        log.warning("closing the failed consumer failed", extra={"error": str(e)})

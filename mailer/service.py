@@ -36,7 +36,7 @@ from common import metrics, parking, tracing
 from common.dead_letters import DeadLetter
 from common.events import DailyDigestRequested
 from common.health import Heartbeat
-from common.kafka import close_consumer
+from common.kafka import close_consumer, discard_consumer, is_fatal
 from common.poison import BugBudget, HaltedError, Kind, classify, describe
 from mailer.compose import DigestComposer
 from mailer.delivery import Delivery
@@ -114,6 +114,12 @@ class Mailer:
                 raw = await asyncio.to_thread(
                     consumer.consume, self._settings.MAILER_BATCH_SIZE, 0.5
                 )
+                fatal = next((m.error() for m in raw if m.error() and is_fatal(m.error())), None)
+                if fatal is not None:  # the batch is delivered again to the new consumer
+                    await asyncio.to_thread(discard_consumer, consumer, fatal)
+                    consumer = self._consumer_factory()
+                    consumer.subscribe([self._topic])
+                    continue
                 messages = [Incoming.from_kafka(m) for m in raw if self._usable(m)]
                 if messages:
                     await self._handle_polled(consumer, messages)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from common.kafka import close_consumer, consumer_config
+from common.kafka import close_consumer, consumer_config, discard_consumer, is_fatal
 from common.metrics import high_watermark
 from common.settings import KafkaSettings
 
@@ -45,12 +45,29 @@ class MessageSource(Protocol):
 
 
 class KafkaSource:
-    def __init__(self, settings: KafkaSettings, group_id: str, **overrides: Any) -> None:
-        config = {"on_commit": self._on_commit, **overrides}
-        self._consumer = Consumer(consumer_config(settings, group_id, **config))
-        self._consumer.subscribe(
-            [settings.KAFKA_TOPIC], on_assign=self._on_assign, on_revoke=self._on_revoke
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        group_id: str,
+        consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
+        **overrides: Any,
+    ) -> None:
+        self._settings = settings
+        self._group_id = group_id
+        self._overrides = {"on_commit": self._on_commit, **overrides}
+        self._consumer_factory = consumer_factory
+        self._consumer = self._connect()
+
+    def _connect(self) -> Any:
+        # A fresh config each time: a replacement gets its own group.instance.id, so the failed
+        # consumer's lingering membership cannot fence it.
+        consumer = self._consumer_factory(
+            consumer_config(self._settings, self._group_id, **self._overrides)
         )
+        consumer.subscribe(
+            [self._settings.KAFKA_TOPIC], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        return consumer
 
     @staticmethod
     def _on_assign(_consumer: Any, partitions: list[TopicPartition]) -> None:
@@ -71,9 +88,12 @@ class KafkaSource:
             err = m.error()
             if err is None:
                 ok.append(m)
+            elif is_fatal(err):
+                # The batch is dropped, uncommitted: the new consumer is delivered it again.
+                discard_consumer(self._consumer, err)
+                self._consumer = self._connect()
+                return []
             elif err.code() != KafkaError._PARTITION_EOF:
-                if err.fatal():
-                    raise KafkaException(err)
                 log.warning("consumer error", extra={"error": str(err)})
         return ok
 
