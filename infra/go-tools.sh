@@ -8,7 +8,7 @@
 #                 (tools/loadgen; run by bench/bench_freshness.py)
 #   streamgen     the stream benchmark's generator: SSE streams + open-model commands, stdlib
 #                 only (tools/streamgen; run by bench/bench_stream.py)
-# loadgen and streamgen share tools/internal/loadkit (tokens, open model, POST /tasks,
+# loadgen and streamgen share tools/internal/loadkit (flags, tokens, open model, POST /tasks,
 # percentiles), a local module each of them replaces in its go.mod: no module proxy involved.
 #
 #   infra/go-tools.sh install     build what is missing or out of date (a no-op otherwise)

@@ -21,7 +21,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -118,15 +117,13 @@ func writeSamples(path string, r *result) error {
 }
 
 func main() {
-	command := flag.String("command", "http://127.0.0.1:8001", "command API base URL")
-	query := flag.String("query", "http://127.0.0.1:8002", "query API base URL")
-	tokensFile := flag.String("tokens", "", "file with one JWT per line (one per user)")
+	target := loadkit.TargetFlags("file with one JWT per line (one per user)")
 	rate := flag.Float64("rate", 200, "commands per second (open model)")
 	seconds := flag.Float64("seconds", 10, "measured seconds")
 	warmup := flag.Float64("warmup", 2, "seconds of load before measuring (not reported)")
 	samplesFile := flag.String("samples", "", "write `position answered_us visible_us` lines here")
 	flag.Parse()
-	tokens, err := loadkit.ReadTokens(*tokensFile)
+	tokens, err := target.Tokens()
 	if err != nil || *rate <= 0 {
 		fmt.Fprintln(os.Stderr, "loadgen: need -tokens FILE and -rate > 0:", err)
 		os.Exit(2)
@@ -135,8 +132,8 @@ func main() {
 	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
 	g := &generator{
 		client: client,
-		poster: loadkit.Poster{Client: client, URL: strings.TrimRight(*command, "/") + "/tasks", NeedPosition: true},
-		query:  strings.TrimRight(*query, "/"), tokens: tokens,
+		poster: loadkit.Poster{Client: client, URL: target.CommandURL("/tasks"), NeedPosition: true},
+		query:  target.QueryURL(""), tokens: tokens,
 	}
 	if *warmup > 0 {
 		g.run(*rate, *warmup, 0)

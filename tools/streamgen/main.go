@@ -157,16 +157,14 @@ func command(poster loadkit.Poster, token string, i int, scheduled time.Time, t 
 }
 
 func main() {
-	commandURL := flag.String("command", "http://127.0.0.1:8001", "command API base URL")
-	queryURL := flag.String("query", "http://127.0.0.1:8002", "query API base URL")
-	tokensFile := flag.String("tokens", "", "file with one JWT per line (one stream and user each)")
+	target := loadkit.TargetFlags("file with one JWT per line (one stream and user each)")
 	seconds := flag.Float64("seconds", 30, "seconds of load (each user: one command per second)")
 	pause := flag.Float64("pause", 3, "seconds between all streams ready and the load")
 	timeout := flag.Float64("timeout", 5, "seconds a message may take before its command is missed")
 	opening := flag.Int("opening", 50, "streams being opened at once")
 	rate := flag.Float64("rate", 0, "commands per second over the users (0: one per user per second)")
 	flag.Parse()
-	tokens, err := loadkit.ReadTokens(*tokensFile)
+	tokens, err := target.Tokens()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "streamgen: need -tokens FILE:", err)
 		os.Exit(2)
@@ -181,7 +179,7 @@ func main() {
 	started := time.Now()
 	slots := make(chan struct{}, *opening)
 	ready := make(chan bool)
-	streamURL := strings.TrimRight(*queryURL, "/") + "/stream"
+	streamURL := target.QueryURL("/stream")
 	for _, token := range tokens {
 		go func() {
 			slots <- struct{}{}
@@ -202,7 +200,7 @@ func main() {
 	if *rate <= 0 {
 		*rate = float64(len(tokens))
 	}
-	poster := loadkit.Poster{Client: commands, URL: strings.TrimRight(*commandURL, "/") + "/tasks"}
+	poster := loadkit.Poster{Client: commands, URL: target.CommandURL("/tasks")}
 	loadkit.OpenModel(*rate, *seconds, func(i int, scheduled time.Time) {
 		command(poster, tokens[i%len(tokens)], i, scheduled, t)
 	})

@@ -1,6 +1,3 @@
-// Package loadkit holds what the benchmarks' load generators (tools/loadgen, tools/streamgen)
-// share: the file of user tokens, the open-model schedule, creating a task as a user, counting
-// failures, and the latency percentiles they report. Standard library only.
 package loadkit
 
 import (
@@ -8,30 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 )
-
-// ReadTokens reads one JWT per line (one per user); blank lines are skipped.
-func ReadTokens(path string) ([]string, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var tokens []string
-	for _, line := range strings.Split(string(raw), "\n") {
-		if t := strings.TrimSpace(line); t != "" {
-			tokens = append(tokens, t)
-		}
-	}
-	if len(tokens) == 0 {
-		return nil, fmt.Errorf("%s holds no token", path)
-	}
-	return tokens, nil
-}
 
 // OpenModel starts rate*seconds calls at fixed intervals from now, each in its own goroutine, and
 // waits for all of them. An OPEN model: a call starts at its time whatever the latency of the
@@ -92,48 +69,4 @@ func (p Poster) Create(token, title string) (Created, error) {
 	}
 	c.ID = created.ID
 	return c, nil
-}
-
-// Failures counts failed requests and keeps the last one's message; safe for concurrent use.
-type Failures struct {
-	mu    sync.Mutex
-	count int
-	last  string
-}
-
-func (f *Failures) Add(err string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.count++
-	f.last = err
-}
-
-// Snapshot returns how many failed so far and the last message ("" when none).
-func (f *Failures) Snapshot() (int, string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.count, f.last
-}
-
-// Millis is a duration in milliseconds, to the microsecond.
-func Millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// Percentiles sorts ds and returns its p50, p99 and max, by nearest rank (the smallest value with
-// at least p of the samples at or below it); all 0 for no samples.
-func Percentiles(ds []float64) map[string]float64 {
-	sort.Float64s(ds)
-	at := func(p float64) float64 {
-		if len(ds) == 0 {
-			return 0
-		}
-		rank := int(p*float64(len(ds))+0.999999) - 1
-		return ds[max(0, min(rank, len(ds)-1))]
-	}
-	return map[string]float64{"p50": at(0.50), "p99": at(0.99), "max": at(1)}
-}
-
-// Emit prints v as one JSON line on stdout (what the benchmark scripts parse).
-func Emit(v map[string]any) {
-	out, _ := json.Marshal(v)
-	fmt.Println(string(out))
 }
