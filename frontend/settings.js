@@ -3,7 +3,7 @@
 // the write's position makes the next read wait for it (read-your-writes, see api.js).
 
 import * as api from "./api.js";
-import { $, announce, show } from "./ui.js";
+import { $, announce, setMessage, show } from "./ui.js";
 
 /** The browser's IANA zone, or null when it cannot tell. */
 export function browserTimezone() {
@@ -30,17 +30,18 @@ function fillTimezones(select, selected) {
 }
 
 function setStatus(message, kind = "info") {
-  const el = $("#settings-status");
-  el.textContent = message || "";
-  el.classList.toggle("is-error", kind === "error");
-  el.classList.toggle("is-success", kind === "success");
+  setMessage($("#settings-status"), message, kind);
+}
+
+function setPanelOpen(open) {
+  show($("#settings-view"), open);
+  $("#settings-open").setAttribute("aria-expanded", String(open));
 }
 
 let onError = (err) => { throw err; };
 
 async function open() {
-  show($("#settings-view"), true);
-  $("#settings-open").setAttribute("aria-expanded", "true");
+  setPanelOpen(true);
   setStatus("Loading…");
   $("#settings-save").disabled = true;
   try {
@@ -57,8 +58,7 @@ async function open() {
 }
 
 export function closeSettings() {
-  show($("#settings-view"), false);
-  $("#settings-open").setAttribute("aria-expanded", "false");
+  setPanelOpen(false);
   setStatus("");
 }
 

@@ -32,6 +32,13 @@ export function setSyncing(on) {
   show($("#sync-note"), on);
 }
 
+/** An outcome message in a status paragraph; kind "error" / "success" colours it, "info" does not. */
+export function setMessage(el, message, kind = "info") {
+  el.textContent = message || "";
+  el.classList.toggle("is-error", kind === "error");
+  el.classList.toggle("is-success", kind === "success");
+}
+
 /** Field-level message: input gets aria-invalid, its #<id>-error paragraph gets the text. */
 export function setFieldError(input, errorEl, message) {
   if (errorEl) {
@@ -53,18 +60,14 @@ const ICONS = {
   clock: ["M12 3a9 9 0 1 0 0 18a9 9 0 1 0 0-18", "M12 7v5l3 2"],
 };
 
+const ICON_ATTRIBUTES = {
+  viewBox: "0 0 24 24", width: "18", height: "18", fill: "none", stroke: "currentColor", "stroke-width": "2",
+  "stroke-linecap": "round", "stroke-linejoin": "round", "aria-hidden": "true", focusable: "false",
+};
+
 export function icon(name) {
   const svg = document.createElementNS(SVG_NS, "svg");
-  svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("width", "18");
-  svg.setAttribute("height", "18");
-  svg.setAttribute("fill", "none");
-  svg.setAttribute("stroke", "currentColor");
-  svg.setAttribute("stroke-width", "2");
-  svg.setAttribute("stroke-linecap", "round");
-  svg.setAttribute("stroke-linejoin", "round");
-  svg.setAttribute("aria-hidden", "true");
-  svg.setAttribute("focusable", "false");
+  for (const [key, value] of Object.entries(ICON_ATTRIBUTES)) svg.setAttribute(key, value);
   for (const d of ICONS[name]) {
     const path = document.createElementNS(SVG_NS, "path");
     path.setAttribute("d", d);
@@ -101,7 +104,7 @@ export function formatDate(iso) {
   return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
-/** Builds the <li> for a task (view mode). Handlers are attached by delegation in app.js. */
+/** Builds the <li> for a task (view mode). Handlers are attached by delegation in task-actions.js. */
 export function renderTask(task) {
   const li = el("li", { class: "task", "data-testid": "task-item", "data-task-id": task.id });
   const toggle = el("input", {
@@ -110,30 +113,23 @@ export function renderTask(task) {
     class: "task-toggle",
     "data-testid": "task-toggle",
   });
-  const edit = el("button", {
-    type: "button",
-    class: "btn btn-icon",
-    "data-testid": "task-edit",
-    "data-action": "edit",
-    title: "Edit",
-  }, icon("edit"));
-  const history = el("button", {
-    type: "button",
-    class: "btn btn-icon",
-    "data-testid": "task-history",
-    "data-action": "history",
-    title: "History",
-  }, icon("clock"));
-  const del = el("button", {
-    type: "button",
-    class: "btn btn-icon btn-danger",
-    "data-testid": "task-delete",
-    "data-action": "delete",
-    title: "Delete",
-  }, icon("trash"));
+  const edit = iconButton("edit", "Edit", "edit");
+  const history = iconButton("history", "History", "clock");
+  const del = iconButton("delete", "Delete", "trash", "btn-danger");
   li.append(toggle, renderTaskBody(task), el("div", { class: "task-actions" }, edit, history, del));
   updateTaskRow(li, task);
   return li;
+}
+
+/** A row's icon button: data-testid task-<action>, found by delegation through data-action. */
+function iconButton(action, title, iconName, extraClass = "") {
+  return el("button", {
+    type: "button",
+    class: `btn btn-icon ${extraClass}`.trim(),
+    "data-testid": `task-${action}`,
+    "data-action": action,
+    title,
+  }, icon(iconName));
 }
 
 function renderTaskBody(task) {

@@ -8,6 +8,8 @@
 #                 (tools/loadgen; run by bench/bench_freshness.py)
 #   streamgen     the stream benchmark's generator: SSE streams + open-model commands, stdlib
 #                 only (tools/streamgen; run by bench/bench_stream.py)
+# loadgen and streamgen share tools/internal/loadkit (flags, tokens, open model, POST /tasks,
+# percentiles), a local module each of them replaces in its go.mod: no module proxy involved.
 #
 #   infra/go-tools.sh install     build what is missing or out of date (a no-op otherwise)
 #
@@ -30,14 +32,17 @@ install() {
     rm -f "$BIN"/.actionlint-* && touch "$stamp"
   fi
   build composecheck "compose-go"
-  build loadgen "freshness load generator"
-  build streamgen "stream load generator"
+  build loadgen "freshness load generator" internal/loadkit
+  build streamgen "stream load generator" internal/loadkit
 }
 
-# Rebuilt whenever its source or module files are newer than the binary.
+# Rebuilt whenever its source or module files, or those of the local modules it uses (further
+# arguments, folders under tools/), are newer than the binary.
 build() {
   local name="$1" what="$2" src="$ROOT/tools/$1"
-  if [ ! -x "$BIN/$name" ] || [ -n "$(find "$src" -newer "$BIN/$name" -type f | head -1)" ]; then
+  local dirs=("$src") dep
+  for dep in "${@:3}"; do dirs+=("$ROOT/tools/$dep"); done
+  if [ ! -x "$BIN/$name" ] || [ -n "$(find "${dirs[@]}" -newer "$BIN/$name" -type f | head -1)" ]; then
     log "building $name ($what)"
     (cd "$src" && GOFLAGS="-buildvcs=false -mod=readonly" go build -o "$BIN/$name" .)
   fi

@@ -16,17 +16,15 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"sort"
-	"strings"
 	"sync"
 	"time"
+
+	"todo-platform/tools/internal/loadkit"
 )
 
 type sample struct {
@@ -38,57 +36,33 @@ type sample struct {
 }
 
 type result struct {
+	loadkit.Failures
 	mu      sync.Mutex
 	samples []sample
 	stale   int
-	errors  int
-	lastErr string
-}
-
-func (r *result) fail(err string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.errors++
-	r.lastErr = err
 }
 
 type generator struct {
-	client  *http.Client
-	command string
-	query   string
-	tokens  []string
+	client *http.Client
+	poster loadkit.Poster
+	query  string
+	tokens []string
 }
 
 // one sends a command and its read-your-writes read, and records the outcome.
 func (g *generator) one(i int, scheduled time.Time, into *result) {
-	token := "Bearer " + g.tokens[i%len(g.tokens)]
-	body := fmt.Sprintf(`{"title":"freshness %d"}`, i)
-	req, _ := http.NewRequest(http.MethodPost, g.command+"/tasks", strings.NewReader(body))
-	req.Header.Set("Authorization", token)
-	req.Header.Set("Content-Type", "application/json")
-	sent := time.Now()
-	resp, err := g.client.Do(req)
+	token := g.tokens[i%len(g.tokens)]
+	created, err := g.poster.Create(token, fmt.Sprintf("freshness %d", i))
 	if err != nil {
-		into.fail(err.Error())
-		return
-	}
-	payload, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	answered := time.Now()
-	position := resp.Header.Get("X-Event-Position")
-	var created struct {
-		ID string `json:"id"`
-	}
-	if resp.StatusCode != http.StatusCreated || json.Unmarshal(payload, &created) != nil || position == "" {
-		into.fail(fmt.Sprintf("POST /tasks: %d %s", resp.StatusCode, bytes.TrimSpace(payload)))
+		into.Add(err.Error())
 		return
 	}
 	read, _ := http.NewRequest(http.MethodGet, g.query+"/tasks/"+created.ID, nil)
-	read.Header.Set("Authorization", token)
-	read.Header.Set("X-Min-Position", position)
-	resp, err = g.client.Do(read)
+	read.Header.Set("Authorization", "Bearer "+token)
+	read.Header.Set("X-Min-Position", created.Position)
+	resp, err := g.client.Do(read)
 	if err != nil {
-		into.fail(err.Error())
+		into.Add(err.Error())
 		return
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
@@ -100,86 +74,31 @@ func (g *generator) one(i int, scheduled time.Time, into *result) {
 		into.stale++
 		return
 	}
-	into.samples = append(into.samples, sample{position, sent, answered, visible, scheduled})
+	into.samples = append(into.samples, sample{created.Position, created.Sent, created.Answered, visible, scheduled})
 }
 
 // run starts rate*seconds commands at fixed intervals (open model) and waits for all of them.
 func (g *generator) run(rate float64, seconds float64, offset int) *result {
 	into := &result{}
-	var wg sync.WaitGroup
-	n := int(rate * seconds)
-	interval := time.Duration(float64(time.Second) / rate)
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		scheduled := start.Add(time.Duration(i) * interval)
-		time.Sleep(time.Until(scheduled))
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			g.one(offset+i, scheduled, into)
-		}(i)
-	}
-	wg.Wait()
+	loadkit.OpenModel(rate, seconds, func(i int, scheduled time.Time) { g.one(offset+i, scheduled, into) })
 	return into
-}
-
-func percentile(sorted []float64, p float64) float64 {
-	if len(sorted) == 0 {
-		return 0
-	}
-	// nearest rank: the smallest value with at least p of the samples at or below it
-	rank := int(p*float64(len(sorted))+0.999999) - 1
-	if rank < 0 {
-		rank = 0
-	}
-	if rank >= len(sorted) {
-		rank = len(sorted) - 1
-	}
-	return sorted[rank]
-}
-
-func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func summary(ds []float64) map[string]float64 {
-	sort.Float64s(ds)
-	max := 0.0
-	if len(ds) > 0 {
-		max = ds[len(ds)-1]
-	}
-	return map[string]float64{"p50": percentile(ds, 0.50), "p99": percentile(ds, 0.99), "max": max}
 }
 
 func report(r *result, rate, seconds float64) map[string]any {
 	var fresh, command, late []float64
 	for _, s := range r.samples {
-		fresh = append(fresh, millis(s.visible.Sub(s.answered)))
-		command = append(command, millis(s.answered.Sub(s.scheduled)))
-		late = append(late, millis(s.sent.Sub(s.scheduled)))
+		fresh = append(fresh, loadkit.Millis(s.visible.Sub(s.answered)))
+		command = append(command, loadkit.Millis(s.answered.Sub(s.scheduled)))
+		late = append(late, loadkit.Millis(s.sent.Sub(s.scheduled)))
 	}
+	errors, lastErr := r.Snapshot()
 	return map[string]any{
 		"rate": rate, "seconds": seconds, "samples": len(r.samples), "stale": r.stale,
-		"errors": r.errors, "last_error": r.lastErr,
-		"freshness_ms": summary(fresh), "command_ms": summary(command), "send_late_ms": summary(late),
+		"errors": errors, "last_error": lastErr,
+		"freshness_ms": loadkit.Percentiles(fresh),
+		"command_ms":   loadkit.Percentiles(command),
+		"send_late_ms": loadkit.Percentiles(late),
 	}
-}
-
-func readTokens(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var tokens []string
-	scanner := bufio.NewScanner(f)
-	for scanner.Scan() {
-		if t := strings.TrimSpace(scanner.Text()); t != "" {
-			tokens = append(tokens, t)
-		}
-	}
-	if len(tokens) == 0 {
-		return nil, fmt.Errorf("%s holds no token", path)
-	}
-	return tokens, scanner.Err()
 }
 
 func writeSamples(path string, r *result) error {
@@ -198,23 +117,23 @@ func writeSamples(path string, r *result) error {
 }
 
 func main() {
-	command := flag.String("command", "http://127.0.0.1:8001", "command API base URL")
-	query := flag.String("query", "http://127.0.0.1:8002", "query API base URL")
-	tokensFile := flag.String("tokens", "", "file with one JWT per line (one per user)")
+	target := loadkit.TargetFlags("file with one JWT per line (one per user)")
 	rate := flag.Float64("rate", 200, "commands per second (open model)")
 	seconds := flag.Float64("seconds", 10, "measured seconds")
 	warmup := flag.Float64("warmup", 2, "seconds of load before measuring (not reported)")
 	samplesFile := flag.String("samples", "", "write `position answered_us visible_us` lines here")
 	flag.Parse()
-	tokens, err := readTokens(*tokensFile)
+	tokens, err := target.Tokens()
 	if err != nil || *rate <= 0 {
 		fmt.Fprintln(os.Stderr, "loadgen: need -tokens FILE and -rate > 0:", err)
 		os.Exit(2)
 	}
 	transport := &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: time.Minute}
+	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
 	g := &generator{
-		client:  &http.Client{Transport: transport, Timeout: 30 * time.Second},
-		command: strings.TrimRight(*command, "/"), query: strings.TrimRight(*query, "/"), tokens: tokens,
+		client: client,
+		poster: loadkit.Poster{Client: client, URL: target.CommandURL("/tasks"), NeedPosition: true},
+		query:  target.QueryURL(""), tokens: tokens,
 	}
 	if *warmup > 0 {
 		g.run(*rate, *warmup, 0)
@@ -226,6 +145,5 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	out, _ := json.Marshal(report(measured, *rate, *seconds))
-	fmt.Println(string(out))
+	loadkit.Emit(report(measured, *rate, *seconds))
 }

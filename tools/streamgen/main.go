@@ -25,10 +25,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"todo-platform/tools/internal/loadkit"
 )
 
 // pending pairs a command's answer with its message, whichever comes first.
@@ -38,22 +39,14 @@ type pending struct {
 }
 
 type tracker struct {
+	loadkit.Failures
 	mu            sync.Mutex
 	byTask        map[string]*pending
 	latencies     []float64 // ms, answer -> message
 	beforeAnswer  int       // messages that arrived before the POST's answer was read (sampled as 0)
 	commandMs     []float64 // scheduled -> answered
 	sendLateMs    []float64 // scheduled -> sent
-	errors        int
-	lastErr       string
 	streamsFailed int
-}
-
-func (t *tracker) fail(err string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.errors++
-	t.lastErr = err
 }
 
 func (t *tracker) entry(task string) *pending {
@@ -71,14 +64,14 @@ func (t *tracker) settle(p *pending) {
 		t.beforeAnswer++
 		d = 0
 	}
-	t.latencies = append(t.latencies, float64(d.Microseconds())/1000)
+	t.latencies = append(t.latencies, loadkit.Millis(d))
 }
 
 func (t *tracker) answered(task string, scheduled, sent, at time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.commandMs = append(t.commandMs, float64(at.Sub(scheduled).Microseconds())/1000)
-	t.sendLateMs = append(t.sendLateMs, float64(sent.Sub(scheduled).Microseconds())/1000)
+	t.commandMs = append(t.commandMs, loadkit.Millis(at.Sub(scheduled)))
+	t.sendLateMs = append(t.sendLateMs, loadkit.Millis(sent.Sub(scheduled)))
 	p := t.entry(task)
 	p.answered = at
 	if !p.arrived.IsZero() {
@@ -111,7 +104,7 @@ func stream(client *http.Client, url, token string, ready chan<- bool, t *tracke
 			resp.Body.Close()
 			err = fmt.Errorf("GET /stream: %d %s", resp.StatusCode, strings.TrimSpace(string(body)))
 		}
-		t.fail(err.Error())
+		t.Add(err.Error())
 		ready <- false
 		return
 	}
@@ -154,75 +147,24 @@ func stream(client *http.Client, url, token string, ready chan<- bool, t *tracke
 }
 
 // command sends one POST /tasks and records its answer.
-func command(client *http.Client, url, token string, i int, scheduled time.Time, t *tracker) {
-	body := fmt.Sprintf(`{"title":"stream %d"}`, i)
-	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	sent := time.Now()
-	resp, err := client.Do(req)
+func command(poster loadkit.Poster, token string, i int, scheduled time.Time, t *tracker) {
+	created, err := poster.Create(token, fmt.Sprintf("stream %d", i))
 	if err != nil {
-		t.fail(err.Error())
+		t.Add(err.Error())
 		return
 	}
-	payload, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	at := time.Now()
-	var created struct {
-		ID string `json:"id"`
-	}
-	if resp.StatusCode != http.StatusCreated || json.Unmarshal(payload, &created) != nil {
-		t.fail(fmt.Sprintf("POST /tasks: %d %s", resp.StatusCode, strings.TrimSpace(string(payload))))
-		return
-	}
-	t.answered(created.ID, scheduled, sent, at)
-}
-
-func percentiles(ds []float64) map[string]float64 {
-	sort.Float64s(ds)
-	at := func(p float64) float64 {
-		if len(ds) == 0 {
-			return 0
-		}
-		rank := int(p*float64(len(ds))+0.999999) - 1 // nearest rank
-		return ds[max(0, min(rank, len(ds)-1))]
-	}
-	return map[string]float64{"p50": at(0.50), "p99": at(0.99), "max": at(1)}
-}
-
-func readTokens(path string) ([]string, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var tokens []string
-	for _, line := range strings.Split(string(raw), "\n") {
-		if t := strings.TrimSpace(line); t != "" {
-			tokens = append(tokens, t)
-		}
-	}
-	if len(tokens) == 0 {
-		return nil, fmt.Errorf("%s holds no token", path)
-	}
-	return tokens, nil
-}
-
-func emit(v map[string]any) {
-	out, _ := json.Marshal(v)
-	fmt.Println(string(out))
+	t.answered(created.ID, scheduled, created.Sent, created.Answered)
 }
 
 func main() {
-	commandURL := flag.String("command", "http://127.0.0.1:8001", "command API base URL")
-	queryURL := flag.String("query", "http://127.0.0.1:8002", "query API base URL")
-	tokensFile := flag.String("tokens", "", "file with one JWT per line (one stream and user each)")
+	target := loadkit.TargetFlags("file with one JWT per line (one stream and user each)")
 	seconds := flag.Float64("seconds", 30, "seconds of load (each user: one command per second)")
 	pause := flag.Float64("pause", 3, "seconds between all streams ready and the load")
 	timeout := flag.Float64("timeout", 5, "seconds a message may take before its command is missed")
 	opening := flag.Int("opening", 50, "streams being opened at once")
 	rate := flag.Float64("rate", 0, "commands per second over the users (0: one per user per second)")
 	flag.Parse()
-	tokens, err := readTokens(*tokensFile)
+	tokens, err := target.Tokens()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "streamgen: need -tokens FILE:", err)
 		os.Exit(2)
@@ -237,7 +179,7 @@ func main() {
 	started := time.Now()
 	slots := make(chan struct{}, *opening)
 	ready := make(chan bool)
-	streamURL := strings.TrimRight(*queryURL, "/") + "/stream"
+	streamURL := target.QueryURL("/stream")
 	for _, token := range tokens {
 		go func() {
 			slots <- struct{}{}
@@ -250,28 +192,18 @@ func main() {
 			open++
 		}
 	}
-	emit(map[string]any{"phase": "open", "streams": open, "wanted": len(tokens),
-		"open_s": time.Since(started).Seconds(), "last_error": t.lastErr})
+	_, lastErr := t.Snapshot()
+	loadkit.Emit(map[string]any{"phase": "open", "streams": open, "wanted": len(tokens),
+		"open_s": time.Since(started).Seconds(), "last_error": lastErr})
 	time.Sleep(time.Duration(*pause * float64(time.Second)))
 
 	if *rate <= 0 {
 		*rate = float64(len(tokens))
 	}
-	n := int(*seconds * *rate)
-	interval := time.Duration(float64(time.Second) / *rate)
-	postURL := strings.TrimRight(*commandURL, "/") + "/tasks"
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		scheduled := start.Add(time.Duration(i) * interval)
-		time.Sleep(time.Until(scheduled))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			command(commands, postURL, tokens[i%len(tokens)], i, scheduled, t)
-		}()
-	}
-	wg.Wait()
+	poster := loadkit.Poster{Client: commands, URL: target.CommandURL("/tasks")}
+	loadkit.OpenModel(*rate, *seconds, func(i int, scheduled time.Time) {
+		command(poster, tokens[i%len(tokens)], i, scheduled, t)
+	})
 	// Give the last commands' messages their time, then count what never came.
 	limit := time.Duration(*timeout * float64(time.Second))
 	deadline := time.Now().Add(limit)
@@ -292,12 +224,13 @@ func main() {
 			inTime = append(inTime, ms)
 		}
 	}
-	emit(map[string]any{"phase": "done", "users": len(tokens), "streams": open,
+	errors, lastErr := t.Snapshot()
+	loadkit.Emit(map[string]any{"phase": "done", "users": len(tokens), "streams": open,
 		"seconds": *seconds, "rate": *rate, "commands": len(t.commandMs), "samples": len(inTime),
 		"missed": len(t.commandMs) - len(inTime), "before_answer": t.beforeAnswer,
-		"errors": t.errors, "last_error": t.lastErr, "streams_failed": t.streamsFailed,
-		"latency_ms": percentiles(inTime), "command_ms": percentiles(t.commandMs),
-		"send_late_ms": percentiles(t.sendLateMs)})
+		"errors": errors, "last_error": lastErr, "streams_failed": t.streamsFailed,
+		"latency_ms": loadkit.Percentiles(inTime), "command_ms": loadkit.Percentiles(t.commandMs),
+		"send_late_ms": loadkit.Percentiles(t.sendLateMs)})
 }
 
 // readyOnce frees the opening slot with the stream's first verdict (ready or failed).

@@ -1,0 +1,3 @@
+module todo-platform/tools/internal/loadkit
+
+go 1.24
