@@ -84,7 +84,8 @@ def run_round(args: argparse.Namespace, rate: int, system: System) -> Round:
     cpu["loadgen"] = 100 * (usage.ru_utime + usage.ru_stime) / wall
     fresh = result["freshness_ms"]
     if result["errors"]:
-        print(f"  {result['errors']} errors, last: {result['last_error']}", file=sys.stderr)
+        kinds = result.get("error_kinds") or {}
+        print(f"  {result['errors']} errors {kinds}, last: {result['last_error']}", file=sys.stderr)
     command = result["command_ms"]
     return Round(
         fresh["p50"], fresh["p99"], fresh["max"], result["stale"], result["errors"],

@@ -129,7 +129,8 @@ def stream_round(args: argparse.Namespace, system: System) -> Round:
     cpu["streamgen"] = 100 * (usage.ru_utime + usage.ru_stime) / wall
     result = json.loads(output)
     if result["errors"] or result["streams_failed"]:
-        print(f"  {result['errors']} errors, last: {result['last_error']}", file=sys.stderr)
+        kinds = result.get("error_kinds") or {}
+        print(f"  {result['errors']} errors {kinds}, last: {result['last_error']}", file=sys.stderr)
     latency = result["latency_ms"]
     return Round(
         latency["p50"], latency["p99"], latency["max"], result["missed"],

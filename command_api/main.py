@@ -16,6 +16,7 @@ from command_api.throttle import HitCounters
 from common import metrics
 from common.auth import TokenVerifier
 from common.http_metrics import install_http_metrics
+from common.load_shedding import InFlightLimit
 from common.openapi import install_openapi
 from common.settings import (
     CommandApiSettings,
@@ -83,6 +84,8 @@ def create_app(
         on_unavailable=_recover_connections,
     )
     install_domain_error_handlers(app)
+    # Inside the HTTP metrics (a shed request is observed as a 503), outside everything else.
+    app.add_middleware(InFlightLimit, limit=CommandApiSettings().COMMAND_API_MAX_IN_FLIGHT)
     install_http_metrics(app, *metrics.COMMAND_API)
     app.router.routes.append(FastCreateTaskRoute(fallback=app.router))  # ahead of tasks.router
     app.include_router(auth.router)

@@ -34,6 +34,12 @@ HTTP_REQUEST_DURATION = Histogram(
     registry=None,
 )
 
+HTTP_REQUESTS_SHED = Counter(
+    "http_requests_shed",
+    "Requests answered 503 at once because too many were in progress (common/load_shedding.py).",
+    registry=None,
+)
+
 # -- write side: group commit (event_store/group_commit.py) -------------------------------------
 GROUP_COMMIT_COMMANDS_PER_TRANSACTION = Histogram(
     "group_commit_commands_per_transaction",
@@ -174,7 +180,7 @@ REBUILD_TARGET = Gauge(
 
 # What each process exposes (registered once, at start, by register()).
 HTTP = (HTTP_REQUEST_DURATION,)
-COMMAND_API = (*HTTP, GROUP_COMMIT_COMMANDS_PER_TRANSACTION)
+COMMAND_API = (*HTTP, HTTP_REQUESTS_SHED, GROUP_COMMIT_COMMANDS_PER_TRANSACTION)
 QUERY_API = (*HTTP, QUERY_STREAMS_OPEN, EVENT_HOP_SECONDS)
 RELAY = (
     STORE_HEAD_POSITION,

@@ -234,6 +234,9 @@ class CommandApiSettings(AppSettings):
     COMMAND_BATCH_MAX: int = Field(default=64, ge=1)
     # Longest a command waits for the store to record it; then 503 + Retry-After.
     COMMAND_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0, le=300)
+    # Past this many requests in progress, answer 503 + Retry-After at once (common.load_shedding):
+    # at ~500 commands/s that is ~0.5 s of queue, far below COMMAND_TIMEOUT_SECONDS.
+    COMMAND_API_MAX_IN_FLIGHT: int = Field(default=256, ge=1, le=100_000)
 
 
 class QueryApiSettings(AppSettings):

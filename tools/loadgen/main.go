@@ -94,7 +94,7 @@ func report(r *result, rate, seconds float64) map[string]any {
 	errors, lastErr := r.Snapshot()
 	return map[string]any{
 		"rate": rate, "seconds": seconds, "samples": len(r.samples), "stale": r.stale,
-		"errors": errors, "last_error": lastErr,
+		"errors": errors, "error_kinds": r.Kinds(), "last_error": lastErr,
 		"freshness_ms": loadkit.Percentiles(fresh),
 		"command_ms":   loadkit.Percentiles(command),
 		"send_late_ms": loadkit.Percentiles(late),

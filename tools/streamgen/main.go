@@ -228,7 +228,7 @@ func main() {
 	loadkit.Emit(map[string]any{"phase": "done", "users": len(tokens), "streams": open,
 		"seconds": *seconds, "rate": *rate, "commands": len(t.commandMs), "samples": len(inTime),
 		"missed": len(t.commandMs) - len(inTime), "before_answer": t.beforeAnswer,
-		"errors": errors, "last_error": lastErr, "streams_failed": t.streamsFailed,
+		"errors": errors, "error_kinds": t.Kinds(), "last_error": lastErr, "streams_failed": t.streamsFailed,
 		"latency_ms": loadkit.Percentiles(inTime), "command_ms": loadkit.Percentiles(t.commandMs),
 		"send_late_ms": loadkit.Percentiles(t.sendLateMs)})
 }

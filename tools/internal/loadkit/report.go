@@ -3,16 +3,36 @@ package loadkit
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
 
-// Failures counts failed requests and keeps the last one's message; safe for concurrent use.
+// Failures counts failed requests, by kind, and keeps the last one's message; safe for
+// concurrent use.
 type Failures struct {
 	mu    sync.Mutex
 	count int
 	last  string
+	kinds map[string]int
+}
+
+var answered = regexp.MustCompile(`^[A-Z]+ \S+: (\d{3}) `)
+
+// kind tells an answer (its status: the server said no, e.g. 503 when it sheds load) from a
+// connection that failed (reset, refused, timed out): only the latter is a server fault.
+func kind(err string) string {
+	if m := answered.FindStringSubmatch(err); m != nil {
+		return m[1]
+	}
+	for _, k := range []string{"reset", "refused", "timeout", "EOF"} {
+		if strings.Contains(err, k) {
+			return k
+		}
+	}
+	return "other"
 }
 
 func (f *Failures) Add(err string) {
@@ -20,6 +40,21 @@ func (f *Failures) Add(err string) {
 	defer f.mu.Unlock()
 	f.count++
 	f.last = err
+	if f.kinds == nil {
+		f.kinds = map[string]int{}
+	}
+	f.kinds[kind(err)]++
+}
+
+// Kinds returns how many failed of each kind so far ("503", "reset", "timeout", ...).
+func (f *Failures) Kinds() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]int{}
+	for k, n := range f.kinds {
+		out[k] = n
+	}
+	return out
 }
 
 // Snapshot returns how many failed so far and the last message ("" when none).
