@@ -15,11 +15,11 @@ from fastapi import FastAPI, Request
 from psycopg_pool import AsyncConnectionPool
 
 from common import metrics
+from common.auth import TokenVerifier
 from common.http_metrics import install_http_metrics
 from common.openapi import install_openapi
 from common.settings import DatabaseSettings, QueryApiSettings, auth_settings, database_settings
 from common.web import health_router, install_error_handlers
-from query_api.auth import SECURITY_SCHEMES, TokenVerifier
 from query_api.deps import Waiter
 from query_api.freshness import PositionWaiter, ReplicaPositionWaiter
 from query_api.repository import PostgresReadModel, ReadModel, make_pool
@@ -122,9 +122,5 @@ def create_app(
         return True
 
     app.include_router(health_router(read_db_reachable))
-
-    def declare_security(spec: dict[str, Any]) -> None:
-        spec.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
-
-    install_openapi(app, declare_security)
+    install_openapi(app)
     return app

@@ -9,10 +9,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
+from common.auth import CurrentUserId
 from common.openapi import error_response
 from common.schemas import TaskPublic
 from common.web import validation_error
-from query_api.auth import SECURITY, CurrentUserId
 from query_api.cursor import (
     ACTIVITY_CURSOR_PATTERN,
     CURSOR_PATTERN,
@@ -57,7 +57,6 @@ def _not_found(what: str, stale: bool) -> HTTPException:
 @router.get(
     "/tasks",
     response_model=TaskPage,
-    openapi_extra=SECURITY,
     responses={**_ERRORS, 200: _OK},
 )
 async def list_tasks(
@@ -95,7 +94,6 @@ async def list_tasks(
 @router.get(
     "/tasks/{task_id}",
     response_model=TaskPublic,
-    openapi_extra=SECURITY,
     responses={
         **_ERRORS,
         200: _OK,
@@ -115,7 +113,6 @@ async def get_task(
 @router.get(
     "/tasks/{task_id}/history",
     response_model=TaskHistory,
-    openapi_extra=SECURITY,
     responses={
         **_ERRORS,
         200: _OK,
@@ -136,7 +133,6 @@ async def task_history(
 @router.get(
     "/activity",
     response_model=ActivityPage,
-    openapi_extra=SECURITY,
     responses={**_ERRORS, 200: _OK},
 )
 async def activity(
@@ -169,7 +165,6 @@ async def activity(
 @router.get(
     "/me",
     response_model=MePublic,
-    openapi_extra=SECURITY,
     responses={
         **_ERRORS,
         200: _OK,

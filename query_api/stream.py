@@ -26,9 +26,9 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from common import metrics
+from common.auth import CurrentUserId
 from common.openapi import error_response
 from common.settings import QueryApiSettings
-from query_api.auth import SECURITY, CurrentUserId
 from query_api.deps import read_model
 
 router = APIRouter(tags=["queries"])
@@ -147,7 +147,6 @@ async def _events(
 
 @router.get(
     "/stream",
-    openapi_extra=SECURITY,
     response_class=StreamingResponse,
     responses={
         200: {

@@ -7,9 +7,8 @@ from uuid import uuid4
 
 import pytest
 
-from common.auth import InvalidTokenError, issue_token
+from common.auth import InvalidTokenError, TokenVerifier, issue_token
 from common.settings import AuthSettings
-from query_api.auth import TokenVerifier
 
 SETTINGS = AuthSettings(
     JWT_SECRET="a-test-secret-of-at-least-32-characters!!", JWT_EXPIRES_SECONDS=60
