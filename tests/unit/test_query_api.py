@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from common.auth import issue_token
 from common.schemas import TaskPublic
 from common.settings import AuthSettings, QueryApiSettings, auth_settings
+from query_api.bootstrap import create_app
 from query_api.cursor import TaskPageCursor, decode_cursor, encode_cursor
-from query_api.main import create_app
 from query_api.repository import ActivityRow, TaskPageRow
 from query_api.schemas import MePublic, TaskPage
 
