@@ -24,7 +24,7 @@ from mailer.main import build_mailer
 from mailer.service import Mailer
 from mailer.settings import MailerSettings
 from scheduler.batch import BatchSummary
-from scheduler.service import DigestService
+from scheduler.bootstrap import bootstrap
 from scheduler.settings import SchedulerSettings
 from tests.support.infra import consume_events, process_env
 from tests.support.read_side import migrate
@@ -108,9 +108,10 @@ def scheduler_settings(**overrides: Any) -> SchedulerSettings:
 def run_batch(
     db: DatabaseSettings, recorder: Any, digest_date: date, **overrides: Any
 ) -> BatchSummary | None:
-    """The operator's `python -m scheduler run --date` path, in-process."""
-    service = DigestService(scheduler_settings(**overrides), db, recorder, SeededReadSide(recorder))
-    return service.run_date(digest_date, skip_if_completed=False)
+    """The operator's `python -m scheduler run --date` path, in-process (the same bootstrap)."""
+    settings = scheduler_settings(**overrides)
+    with bootstrap(settings, db=db, store=recorder, read_side=SeededReadSide(recorder)) as process:
+        return process.service.run_date(digest_date, skip_if_completed=False)
 
 
 class DigestSystem:
