@@ -6,12 +6,19 @@ import argparse
 
 from common.logging import configure_logging
 from common.process import stop_on_signals
-from common.settings import runtime_settings
+from common.settings import (
+    HealthSettings,
+    RelaySettings,
+    database_settings,
+    kafka_settings,
+    runtime_settings,
+)
 from event_store.relay_bootstrap import bootstrap
 
 
 def run_relay() -> None:
-    with bootstrap() as process:
+    settings = (database_settings(), kafka_settings(), RelaySettings(), HealthSettings())
+    with bootstrap(*settings) as process:
         stop_on_signals(process.stop)
         process.run()
 

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from common.logging import configure_logging
 from common.process import stop_on_signals
-from common.settings import runtime_settings
+from common.settings import HealthSettings, database_settings, runtime_settings
 from scheduler.batch import BatchFailedError
 from scheduler.bootstrap import bootstrap, build_trigger
 from scheduler.service import utc_now
@@ -28,13 +28,13 @@ from scheduler.settings import SchedulerSettings
 def serve(settings: SchedulerSettings) -> int:
     stopping = threading.Event()
     stop_on_signals(stopping.set)
-    with bootstrap(settings) as process:
+    with bootstrap(settings, database_settings(), HealthSettings()) as process:
         process.serve(stopping)
     return 0
 
 
 def run_once(settings: SchedulerSettings, digest_date: date | None, show_progress: bool) -> int:
-    with bootstrap(settings) as process:
+    with bootstrap(settings, database_settings(), HealthSettings()) as process:
         service = process.service
         day = digest_date or service.today()
         bar: tqdm[Any] | None = None

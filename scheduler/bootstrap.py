@@ -9,6 +9,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -20,7 +21,6 @@ from common.settings import (
     DatabaseSettings,
     HealthSettings,
     RelaySettings,
-    database_settings,
     kafka_settings,
 )
 from event_store.application import TodoStore, store_env
@@ -62,22 +62,16 @@ def configure_jobs(
         scheduler.add_job(job, id=CATCH_UP_JOB_ID, name="daily digest catch-up")
 
 
+@dataclass(frozen=True)
 class SchedulerProcess:
     """What `python -m scheduler` runs: the digest service (also what `run --date` uses), its
     cron with the jobs configured but not started, and its health endpoint (ready = the cron
     is running)."""
 
-    def __init__(
-        self,
-        settings: SchedulerSettings,
-        service: DigestService,
-        cron: BaseScheduler,
-        health: HealthSettings,
-    ) -> None:
-        self.settings = settings
-        self.service = service
-        self.cron = cron
-        self._health = health
+    settings: SchedulerSettings
+    service: DigestService
+    cron: BaseScheduler
+    health: HealthSettings
 
     def ready(self) -> bool:
         return bool(self.cron.running)
@@ -86,7 +80,7 @@ class SchedulerProcess:
         """Run the jobs and answer /health, /ready and /metrics until `stopping` is set."""
         self.cron.start()
         server = serve_health(
-            self._health.HEALTH_HOST, self._health.SCHEDULER_HEALTH_PORT, self.ready, "scheduler"
+            self.health.HEALTH_HOST, self.health.SCHEDULER_HEALTH_PORT, self.ready, "scheduler"
         )
         log.info(
             "scheduler started",
@@ -107,16 +101,16 @@ class SchedulerProcess:
 @contextmanager
 def bootstrap(
     settings: SchedulerSettings,
+    db: DatabaseSettings,
+    health: HealthSettings,
     *,
-    db: DatabaseSettings | None = None,
-    health: HealthSettings | None = None,
     store: DigestStore | None = None,
     read_side: ReadSideProgress | None = None,
     clock: Clock = utc_now,
 ) -> Iterator[SchedulerProcess]:
     """The scheduler's parts. Without `store`: the event store on `db` (closed on exit). Without
-    `read_side`: the real pipeline's progress (relay checkpoint, projector offsets in Kafka)."""
-    db = db or database_settings()
+    `read_side`: the real pipeline's progress (relay checkpoint, projector offsets in Kafka, as
+    their settings in the environment name them)."""
     with ExitStack() as owned:
         if store is None:
             todo_store = TodoStore(env=store_env(db))
@@ -132,4 +126,4 @@ def bootstrap(
         service = DigestService(settings, db, store, read_side, clock=clock)
         cron = BackgroundScheduler(timezone=settings.timezone)
         configure_jobs(cron, settings, service.run_due)
-        yield SchedulerProcess(settings, service, cron, health or HealthSettings())
+        yield SchedulerProcess(settings, service, cron, health)

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from common.settings import DatabaseSettings
+from common.settings import DatabaseSettings, HealthSettings
 from event_store.application import TodoStore
 from event_store.domain.model import DailyDigest, digest_id_for
 from scheduler.bootstrap import bootstrap
@@ -48,7 +48,9 @@ def tick(db: DatabaseSettings, store: TodoStore, at: datetime) -> None:
     """One quarter-hour tick at `at`, as the running scheduler's job does it."""
     fresh = SeededReadSide(store)
     settings = scheduler_settings()
-    with bootstrap(settings, db=db, store=store, read_side=fresh, clock=lambda: at) as process:
+    with bootstrap(
+        settings, db, HealthSettings(), store=store, read_side=fresh, clock=lambda: at
+    ) as process:
         process.service.run_due()
 
 

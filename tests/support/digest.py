@@ -18,7 +18,7 @@ from uuid import UUID
 import psycopg
 
 from common.events import DailyDigestRequested
-from common.settings import DatabaseSettings, KafkaSettings
+from common.settings import DatabaseSettings, HealthSettings, KafkaSettings
 from event_store.application import TodoStore
 from mailer.main import build_mailer
 from mailer.service import Mailer
@@ -110,7 +110,8 @@ def run_batch(
 ) -> BatchSummary | None:
     """The operator's `python -m scheduler run --date` path, in-process (the same bootstrap)."""
     settings = scheduler_settings(**overrides)
-    with bootstrap(settings, db=db, store=recorder, read_side=SeededReadSide(recorder)) as process:
+    fresh = SeededReadSide(recorder)
+    with bootstrap(settings, db, HealthSettings(), store=recorder, read_side=fresh) as process:
         return process.service.run_date(digest_date, skip_if_completed=False)
 
 

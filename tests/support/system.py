@@ -42,9 +42,7 @@ def running_relay(
     thread; stopped (and its producer flushed) on exit."""
     relay_settings = RelaySettings(**{"RELAY_POLL_INTERVAL_SECONDS": 0.2, **settings})  # type: ignore[arg-type]
     no_health_port = HealthSettings(RELAY_HEALTH_PORT=0)
-    with bootstrap_relay(
-        db=db, kafka=kafka, settings=relay_settings, health=no_health_port, store=store
-    ) as process:
+    with bootstrap_relay(db, kafka, relay_settings, no_health_port, store=store) as process:
         thread = threading.Thread(target=process.run, name="relay", daemon=True)
         thread.start()
         try:

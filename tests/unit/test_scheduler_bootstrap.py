@@ -57,8 +57,8 @@ def ready_status(port: int) -> int | None:
 def test_the_service_runs_on_the_clock_and_settings_passed_in_and_the_cron_has_its_jobs() -> None:
     settings = SchedulerSettings(SCHEDULER_TIMEZONE="Europe/Paris", SCHEDULER_CATCH_UP=True)
     with bootstrap(
-        settings, db=DatabaseSettings(), store=UnusedStore(), read_side=FreshReadSide(),
-        clock=lambda: AT,
+        settings, DatabaseSettings(), HealthSettings(), store=UnusedStore(),
+        read_side=FreshReadSide(), clock=lambda: AT,
     ) as process:  # fmt: skip
         jobs = {job.id: job for job in process.cron.get_jobs()}
 
@@ -75,9 +75,8 @@ def test_serving_answers_ready_while_the_cron_runs_and_stops_everything_when_ask
     settings = SchedulerSettings(SCHEDULER_CATCH_UP=False)
     stopping = threading.Event()
     with bootstrap(
-        settings, db=DatabaseSettings(), health=health, store=UnusedStore(),
-        read_side=FreshReadSide(),
-    ) as process:  # fmt: skip
+        settings, DatabaseSettings(), health, store=UnusedStore(), read_side=FreshReadSide()
+    ) as process:
         serving = threading.Thread(target=process.serve, args=(stopping,), daemon=True)
         serving.start()
         try:
