@@ -114,7 +114,8 @@ async def list_tasks(
     cursor: Annotated[str | None, _cursor_query(CURSOR_PATTERN)] = None,
     min_position: MinPosition = None,
 ) -> Response:
-    """The user's tasks, newest first (ties by id), `limit` per page."""
+    """The user's tasks, newest first (ties by id), `limit` per page; with `done`, only the done
+    or only the undone ones."""
     return await _page(
         request,
         user_id,
