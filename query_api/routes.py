@@ -31,6 +31,8 @@ from query_api.schemas import ActivityPage, MePublic, TaskHistory, TaskPage
 router = APIRouter(tags=["queries"])
 
 _STALE_DOC = "`true` when X-Min-Position was not reached in time (may be stale)"
+_NO_TASK = "No such task for this user"
+_NO_USER = "The user is not (yet) in the read model"
 
 
 def _responses(not_found: str | None = None) -> dict[int | str, dict[str, Any]]:
@@ -127,11 +129,7 @@ async def list_tasks(
     )
 
 
-@router.get(
-    "/tasks/{task_id}",
-    response_model=TaskPublic,
-    responses=_responses(not_found="No such task for this user"),
-)
+@router.get("/tasks/{task_id}", response_model=TaskPublic, responses=_responses(_NO_TASK))
 async def get_task(
     request: Request, task_id: UUID, user_id: CurrentUserId, min_position: MinPosition = None
 ) -> Response:
@@ -179,11 +177,7 @@ async def activity(
     )
 
 
-@router.get(
-    "/me",
-    response_model=MePublic,
-    responses=_responses(not_found="The user is not (yet) in the read model"),
-)
+@router.get("/me", response_model=MePublic, responses=_responses(_NO_USER))
 async def me(
     request: Request, user_id: CurrentUserId, min_position: MinPosition = None
 ) -> Response:
