@@ -89,7 +89,7 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 def _user_id(scope: Scope, tokens: TokenVerifier) -> UUID | None:
-    # Read as common.auth's HTTPBearer reads it (Starlette decodes headers as latin-1).
+    # Read as common.auth's CurrentUserId reads it (Starlette decodes headers as latin-1).
     scheme, _, token = (_header(scope, b"authorization") or b"").decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None

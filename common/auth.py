@@ -3,9 +3,10 @@
 HS256 only: the algorithm is pinned on decode, so a token signed with `none` or RS/HS confusion
 is refused. The user id comes from `sub` and from nowhere else.
 
-Both APIs check tokens through a TokenVerifier (`app.state.tokens`): a client sends the same token
-on every request, and verifying its signature once instead of every time was ~13 % of the command
-API's event loop (issue 12). A verdict is remembered only until the token's `exp`.
+Both APIs check tokens with one dependency (`CurrentUserId`), through a TokenVerifier
+(`app.state.tokens`): a client sends the same token on every request, and verifying its signature
+once instead of every time was ~13 % of the command API's event loop (issue 12).
+A verdict is remembered only until the token's `exp`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from uuid import UUID
 
 import jwt
 from fastapi import Depends, HTTPException, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
 
 from common.settings import AuthSettings, auth_settings
 
@@ -88,26 +90,35 @@ class TokenVerifier:
         return user_id
 
 
-_bearer = HTTPBearer(auto_error=False)
-
-
 async def get_auth_settings() -> AuthSettings:
     # async (like every cheap dependency here) so FastAPI does not hop to a worker thread for it
     return auth_settings()
 
 
-async def current_user_id(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> UUID:
-    """The command API's check (its app sets `app.state.tokens`, a TokenVerifier)."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise _unauthorized("missing bearer token")
-    verifier: TokenVerifier = request.app.state.tokens
-    try:
-        return verifier.user_id(credentials.credentials)
-    except InvalidTokenError as e:
-        raise _unauthorized(str(e)) from e
+class BearerUserId(SecurityBase):
+    """The one bearer-token dependency of both APIs: the user id of the request's
+    `Authorization: Bearer <token>`, checked by the app's TokenVerifier (`app.state.tokens`);
+    anything else is a 401 with `WWW-Authenticate: Bearer`.
+
+    A security scheme itself (not a function depending on HTTPBearer), so that FastAPI declares
+    it in OpenAPI (`HTTPBearer`, on every operation that uses it) while a request solves ONE
+    dependency: the query API's reads are cheap enough for a second one to show. The header is
+    read as HTTPBearer reads it (scheme, one space, the token stripped)."""
+
+    def __init__(self) -> None:
+        self.model = HTTPBearerModel()
+        self.scheme_name = "HTTPBearer"
+
+    async def __call__(self, request: Request) -> UUID:
+        scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise _unauthorized("missing bearer token")
+        verifier: TokenVerifier = request.app.state.tokens
+        try:
+            return verifier.user_id(token)
+        except InvalidTokenError as e:
+            raise _unauthorized(str(e)) from e
 
 
 def _unauthorized(detail: str) -> HTTPException:
@@ -118,4 +129,5 @@ def _unauthorized(detail: str) -> HTTPException:
     )
 
 
+current_user_id = BearerUserId()
 CurrentUserId = Annotated[UUID, Depends(current_user_id)]

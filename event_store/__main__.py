@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from common.health import Heartbeat, serve_health
 from common.logging import configure_logging
 from common.process import stop_on_signals
 from common.settings import (
@@ -14,24 +13,14 @@ from common.settings import (
     kafka_settings,
     runtime_settings,
 )
-from event_store.application import TodoStore, store_env
-from event_store.relay import KafkaPublisher, Relay
+from event_store.relay_bootstrap import bootstrap
 
 
 def run_relay() -> None:
-    db = database_settings()
-    store = TodoStore(env=store_env(db))
-    publisher = KafkaPublisher(kafka_settings())
-    health = HealthSettings()
-    relay = Relay(store, publisher, db, RelaySettings(), Heartbeat(health.HEALTH_STALE_SECONDS))
-    serve_health(health.HEALTH_HOST, health.RELAY_HEALTH_PORT, relay.heartbeat.readiness, "relay")
-
-    stop_on_signals(relay.stop)
-    try:
-        relay.run()
-    finally:
-        publisher.close()
-        store.close()
+    settings = (database_settings(), kafka_settings(), RelaySettings(), HealthSettings())
+    with bootstrap(*settings) as process:
+        stop_on_signals(process.stop)
+        process.run()
 
 
 def main() -> None:

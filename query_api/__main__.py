@@ -6,16 +6,16 @@ import uvicorn
 
 from common.logging import configure_logging
 from common.settings import QueryApiSettings, auth_settings, runtime_settings
-from query_api.main import create_app
+from query_api.bootstrap import create_app
 
 
 def main() -> None:
     runtime = runtime_settings()
     configure_logging("query_api", runtime.LOG_LEVEL)
-    auth_settings()  # refuse to start with unsafe auth settings outside dev
     settings = QueryApiSettings()
+    # auth_settings() refuses to start with unsafe auth settings outside dev.
     uvicorn.run(
-        create_app(settings=settings),
+        create_app(settings=settings, auth=auth_settings()),
         host=settings.QUERY_API_HOST,
         port=settings.QUERY_API_PORT,
         log_config=None,

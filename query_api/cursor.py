@@ -22,7 +22,7 @@ class InvalidCursorError(ValueError):
 
 
 @dataclass(frozen=True)
-class Cursor:
+class TaskPageCursor:
     created_at: datetime
     id: UUID
 
@@ -31,11 +31,11 @@ def encode_cursor(created_at: datetime, task_id: UUID) -> str:
     return f"{(created_at - _EPOCH) // _MICROSECOND}_{task_id.hex}"
 
 
-def decode_cursor(token: str) -> Cursor:
+def decode_cursor(token: str) -> TaskPageCursor:
     if _CURSOR.fullmatch(token) is None:
         raise InvalidCursorError("invalid cursor")
     micros, _, task_hex = token.partition("_")
-    return Cursor(_EPOCH + int(micros) * _MICROSECOND, UUID(hex=task_hex))
+    return TaskPageCursor(_EPOCH + int(micros) * _MICROSECOND, UUID(hex=task_hex))
 
 
 # GET /activity pages by store position (unique, so no tie-breaker is needed): the position of the

@@ -20,9 +20,24 @@ class Waiter(Protocol):
     async def wait_for(self, user_id: UUID, position: int, max_wait: float) -> bool: ...
 
 
-# ASCII digits only: int() would also take "²" or "٣" (and " 7", "+7", "7_0").
-MIN_POSITION_PATTERN = r"^[0-9]{1,18}$"
-_MIN_POSITION = re.compile(MIN_POSITION_PATTERN, re.ASCII)
+# A store position in a header (X-Min-Position, Last-Event-ID). ASCII digits only: int() would
+# also take "²" or "٣" (and " 7", "+7", "7_0").
+POSITION_PATTERN = r"^[0-9]{1,18}$"
+_POSITION = re.compile(POSITION_PATTERN, re.ASCII)
+
+
+def parse_position(raw: str | None, header: str) -> int | None:
+    """The position a header carries (None without the header); anything but ASCII digits is the
+    client's mistake, a 400 naming the header (declared, not enforced, as a pattern in OpenAPI so
+    that it is a 400 rather than FastAPI's 422)."""
+    if raw is None:
+        return None
+    if _POSITION.fullmatch(raw.strip()) is None:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            detail=f"{header} must be a store position (ASCII digits)",
+        )
+    return int(raw.strip())
 
 
 # A plain header parameter, parsed in is_stale (a dependency would cost more per request).
@@ -33,21 +48,9 @@ MinPosition = Annotated[
         description="Store position returned by the command API (X-Event-Position): wait until"
         " this user's read model has applied it, up to a bounded time. Anything but ASCII digits"
         " is a 400.",
-        # Declared for clients; checked in is_stale so that a bad value is a 400, not a 422.
-        json_schema_extra={"pattern": MIN_POSITION_PATTERN},
+        json_schema_extra={"pattern": POSITION_PATTERN},
     ),
 ]
-
-
-def parse_min_position(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    if _MIN_POSITION.fullmatch(raw.strip()) is None:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST,
-            detail="X-Min-Position must be a store position (ASCII digits)",
-        )
-    return int(raw.strip())
 
 
 def read_model(request: Request) -> ReadModel:
@@ -58,7 +61,7 @@ def read_model(request: Request) -> ReadModel:
 async def is_stale(request: Request, user_id: UUID, raw_min_position: str | None) -> bool:
     """Wait (bounded) for the user's position; True when it was not reached in time. A malformed
     X-Min-Position is the client's mistake: 400."""
-    min_position = parse_min_position(raw_min_position)
+    min_position = parse_position(raw_min_position, "X-Min-Position")
     if min_position is None:
         return False
     waiter: Waiter = request.app.state.waiter

@@ -16,18 +16,18 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from query_api.cursor import Cursor
+from query_api.cursor import TaskPageCursor
 
 # (item JSON, created_at, id) per task, newest first.
-TaskRow = tuple[str, datetime, UUID]
+TaskPageRow = tuple[str, datetime, UUID]
 # (item JSON, position) per event of the user's activity, newest first.
 ActivityRow = tuple[str, int]
 
 
 class ReadModel(Protocol):
     async def list_tasks(
-        self, user_id: UUID, done: bool | None, after: Cursor | None, limit: int
-    ) -> Sequence[TaskRow]: ...
+        self, user_id: UUID, done: bool | None, after: TaskPageCursor | None, limit: int
+    ) -> Sequence[TaskPageRow]: ...
 
     async def get_task(self, user_id: UUID, task_id: UUID) -> str | None: ...
 
@@ -133,8 +133,8 @@ class PostgresReadModel:
         self._pool = pool
 
     async def list_tasks(
-        self, user_id: UUID, done: bool | None, after: Cursor | None, limit: int
-    ) -> Sequence[TaskRow]:
+        self, user_id: UUID, done: bool | None, after: TaskPageCursor | None, limit: int
+    ) -> Sequence[TaskPageRow]:
         params: dict[str, Any] = {"user_id": user_id, "limit": limit}
         if done is not None:
             params["done"] = done

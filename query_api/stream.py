@@ -16,7 +16,6 @@ Only the token's user is ever read: another user's changes cannot reach a stream
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncGenerator, Callable
 from typing import Annotated, Any
 from uuid import UUID
@@ -26,14 +25,13 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from common import metrics
+from common.auth import CurrentUserId
 from common.openapi import error_response
 from common.settings import QueryApiSettings
-from query_api.auth import SECURITY, CurrentUserId
-from query_api.deps import read_model
+from query_api.deps import POSITION_PATTERN, parse_position, read_model
 
 router = APIRouter(tags=["queries"])
 
-_LAST_EVENT_ID = re.compile(r"^[0-9]{1,18}$", re.ASCII)
 _PAGE = 500  # rows per read; a long outage's backlog is sent in several reads
 _EVENTS_DOC = """`text/event-stream`. Messages, each with `id: <store position>`:
 
@@ -95,17 +93,6 @@ class StreamLimits:
         return self._open.get(user_id, 0)
 
 
-def _last_event_id(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    if _LAST_EVENT_ID.fullmatch(raw.strip()) is None:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST,
-            detail="Last-Event-ID must be a store position (ASCII digits)",
-        )
-    return int(raw.strip())
-
-
 def _message(change: dict[str, Any]) -> str:
     task = change["task"]
     if change["deleted"]:
@@ -147,7 +134,6 @@ async def _events(
 
 @router.get(
     "/stream",
-    openapi_extra=SECURITY,
     response_class=StreamingResponse,
     responses={
         200: {
@@ -167,12 +153,12 @@ async def stream(
             alias="Last-Event-ID",
             description="The last `id:` received: resume after it, without loss or duplicates."
             " Anything but ASCII digits is a 400.",
-            json_schema_extra={"pattern": _LAST_EVENT_ID.pattern},
+            json_schema_extra={"pattern": POSITION_PATTERN},
         ),
     ] = None,
 ) -> StreamingResponse:
     """Server-Sent Events of the user's own task changes (see the 200 response)."""
-    after = _last_event_id(last_event_id)
+    after = parse_position(last_event_id, "Last-Event-ID")
     limits: StreamLimits = request.app.state.stream_limits
     release = limits.open(user_id)
     return StreamingResponse(

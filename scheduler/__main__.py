@@ -8,82 +8,34 @@ python -m scheduler next                # print the next ticks (every quarter ho
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
-from apscheduler.schedulers.background import BackgroundScheduler
 from tqdm import tqdm
 
-from common.health import serve_health
 from common.logging import configure_logging
 from common.process import stop_on_signals
-from common.settings import (
-    HealthSettings,
-    RelaySettings,
-    database_settings,
-    kafka_settings,
-    runtime_settings,
-)
-from event_store.application import TodoStore, store_env
-from projector.settings import ProjectorSettings
+from common.settings import HealthSettings, database_settings, runtime_settings
 from scheduler.batch import BatchFailedError
-from scheduler.read_side import PipelineProgress
-from scheduler.service import DigestService, build_trigger, configure_jobs
+from scheduler.bootstrap import bootstrap, build_trigger
+from scheduler.service import utc_now
 from scheduler.settings import SchedulerSettings
-
-log = logging.getLogger("scheduler")
-
-
-@contextmanager
-def _service(settings: SchedulerSettings) -> Iterator[DigestService]:
-    db = database_settings()
-    store = TodoStore(env=store_env(db))
-    try:
-        read_side = PipelineProgress(
-            db, kafka_settings(), ProjectorSettings().PROJECTOR_GROUP_ID, RelaySettings().RELAY_NAME
-        )
-        yield DigestService(settings, db, store, read_side)
-    finally:
-        store.close()
 
 
 def serve(settings: SchedulerSettings) -> int:
     stopping = threading.Event()
-
     stop_on_signals(stopping.set)
-    with _service(settings) as service:
-        scheduler = BackgroundScheduler(timezone=settings.timezone)
-        configure_jobs(scheduler, settings, service.run_due)
-        scheduler.start()
-        health = HealthSettings()
-        serve_health(
-            health.HEALTH_HOST,
-            health.SCHEDULER_HEALTH_PORT,
-            lambda: bool(scheduler.running),
-            "scheduler",
-        )
-        log.info(
-            "scheduler started",
-            extra={
-                "timezone": settings.SCHEDULER_TIMEZONE,
-                "next_run": str(build_trigger(settings).get_next_fire_time(None, _now())),
-                "catch_up": settings.SCHEDULER_CATCH_UP,
-            },
-        )
-        stopping.wait()
-        log.info("scheduler stopping")
-        service.stop()  # a running batch stops feeding work; it is retried on the next start
-        scheduler.shutdown(wait=True)
+    with bootstrap(settings, database_settings(), HealthSettings()) as process:
+        process.serve(stopping)
     return 0
 
 
 def run_once(settings: SchedulerSettings, digest_date: date | None, show_progress: bool) -> int:
-    with _service(settings) as service:
+    with bootstrap(settings, database_settings(), HealthSettings()) as process:
+        service = process.service
         day = digest_date or service.today()
         bar: tqdm[Any] | None = None
 
@@ -121,16 +73,12 @@ def run_once(settings: SchedulerSettings, digest_date: date | None, show_progres
 def print_next(settings: SchedulerSettings, count: int) -> int:
     trigger = build_trigger(settings)
     previous = None
-    now = _now()
+    now = utc_now()
     for _ in range(count):
         fire = trigger.get_next_fire_time(previous, now)
         print(fire.isoformat())
         previous, now = fire, fire
     return 0
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

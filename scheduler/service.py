@@ -9,15 +9,12 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from time import monotonic
-from typing import Any, Protocol
-
-from apscheduler.schedulers.base import BaseScheduler
-from apscheduler.triggers.cron import CronTrigger
+from typing import Protocol
 
 from common import metrics, tracing
 from common.settings import DatabaseSettings
 from scheduler.batch import BatchSummary, DigestBatch, DigestRecorder, Progress, ReadTables
-from scheduler.local_midnight import TICK_MINUTES, local_dates, tick_trigger
+from scheduler.local_midnight import TICK_MINUTES, local_dates
 from scheduler.read_side import ReadSideProgress, wait_for_read_side
 from scheduler.runs import EVERY_ZONE, locked_run
 from scheduler.settings import SchedulerSettings
@@ -35,34 +32,8 @@ class DigestStore(DigestRecorder, Protocol):
         ...
 
 
-DAILY_JOB_ID = "daily-digest"
-CATCH_UP_JOB_ID = "daily-digest-catch-up"
-
-
-def build_trigger(settings: SchedulerSettings) -> CronTrigger:
-    """Every quarter hour: each tick records the digests of the zones whose midnight passed."""
-    return tick_trigger()
-
-
-def configure_jobs(
-    scheduler: BaseScheduler, settings: SchedulerSettings, job: Callable[[], Any]
-) -> None:
-    """The quarter-hourly job, plus (if enabled) a one-off run now that catches up a midnight
-    missed while the scheduler was down (the first tick would too, up to 15 minutes later)."""
-    scheduler.add_job(
-        job,
-        build_trigger(settings),
-        id=DAILY_JOB_ID,
-        name="daily digests of the zones whose midnight passed",
-        misfire_grace_time=settings.SCHEDULER_MISFIRE_GRACE_SECONDS,
-        coalesce=True,  # several missed firings run once
-        max_instances=1,
-        replace_existing=True,
-    )
-    if settings.SCHEDULER_CATCH_UP:
-        # No trigger: run once, as soon as the scheduler starts. It does nothing for the zones
-        # whose current local date already completed (see DigestService.run_due).
-        scheduler.add_job(job, id=CATCH_UP_JOB_ID, name="daily digest catch-up")
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class DigestService:
@@ -73,7 +44,7 @@ class DigestService:
         recorder: DigestStore,
         read_side: ReadSideProgress,
         *,
-        clock: Clock = lambda: datetime.now(UTC),
+        clock: Clock = utc_now,
     ) -> None:
         self._settings = settings
         self._db = db

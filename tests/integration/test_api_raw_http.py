@@ -16,7 +16,7 @@ from command_api.main import create_app as create_command_app
 from common.auth import issue_token
 from common.settings import DatabaseSettings, QueryApiSettings, auth_settings
 from event_store.application import TodoStore, store_env
-from query_api.main import create_app as create_query_app
+from query_api.bootstrap import create_app as create_query_app
 from tests.support.http_server import raw_request, serving
 from tests.support.read_side import migrate, read_db
 

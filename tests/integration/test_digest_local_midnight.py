@@ -7,10 +7,10 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from common.settings import DatabaseSettings
+from common.settings import DatabaseSettings, HealthSettings
 from event_store.application import TodoStore
 from event_store.domain.model import DailyDigest, digest_id_for
-from scheduler.service import DigestService
+from scheduler.bootstrap import bootstrap
 from tests.support.digest import (
     ReadUser,
     SeededReadSide,
@@ -45,8 +45,13 @@ def recorded_dates(store: TodoStore, user: ReadUser) -> list[date]:
 
 
 def tick(db: DatabaseSettings, store: TodoStore, at: datetime) -> None:
+    """One quarter-hour tick at `at`, as the running scheduler's job does it."""
     fresh = SeededReadSide(store)
-    DigestService(scheduler_settings(), db, store, fresh, clock=lambda: at).run_due()
+    settings = scheduler_settings()
+    with bootstrap(
+        settings, db, HealthSettings(), store=store, read_side=fresh, clock=lambda: at
+    ) as process:
+        process.service.run_due()
 
 
 def test_each_tick_records_the_digests_of_the_zones_whose_local_midnight_passed(

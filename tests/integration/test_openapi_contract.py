@@ -19,7 +19,7 @@ from schemathesis.engine import events, from_schema
 from command_api.main import create_app as create_command_app
 from common.auth import issue_token
 from common.settings import DatabaseSettings, QueryApiSettings, auth_settings
-from query_api.main import create_app as create_query_app
+from query_api.bootstrap import create_app as create_query_app
 from tests.support.http_server import serving
 from tests.support.read_side import migrate, read_db
 from tests.support.system import store_for

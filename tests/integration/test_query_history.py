@@ -13,7 +13,7 @@ from common.auth import issue_token
 from common.events import PublicEvent
 from common.settings import DatabaseSettings, QueryApiSettings, auth_settings
 from projector.sink import Delivered, PostgresProjection
-from query_api.main import create_app
+from query_api.bootstrap import create_app
 from query_api.schemas import ActivityPage, TaskHistory
 from tests.support.read_side import read_db, snapshot
 from tests.support.system import auth

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from common.auth import issue_token
 from common.settings import DatabaseSettings, auth_settings
-from query_api.main import create_app
+from query_api.bootstrap import create_app
 from query_api.schemas import MePublic, TaskPage
 from tests.support.read_side import read_db
 from tests.support.system import auth

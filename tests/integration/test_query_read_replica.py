@@ -26,7 +26,7 @@ from psycopg import sql
 
 from common.auth import verify_token
 from common.settings import DatabaseSettings, KafkaSettings, QueryApiSettings, auth_settings
-from query_api.main import create_app
+from query_api.bootstrap import create_app
 from tests.support.private_infra import PrivateReplica, private_postgres, private_replica
 from tests.support.read_side import migrate, running_projector, wait_until
 from tests.support.system import auth, command_client, register_and_login, running_relay, store_for

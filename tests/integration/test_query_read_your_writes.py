@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from common.settings import DatabaseSettings, KafkaSettings, QueryApiSettings
-from query_api.main import create_app
+from query_api.bootstrap import create_app
 from tests.support.read_side import read_db, running_projector
 from tests.support.system import auth, command_client, register_and_login, running_relay, store_for
 

@@ -14,7 +14,7 @@ from common.auth import issue_token
 from common.settings import DatabaseSettings, KafkaSettings, auth_settings
 from projector.rebuild import Rebuild
 from projector.settings import ProjectorSettings
-from query_api.main import create_app
+from query_api.bootstrap import create_app
 from tests.support.read_side import (
     expected_tables,
     read_db,

@@ -18,13 +18,13 @@ from uuid import UUID
 import psycopg
 
 from common.events import DailyDigestRequested
-from common.settings import DatabaseSettings, KafkaSettings
+from common.settings import DatabaseSettings, HealthSettings, KafkaSettings
 from event_store.application import TodoStore
 from mailer.main import build_mailer
 from mailer.service import Mailer
 from mailer.settings import MailerSettings
 from scheduler.batch import BatchSummary
-from scheduler.service import DigestService
+from scheduler.bootstrap import bootstrap
 from scheduler.settings import SchedulerSettings
 from tests.support.infra import consume_events, process_env
 from tests.support.read_side import migrate
@@ -108,9 +108,11 @@ def scheduler_settings(**overrides: Any) -> SchedulerSettings:
 def run_batch(
     db: DatabaseSettings, recorder: Any, digest_date: date, **overrides: Any
 ) -> BatchSummary | None:
-    """The operator's `python -m scheduler run --date` path, in-process."""
-    service = DigestService(scheduler_settings(**overrides), db, recorder, SeededReadSide(recorder))
-    return service.run_date(digest_date, skip_if_completed=False)
+    """The operator's `python -m scheduler run --date` path, in-process (the same bootstrap)."""
+    settings = scheduler_settings(**overrides)
+    fresh = SeededReadSide(recorder)
+    with bootstrap(settings, db, HealthSettings(), store=recorder, read_side=fresh) as process:
+        return process.service.run_date(digest_date, skip_if_completed=False)
 
 
 class DigestSystem:

@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from fastapi.testclient import TestClient
 
 from command_api.main import create_app
-from common.settings import DatabaseSettings, KafkaSettings, RelaySettings
+from common.settings import DatabaseSettings, HealthSettings, KafkaSettings, RelaySettings
 from event_store.application import TodoStore, store_env
-from event_store.relay import KafkaPublisher, Relay
+from event_store.relay import Relay
+from event_store.relay_bootstrap import bootstrap as bootstrap_relay
 from tests.support.read_side import migrate
 
 
@@ -37,18 +38,18 @@ def command_client(store: TodoStore, db: DatabaseSettings) -> Iterator[TestClien
 def running_relay(
     store: TodoStore, db: DatabaseSettings, kafka: KafkaSettings, **settings: object
 ) -> Iterator[Relay]:
-    """The real relay in a background thread; stopped (and its producer flushed) on exit."""
+    """The real relay (as its bootstrap builds it, without a health port) in a background
+    thread; stopped (and its producer flushed) on exit."""
     relay_settings = RelaySettings(**{"RELAY_POLL_INTERVAL_SECONDS": 0.2, **settings})  # type: ignore[arg-type]
-    publisher = KafkaPublisher(kafka)
-    relay = Relay(store, publisher, db, relay_settings)
-    thread = threading.Thread(target=relay.run, name="relay", daemon=True)
-    thread.start()
-    try:
-        yield relay
-    finally:
-        relay.stop()
-        thread.join(timeout=30)
-        publisher.close()
+    no_health_port = HealthSettings(RELAY_HEALTH_PORT=0)
+    with bootstrap_relay(db, kafka, relay_settings, no_health_port, store=store) as process:
+        thread = threading.Thread(target=process.run, name="relay", daemon=True)
+        thread.start()
+        try:
+            yield process.relay
+        finally:
+            process.stop()
+            thread.join(timeout=30)
 
 
 def register_and_login(client: TestClient, email: str, password: str = "correct horse") -> str:

@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from common.auth import issue_token
 from common.schemas import TaskPublic
 from common.settings import AuthSettings, QueryApiSettings, auth_settings
-from query_api.cursor import Cursor, decode_cursor, encode_cursor
-from query_api.main import create_app
-from query_api.repository import ActivityRow, TaskRow
+from query_api.bootstrap import create_app
+from query_api.cursor import TaskPageCursor, decode_cursor, encode_cursor
+from query_api.repository import ActivityRow, TaskPageRow
 from query_api.schemas import MePublic, TaskPage
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -40,8 +40,8 @@ class FakeReadModel:
         return task
 
     async def list_tasks(
-        self, user_id: UUID, done: bool | None, after: Cursor | None, limit: int
-    ) -> Sequence[TaskRow]:
+        self, user_id: UUID, done: bool | None, after: TaskPageCursor | None, limit: int
+    ) -> Sequence[TaskPageRow]:
         if self.fail:
             raise self.fail
         rows = [
@@ -315,7 +315,7 @@ def test_cursors_round_trip_and_are_opaque_url_safe_text() -> None:
     when, task = T0 + timedelta(microseconds=123456), uuid4()
     token = encode_cursor(when, task)
     assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-    assert decode_cursor(token) == Cursor(when, task)
+    assert decode_cursor(token) == TaskPageCursor(when, task)
 
 
 def test_the_openapi_document_describes_the_bodies_and_the_bearer_scheme(

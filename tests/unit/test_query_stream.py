@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from common.auth import issue_token
 from common.settings import QueryApiSettings, auth_settings
-from query_api.main import create_app
+from query_api.bootstrap import create_app
 from query_api.stream import StreamLimits, _events
 
 ADA, BOB = uuid4(), uuid4()

@@ -13,14 +13,9 @@ from apscheduler.triggers.date import DateTrigger
 from pydantic import ValidationError
 
 from common.settings import DatabaseSettings
+from scheduler.bootstrap import CATCH_UP_JOB_ID, DAILY_JOB_ID, build_trigger, configure_jobs
 from scheduler.local_midnight import local_date, local_dates
-from scheduler.service import (
-    CATCH_UP_JOB_ID,
-    DAILY_JOB_ID,
-    DigestService,
-    build_trigger,
-    configure_jobs,
-)
+from scheduler.service import DigestService
 from scheduler.settings import SchedulerSettings
 
 

@@ -1,5 +1,7 @@
-"""Composition root of the query API: adapters (read model, read-your-writes waiter) are built from
-settings at startup, or injected (tests pass fakes or their own database)."""
+"""Composition root of the query API (`python -m query_api` serves what `create_app` builds): the
+app, its adapters (read model, read-your-writes waiter, token verifier) and its health routes,
+built from settings at startup, or from adapters passed in (tests pass fakes or their own
+database)."""
 
 from __future__ import annotations
 
@@ -15,11 +17,17 @@ from fastapi import FastAPI, Request
 from psycopg_pool import AsyncConnectionPool
 
 from common import metrics
+from common.auth import TokenVerifier
 from common.http_metrics import install_http_metrics
 from common.openapi import install_openapi
-from common.settings import DatabaseSettings, QueryApiSettings, auth_settings, database_settings
+from common.settings import (
+    AuthSettings,
+    DatabaseSettings,
+    QueryApiSettings,
+    auth_settings,
+    database_settings,
+)
 from common.web import health_router, install_error_handlers
-from query_api.auth import SECURITY_SCHEMES, TokenVerifier
 from query_api.deps import Waiter
 from query_api.freshness import PositionWaiter, ReplicaPositionWaiter
 from query_api.repository import PostgresReadModel, ReadModel, make_pool
@@ -70,10 +78,12 @@ def create_app(
     *,
     settings: QueryApiSettings | None = None,
     db: DatabaseSettings | None = None,
+    auth: AuthSettings | None = None,
 ) -> FastAPI:
     """Without arguments: PostgreSQL from DatabaseSettings. `db` alone: that database. `read_model`
     (and `waiter`): injected adapters, e.g. fakes for unit tests. Reads go to the replica when
-    `settings` name one (QUERY_REPLICA_HOST); `db` is then its primary."""
+    `settings` name one (QUERY_REPLICA_HOST); `db` is then its primary. `auth`: the token rules
+    (else read from the environment when a token is first checked)."""
     settings = settings or QueryApiSettings()
 
     @asynccontextmanager
@@ -94,7 +104,7 @@ def create_app(
                 await listener.start()
                 stack.push_async_callback(listener.stop)
                 wait = listener
-            app.state.tokens = TokenVerifier(auth_settings)
+            app.state.tokens = TokenVerifier(auth_settings if auth is None else lambda: auth)
             app.state.read_model = reads
             app.state.waiter = wait
             app.state.settings = settings
@@ -122,9 +132,5 @@ def create_app(
         return True
 
     app.include_router(health_router(read_db_reachable))
-
-    def declare_security(spec: dict[str, Any]) -> None:
-        spec.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
-
-    install_openapi(app, declare_security)
+    install_openapi(app)
     return app
