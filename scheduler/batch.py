@@ -32,7 +32,8 @@ from uuid import UUID
 
 import psycopg
 
-from common.read_model import DEFAULT_TIMEZONE
+from common.read_model import DEFAULT_TIMEZONE, column_list
+from common.read_model import users as users_table
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,12 @@ Progress = Callable[[int], None]
 _NIL_UUID = UUID(int=0)
 _READ_ONLY = "-c default_transaction_read_only=on"  # the scheduler never writes the read tables
 
-# Users with the digest on, all of them or those of some timezones (ix_users_timezone_id).
-_USERS_PAGE = (
-    "select id, email, timezone from users where digest_enabled and id > %s order by id limit %s"
-)
+# Users with the digest on, all of them or those of some timezones (ix_users_timezone_id): the
+# columns of a DigestCandidate's user (checked against common.read_model's declaration at import).
+_USER = column_list(users_table, "id", "email", "timezone")
+_USERS_PAGE = f"select {_USER} from users where digest_enabled and id > %s order by id limit %s"  # noqa: S608
 _ZONE_USERS_PAGE = (
-    "select id, email, timezone from users where digest_enabled and timezone = any(%s)"
+    f"select {_USER} from users where digest_enabled and timezone = any(%s)"  # noqa: S608
     " and id > %s order by id limit %s"
 )
 
