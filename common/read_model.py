@@ -102,6 +102,11 @@ def _not_null(**types: SqlType) -> list[Column[Any]]:
     return [Column(name, type_, nullable=False) for name, type_ in types.items()]
 
 
+def _key(**types: SqlType) -> list[Column[Any]]:
+    """The primary key's columns, in the order given."""
+    return [Column(name, type_, primary_key=True) for name, type_ in types.items()]
+
+
 def _nullable(**types: SqlType) -> list[Column[Any]]:
     return [Column(name, type_, nullable=True) for name, type_ in types.items()]
 
@@ -160,8 +165,7 @@ user_positions = Table(
 projector_progress = Table(
     "projector_progress",
     metadata,
-    Column("topic", Text, primary_key=True),
-    Column("partition", Integer, primary_key=True),
+    *_key(topic=Text, partition=Integer),
     *_not_null(offset=BigInteger, position=BigInteger),
     Column("updated_at", TIMESTAMPTZ, nullable=False, server_default=func.now()),
 )
@@ -172,10 +176,7 @@ projector_progress = Table(
 dead_letters = Table(
     "dead_letters",
     metadata,
-    Column("consumer", Text, primary_key=True),
-    Column("topic", Text, primary_key=True),
-    Column("partition", Integer, primary_key=True),
-    Column("offset", BigInteger, primary_key=True),
+    *_key(consumer=Text, topic=Text, partition=Integer, offset=BigInteger),
     *_not_null(service=Text),
     *_nullable(aggregate_id=Text, event_type=Text),
     *_not_null(kind=Text),
@@ -193,8 +194,7 @@ dead_letters = Table(
 auth_throttle = Table(
     "auth_throttle",
     metadata,
-    Column("scope", Text, primary_key=True),
-    Column("subject", Text, primary_key=True),
+    *_key(scope=Text, subject=Text),
     Column("tat", TIMESTAMPTZ, nullable=False),
     Index("ix_auth_throttle_tat", "tat"),
 )

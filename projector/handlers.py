@@ -31,6 +31,7 @@ from common.events import (
     TaskCompleted,
     TaskCreated,
     TaskDeleted,
+    TaskEvent,
     TaskRenamed,
     TaskReopened,
     TaskRestored,
@@ -63,11 +64,17 @@ def _storable(text: str) -> str:
     return text
 
 
-def on_user_registered(rows: Rows, e: UserRegistered) -> Outcome:
-    if e.user_id in rows.users:
+def _creates(exists: bool, version: int) -> Outcome:
+    """APPLIED if a creation event (version 1) finds no row yet (apply it), else DUPLICATE (the row
+    is there) or GAP (an event after the creation came first)."""
+    if exists:
         return Outcome.DUPLICATE
-    if e.aggregate_version != 1:
-        return Outcome.GAP
+    return Outcome.APPLIED if version == 1 else Outcome.GAP
+
+
+def on_user_registered(rows: Rows, e: UserRegistered) -> Outcome:
+    if (order := _creates(e.user_id in rows.users, e.aggregate_version)) is not Outcome.APPLIED:
+        return order
     rows.users[e.user_id] = UserRow(
         id=e.user_id,
         email=_storable(e.email),
@@ -103,10 +110,8 @@ def on_user_preferences_changed(rows: Rows, e: UserPreferencesChanged) -> Outcom
 
 
 def on_task_created(rows: Rows, e: TaskCreated) -> Outcome:
-    if e.task_id in rows.tasks:
-        return Outcome.DUPLICATE
-    if e.aggregate_version != 1:
-        return Outcome.GAP
+    if (order := _creates(e.task_id in rows.tasks, e.aggregate_version)) is not Outcome.APPLIED:
+        return order
     rows.tasks[e.task_id] = TaskRow(
         id=e.task_id,
         user_id=e.user_id,
@@ -156,12 +161,9 @@ def on_digest_requested(rows: Rows, e: DailyDigestRequested) -> Outcome:
     return Outcome.APPLIED  # not part of the read model; only the user's position moves
 
 
-TaskChange = TaskRenamed | TaskCompleted | TaskReopened | TaskDeleted | TaskRestored
-
-
 def _change_task(
     rows: Rows,
-    e: TaskChange,
+    e: TaskEvent,
     change: Callable[[TaskRow], None],
     changes: dict[str, Any] | None = None,
 ) -> Outcome:
@@ -193,8 +195,6 @@ HANDLERS: dict[type[Any], Handler] = {
     DailyDigestRequested: on_digest_requested,
 }
 
-TASK_EVENTS = (TaskCreated, TaskRenamed, TaskCompleted, TaskReopened, TaskDeleted, TaskRestored)
-
 
 def apply_event(rows: Rows, event: PublicEvent) -> Outcome:
     """Apply one event to `rows` (in place). Raises ProjectionError if it cannot be applied."""
@@ -216,7 +216,7 @@ def referenced_ids(events: Iterable[PublicEvent]) -> tuple[set[UUID], set[UUID]]
     user_ids: set[UUID] = set()
     task_ids: set[UUID] = set()
     for e in events:
-        if isinstance(e, TASK_EVENTS):
+        if isinstance(e, TaskEvent):
             task_ids.add(e.task_id)
         elif isinstance(e, UserRegistered | UserPreferencesChanged):
             user_ids.add(e.user_id)
