@@ -20,6 +20,7 @@ day is noise. Users whose tasks are all done do get one (their stats, no undone 
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import logging
 import threading
 import time
@@ -161,26 +162,18 @@ class BatchSummary:
     seconds: float = 0.0
 
     def as_log(self) -> dict[str, Any]:
-        return {
+        """Every field, in order (the date as ISO text, seconds rounded)."""
+        fields = dataclasses.asdict(self)
+        return fields | {
             "digest_date": self.digest_date.isoformat(),
-            "users": self.users,
-            "recorded": self.recorded,
-            "already_recorded": self.already_recorded,
-            "skipped_no_tasks": self.skipped_no_tasks,
-            "failed": self.failed,
             "seconds": round(self.seconds, 3),
         }
 
     def merged(self, other: BatchSummary) -> BatchSummary:
         """The counts of two batches together (a tick may run one per local date)."""
+        counts = [f.name for f in dataclasses.fields(self) if f.name != "digest_date"]
         return BatchSummary(
-            self.digest_date,
-            self.users + other.users,
-            self.recorded + other.recorded,
-            self.already_recorded + other.already_recorded,
-            self.skipped_no_tasks + other.skipped_no_tasks,
-            self.failed + other.failed,
-            self.seconds + other.seconds,
+            self.digest_date, *(getattr(self, c) + getattr(other, c) for c in counts)
         )
 
     def line(self) -> str:
