@@ -3,20 +3,35 @@
 Written for a set of table names (`LIVE`, or the rebuild's fresh copies `REBUILD`), so the live
 projector and the rebuild share every statement. Writes are set-based (one `unnest` statement per
 table per batch) and guarded by the row version, so a stale writer can never move a row backwards.
+Columns and their PostgreSQL types come from common.read_model's declaration; each set of names
+has its statements composed once (at import for LIVE and REBUILD), not per batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import dataclasses
+import functools
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import psycopg
 from psycopg import sql
+from sqlalchemy import Table
 
-from common.read_model import PROGRESS_CHANNEL, encode_progress
-from projector.handlers import (
+from common.read_model import (
+    PROGRESS_CHANNEL,
+    column_names,
+    encode_progress,
+    pg_types,
+    task_events,
+    tasks,
+    user_positions,
+    users,
+)
+from projector.rows import (
     TASK_COLUMNS,
     TASK_EVENT_COLUMNS,
     USER_COLUMNS,
@@ -33,6 +48,7 @@ PROJECTION_LOCK_KEY = 0x52EAD51DE  # "read side", constant
 REBUILD_LOCK_KEY = 0x52EB01D
 
 Cursor = psycopg.Cursor[Any]
+REBUILD_SUFFIX = "_rebuild"
 
 
 @dataclass(frozen=True)
@@ -43,19 +59,99 @@ class TableNames:
     task_events: str
 
 
-LIVE = TableNames("users", "tasks", "user_positions", "task_events")
-REBUILD = TableNames(
-    "users_rebuild", "tasks_rebuild", "user_positions_rebuild", "task_events_rebuild"
-)
+LIVE = TableNames(users.name, tasks.name, user_positions.name, task_events.name)
+REBUILD = TableNames(*(name + REBUILD_SUFFIX for name in dataclasses.astuple(LIVE)))
 
-_USER_TYPES = ("uuid", "text", "timestamptz", "int4", "int8", "text", "bool")
-_TASK_TYPES = ("uuid", "uuid", "text", "bool", "timestamptz", "timestamptz", "int4", "bool", "int8")
-_TASK_EVENT_TYPES = ("int8", "uuid", "uuid", "text", "timestamptz", "int4", "text")
-_JSONB_EVENT_TYPES = (*_TASK_EVENT_TYPES[:-1], "jsonb")  # binary COPY
+_POSITION_COLUMNS = column_names(user_positions)
 
 
 def _columns(names: Sequence[str]) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+
+
+def _arrays(types: Sequence[str]) -> sql.Composable:
+    """One `%s::type[]` parameter per column: the batch goes as one array per column."""
+    return sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(t)) for t in types)
+
+
+def _select_by_id(table: str, columns: Sequence[str], lock: str) -> sql.Composed:
+    return sql.SQL("SELECT {} FROM {} WHERE id = ANY(%s) ORDER BY id{}").format(
+        _columns(columns), sql.Identifier(table), sql.SQL(lock)
+    )
+
+
+def _upsert(table: Table, name: str, key: str, guard: str) -> sql.Composed:
+    columns = column_names(table)
+    updates = sql.SQL(", ").join(
+        sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in columns if c != key
+    )
+    return sql.SQL(
+        "INSERT INTO {table} ({cols}) SELECT * FROM unnest({arrays})"
+        " ON CONFLICT ({key}) DO UPDATE SET {updates} WHERE {table}.{guard} < excluded.{guard}"
+    ).format(
+        table=sql.Identifier(name),
+        cols=_columns(columns),
+        arrays=_arrays(pg_types(table)),
+        key=sql.Identifier(key),
+        updates=updates,
+        guard=sql.Identifier(guard),
+    )
+
+
+def _insert_history(name: str) -> sql.Composed:
+    # `changes` travels as text (no jsonb[] parameter needed) and is cast in the statement.
+    text_types = (*pg_types(task_events)[:-1], "text")
+    return sql.SQL(
+        "INSERT INTO {table} ({cols}) SELECT p, u, t, ty, o, v, c::jsonb"
+        " FROM unnest({arrays}) AS e(p, u, t, ty, o, v, c)"
+        " ON CONFLICT (position) DO NOTHING"
+    ).format(
+        table=sql.Identifier(name),
+        cols=_columns(column_names(task_events)),
+        arrays=_arrays(text_types),
+    )
+
+
+def _copy(name: str, table: Table) -> tuple[sql.Composed, tuple[str, ...]]:
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(name), _columns(column_names(table))
+    )
+    return statement, pg_types(table)
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """Every statement for one set of table names, composed once (not per batch)."""
+
+    select_users: dict[bool, sql.Composed]  # by for_update
+    select_tasks: dict[bool, sql.Composed]
+    upsert_users: sql.Composed
+    upsert_tasks: sql.Composed
+    upsert_positions: sql.Composed
+    insert_history: sql.Composed
+    copy_users: tuple[sql.Composed, tuple[str, ...]]
+    copy_tasks: tuple[sql.Composed, tuple[str, ...]]
+    copy_history: tuple[sql.Composed, tuple[str, ...]]
+
+
+@functools.cache
+def _statements(names: TableNames) -> _Statements:
+    locks = {True: " FOR UPDATE", False: ""}
+    return _Statements(
+        select_users={u: _select_by_id(names.users, USER_COLUMNS, k) for u, k in locks.items()},
+        select_tasks={u: _select_by_id(names.tasks, TASK_COLUMNS, k) for u, k in locks.items()},
+        upsert_users=_upsert(users, names.users, "id", "version"),
+        upsert_tasks=_upsert(tasks, names.tasks, "id", "version"),
+        upsert_positions=_upsert(user_positions, names.user_positions, "user_id", "position"),
+        insert_history=_insert_history(names.task_events),
+        copy_users=_copy(names.users, users),
+        copy_tasks=_copy(names.tasks, tasks),
+        copy_history=_copy(names.task_events, task_events),
+    )
+
+
+for _names in (LIVE, REBUILD):
+    _statements(_names)  # compose at import: the first batch pays nothing
 
 
 def load_rows(
@@ -69,45 +165,14 @@ def load_rows(
 ) -> Rows:
     """Rows with these ids (sorted, so concurrent writers lock in the same order)."""
     rows = into if into is not None else Rows()
-    lock = sql.SQL(" FOR UPDATE") if for_update else sql.SQL("")
-    if users := sorted(user_ids):
-        cur.execute(
-            sql.SQL("SELECT {} FROM {} WHERE id = ANY(%s) ORDER BY id{}").format(
-                _columns(USER_COLUMNS), sql.Identifier(tables.users), lock
-            ),
-            (users,),
-        )
-        for r in cur:
-            rows.users[r[0]] = UserRow(*r)
-    if tasks := sorted(task_ids):
-        cur.execute(
-            sql.SQL("SELECT {} FROM {} WHERE id = ANY(%s) ORDER BY id{}").format(
-                _columns(TASK_COLUMNS), sql.Identifier(tables.tasks), lock
-            ),
-            (tasks,),
-        )
-        for r in cur:
-            rows.tasks[r[0]] = TaskRow(*r)
+    statements = _statements(tables)
+    if wanted := sorted(user_ids):
+        cur.execute(statements.select_users[for_update], (wanted,))
+        rows.users.update((r[0], UserRow(*r)) for r in cur)
+    if wanted := sorted(task_ids):
+        cur.execute(statements.select_tasks[for_update], (wanted,))
+        rows.tasks.update((r[0], TaskRow(*r)) for r in cur)
     return rows
-
-
-def _upsert(
-    table: str, columns: Sequence[str], types: Sequence[str], key: str, guard: str
-) -> sql.Composed:
-    updates = sql.SQL(", ").join(
-        sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in columns if c != key
-    )
-    return sql.SQL(
-        "INSERT INTO {table} ({cols}) SELECT * FROM unnest({arrays})"
-        " ON CONFLICT ({key}) DO UPDATE SET {updates} WHERE {table}.{guard} < excluded.{guard}"
-    ).format(
-        table=sql.Identifier(table),
-        cols=_columns(columns),
-        arrays=sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(t)) for t in types),
-        key=sql.Identifier(key),
-        updates=updates,
-        guard=sql.Identifier(guard),
-    )
 
 
 def _as_arrays(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -116,18 +181,13 @@ def _as_arrays(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
 
 def save_rows(cur: Cursor, tables: TableNames, rows: Rows) -> None:
     """Write the changed rows and the per-user positions (never moving anything backwards)."""
+    statements = _statements(tables)
     if rows.changed_users:
         changed = [rows.users[i].as_tuple() for i in sorted(rows.changed_users)]
-        cur.execute(
-            _upsert(tables.users, USER_COLUMNS, _USER_TYPES, "id", "version"),
-            _as_arrays(changed, len(USER_COLUMNS)),
-        )
+        cur.execute(statements.upsert_users, _as_arrays(changed, len(USER_COLUMNS)))
     if rows.changed_tasks:
         changed = [rows.tasks[i].as_tuple() for i in sorted(rows.changed_tasks)]
-        cur.execute(
-            _upsert(tables.tasks, TASK_COLUMNS, _TASK_TYPES, "id", "version"),
-            _as_arrays(changed, len(TASK_COLUMNS)),
-        )
+        cur.execute(statements.upsert_tasks, _as_arrays(changed, len(TASK_COLUMNS)))
     if rows.task_events:
         insert_task_events(cur, tables, rows.task_events)
     if rows.positions:
@@ -136,29 +196,15 @@ def save_rows(cur: Cursor, tables: TableNames, rows: Rows) -> None:
 
 def insert_task_events(cur: Cursor, tables: TableNames, events: Sequence[TaskEventRow]) -> None:
     """History rows; one already there (same position: a replayed event) is left as it is."""
-    ordered = sorted(e.as_tuple() for e in events)
-    cur.execute(
-        sql.SQL(
-            "INSERT INTO {table} ({cols}) SELECT p, u, t, ty, o, v, c::jsonb"
-            " FROM unnest({arrays}) AS e(p, u, t, ty, o, v, c)"
-            " ON CONFLICT (position) DO NOTHING"
-        ).format(
-            table=sql.Identifier(tables.task_events),
-            cols=_columns(TASK_EVENT_COLUMNS),
-            arrays=sql.SQL(", ").join(
-                sql.SQL("%s::{}[]").format(sql.SQL(t)) for t in _TASK_EVENT_TYPES
-            ),
-        ),
-        _as_arrays(ordered, len(TASK_EVENT_COLUMNS)),
+    ordered = sorted(
+        (*e.as_tuple()[:-1], json.dumps(e.changes, ensure_ascii=False)) for e in events
     )
+    cur.execute(_statements(tables).insert_history, _as_arrays(ordered, len(TASK_EVENT_COLUMNS)))
 
 
 def save_positions(cur: Cursor, tables: TableNames, positions: Mapping[UUID, int]) -> None:
     ordered = sorted(positions.items())
-    statement = _upsert(
-        tables.user_positions, ("user_id", "position"), ("uuid", "int8"), "user_id", "position"
-    )
-    cur.execute(statement, _as_arrays(ordered, 2))
+    cur.execute(_statements(tables).upsert_positions, _as_arrays(ordered, len(_POSITION_COLUMNS)))
 
 
 def copy_rows(
@@ -169,33 +215,21 @@ def copy_rows(
     task_events: Sequence[TaskEventRow] = (),
 ) -> None:
     """Bulk-insert rows known to be absent (the rebuild's fast path). Binary COPY: psycopg
-    formats binary rows in C, about 5x less client CPU per row than text."""
-
-    def history_rows() -> Iterator[tuple[Any, ...]]:
-        # `changes` goes as the dict itself: the binary jsonb dumper serialises it.
-        return ((*e.as_tuple()[:-1], e.changes) for e in task_events)
-
-    plan: tuple[tuple[str, Sequence[str], Sequence[str], int, Iterable[tuple[Any, ...]]], ...] = (
-        (tables.users, USER_COLUMNS, _USER_TYPES, len(users), (u.as_tuple() for u in users)),
-        (tables.tasks, TASK_COLUMNS, _TASK_TYPES, len(tasks), (t.as_tuple() for t in tasks)),
-        (
-            tables.task_events,
-            TASK_EVENT_COLUMNS,
-            _JSONB_EVENT_TYPES,
-            len(task_events),
-            history_rows(),
-        ),
+    formats binary rows in C, about 5x less client CPU per row than text (`changes` goes as the
+    dict itself: the binary jsonb dumper serialises it)."""
+    statements = _statements(tables)
+    plan: tuple[tuple[tuple[sql.Composed, tuple[str, ...]], Sequence[Any]], ...] = (
+        (statements.copy_users, users),
+        (statements.copy_tasks, tasks),
+        (statements.copy_history, task_events),
     )
-    for table, columns, types, count, rows in plan:
-        if not count:
+    for (statement, types), rows in plan:
+        if not rows:
             continue
-        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-            sql.Identifier(table), _columns(columns)
-        )
         with cur.copy(statement) as copy:
             copy.set_types(types)
             for row in rows:
-                copy.write_row(row)
+                copy.write_row(row.as_tuple())
 
 
 def save_progress(cur: Cursor, progress: Mapping[tuple[str, int], tuple[int, int]]) -> None:

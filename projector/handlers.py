@@ -14,15 +14,14 @@ The per-user position is recorded for every event, applied or not, as the greate
 History: every task event applied also becomes a `TaskEventRow` (what it changed), inserted into
 `task_events` keyed by its store position, so the history holds exactly the events the task row
 went through, and a replay (live re-delivery or rebuild) never records one twice.
+
+The row classes and `Rows` are in projector.rows (shaped by common.read_model's declaration).
 """
 
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -40,7 +39,7 @@ from common.events import (
     UserRegistered,
 )
 from common.poison import PoisonError
-from common.read_model import DEFAULT_TIMEZONE
+from projector.rows import Rows, TaskRow, UserRow
 
 
 class ProjectionError(PoisonError):
@@ -54,125 +53,6 @@ class Outcome(enum.Enum):
     GAP = "gap"  # newer than the next version: an earlier event of the aggregate is missing
 
 
-@dataclass(slots=True)
-class UserRow:
-    id: UUID
-    email: str
-    created_at: datetime
-    version: int
-    position: int
-    timezone: str = DEFAULT_TIMEZONE
-    digest_enabled: bool = True
-
-    def as_tuple(self) -> tuple[Any, ...]:
-        return (
-            self.id,
-            self.email,
-            self.created_at,
-            self.version,
-            self.position,
-            self.timezone,
-            self.digest_enabled,
-        )
-
-
-@dataclass(slots=True)
-class TaskRow:
-    id: UUID
-    user_id: UUID
-    title: str
-    done: bool
-    created_at: datetime
-    done_at: datetime | None
-    version: int
-    deleted: bool
-    position: int
-
-    def as_tuple(self) -> tuple[Any, ...]:
-        return (
-            self.id,
-            self.user_id,
-            self.title,
-            self.done,
-            self.created_at,
-            self.done_at,
-            self.version,
-            self.deleted,
-            self.position,
-        )
-
-
-@dataclass(slots=True)
-class TaskEventRow:
-    position: int
-    user_id: UUID
-    task_id: UUID
-    type: str
-    occurred_at: datetime
-    version: int
-    changes: dict[str, Any]  # what the event changed, as JSON (e.g. {"title": ...})
-
-    def as_tuple(self) -> tuple[Any, ...]:
-        return (
-            self.position,
-            self.user_id,
-            self.task_id,
-            self.type,
-            self.occurred_at,
-            self.version,
-            json.dumps(self.changes, ensure_ascii=False),
-        )
-
-
-USER_COLUMNS = ("id", "email", "created_at", "version", "position", "timezone", "digest_enabled")
-TASK_COLUMNS = (
-    "id",
-    "user_id",
-    "title",
-    "done",
-    "created_at",
-    "done_at",
-    "version",
-    "deleted",
-    "position",
-)
-TASK_EVENT_COLUMNS = ("position", "user_id", "task_id", "type", "occurred_at", "version", "changes")
-
-
-@dataclass
-class Rows:
-    """The rows a batch may touch (absent key = no such row), plus what the batch changed."""
-
-    users: dict[UUID, UserRow] = field(default_factory=dict)
-    tasks: dict[UUID, TaskRow] = field(default_factory=dict)
-    positions: dict[UUID, int] = field(default_factory=dict)
-    changed_users: set[UUID] = field(default_factory=set)
-    changed_tasks: set[UUID] = field(default_factory=set)
-    task_events: list[TaskEventRow] = field(default_factory=list)  # to insert (history)
-    gaps: int = 0
-    duplicates: int = 0
-
-    def clear_changes(self) -> None:
-        self.positions.clear()
-        self.changed_users.clear()
-        self.changed_tasks.clear()
-        self.task_events.clear()
-
-    def record(self, e: TaskEvent, changes: dict[str, Any]) -> None:
-        """Add an applied task event to the history."""
-        self.task_events.append(
-            TaskEventRow(
-                position=e.position,
-                user_id=e.user_id,
-                task_id=e.task_id,
-                type=e.type,
-                occurred_at=e.occurred_at,
-                version=e.aggregate_version,
-                changes=changes,
-            )
-        )
-
-
 # --- handlers ----------------------------------------------------------------------------------
 
 
@@ -184,11 +64,17 @@ def _storable(text: str) -> str:
     return text
 
 
-def on_user_registered(rows: Rows, e: UserRegistered) -> Outcome:
-    if e.user_id in rows.users:
+def _creates(exists: bool, version: int) -> Outcome:
+    """APPLIED if a creation event (version 1) finds no row yet (apply it), else DUPLICATE (the row
+    is there) or GAP (an event after the creation came first)."""
+    if exists:
         return Outcome.DUPLICATE
-    if e.aggregate_version != 1:
-        return Outcome.GAP
+    return Outcome.APPLIED if version == 1 else Outcome.GAP
+
+
+def on_user_registered(rows: Rows, e: UserRegistered) -> Outcome:
+    if (order := _creates(e.user_id in rows.users, e.aggregate_version)) is not Outcome.APPLIED:
+        return order
     rows.users[e.user_id] = UserRow(
         id=e.user_id,
         email=_storable(e.email),
@@ -200,14 +86,21 @@ def on_user_registered(rows: Rows, e: UserRegistered) -> Outcome:
     return Outcome.APPLIED
 
 
+def _in_order(row: UserRow | TaskRow | None, version: int) -> Outcome:
+    """APPLIED if an event of this aggregate version is the row's next one (apply it), else why
+    not: no row yet or a version skipped (GAP), or already applied (DUPLICATE)."""
+    if row is None:
+        return Outcome.GAP
+    if version <= row.version:
+        return Outcome.DUPLICATE
+    return Outcome.APPLIED if version == row.version + 1 else Outcome.GAP
+
+
 def on_user_preferences_changed(rows: Rows, e: UserPreferencesChanged) -> Outcome:
     user = rows.users.get(e.user_id)
-    if user is None:
-        return Outcome.GAP
-    if e.aggregate_version <= user.version:
-        return Outcome.DUPLICATE
-    if e.aggregate_version != user.version + 1:
-        return Outcome.GAP
+    if (order := _in_order(user, e.aggregate_version)) is not Outcome.APPLIED:
+        return order
+    assert user is not None  # _in_order checked it
     user.timezone = _storable(e.timezone)
     user.digest_enabled = e.digest_enabled
     user.version = e.aggregate_version
@@ -217,10 +110,8 @@ def on_user_preferences_changed(rows: Rows, e: UserPreferencesChanged) -> Outcom
 
 
 def on_task_created(rows: Rows, e: TaskCreated) -> Outcome:
-    if e.task_id in rows.tasks:
-        return Outcome.DUPLICATE
-    if e.aggregate_version != 1:
-        return Outcome.GAP
+    if (order := _creates(e.task_id in rows.tasks, e.aggregate_version)) is not Outcome.APPLIED:
+        return order
     rows.tasks[e.task_id] = TaskRow(
         id=e.task_id,
         user_id=e.user_id,
@@ -270,22 +161,16 @@ def on_digest_requested(rows: Rows, e: DailyDigestRequested) -> Outcome:
     return Outcome.APPLIED  # not part of the read model; only the user's position moves
 
 
-TaskChange = TaskRenamed | TaskCompleted | TaskReopened | TaskDeleted | TaskRestored
-
-
 def _change_task(
     rows: Rows,
-    e: TaskChange,
+    e: TaskEvent,
     change: Callable[[TaskRow], None],
     changes: dict[str, Any] | None = None,
 ) -> Outcome:
     task = rows.tasks.get(e.task_id)
-    if task is None:
-        return Outcome.GAP
-    if e.aggregate_version <= task.version:
-        return Outcome.DUPLICATE
-    if e.aggregate_version != task.version + 1:
-        return Outcome.GAP
+    if (order := _in_order(task, e.aggregate_version)) is not Outcome.APPLIED:
+        return order
+    assert task is not None  # _in_order checked it
     if e.user_id != task.user_id:
         raise ProjectionError(f"task {e.task_id} belongs to another user than the event's")
     change(task)
@@ -310,8 +195,6 @@ HANDLERS: dict[type[Any], Handler] = {
     DailyDigestRequested: on_digest_requested,
 }
 
-TASK_EVENTS = (TaskCreated, TaskRenamed, TaskCompleted, TaskReopened, TaskDeleted, TaskRestored)
-
 
 def apply_event(rows: Rows, event: PublicEvent) -> Outcome:
     """Apply one event to `rows` (in place). Raises ProjectionError if it cannot be applied."""
@@ -333,7 +216,7 @@ def referenced_ids(events: Iterable[PublicEvent]) -> tuple[set[UUID], set[UUID]]
     user_ids: set[UUID] = set()
     task_ids: set[UUID] = set()
     for e in events:
-        if isinstance(e, TASK_EVENTS):
+        if isinstance(e, TaskEvent):
             task_ids.add(e.task_id)
         elif isinstance(e, UserRegistered | UserPreferencesChanged):
             user_ids.add(e.user_id)

@@ -14,7 +14,8 @@ import psycopg
 
 from common.events import PublicEvent
 from projector.db import REBUILD, TableNames, copy_rows, load_rows, save_positions, save_rows
-from projector.handlers import ProjectionError, Rows, apply_event, referenced_ids
+from projector.handlers import ProjectionError, apply_event, referenced_ids
+from projector.rows import Rows
 
 log = logging.getLogger(__name__)
 

@@ -3,6 +3,7 @@ new tables into the live names."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import psycopg
@@ -13,9 +14,9 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql.elements import conv
 
 from common.read_model import NAMING_CONVENTION, REBUILT_TABLES
-from projector.db import LIVE
+from projector.db import LIVE, REBUILD_SUFFIX
 
-SUFFIX = "_rebuild"
+SUFFIX = REBUILD_SUFFIX  # the names projector.db.REBUILD writes to
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
@@ -51,8 +52,7 @@ def create_indexes(conn: psycopg.Connection[Any]) -> None:
 
 def rename_into_place(conn: psycopg.Connection[Any]) -> None:
     """In the caller's transaction: drop the live tables and give the new ones their names."""
-    names = {t.name for t in REBUILT_TABLES}
-    assert names == {LIVE.users, LIVE.tasks, LIVE.user_positions, LIVE.task_events}
+    assert {t.name for t in REBUILT_TABLES} == set(dataclasses.astuple(LIVE))
     conn.execute(
         sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
             sql.SQL(", ").join(sql.Identifier(t.name) for t in REBUILT_TABLES)

@@ -16,12 +16,21 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from common.read_model import column_list, json_fields, task_events, tasks, user_positions, users
+from common.schemas import TaskPublic
 from query_api.cursor import TaskPageCursor
+from query_api.schemas import MePublic, TaskEventPublic
 
 # (item JSON, created_at, id) per task, newest first.
 TaskPageRow = tuple[str, datetime, UUID]
 # (item JSON, position) per event of the user's activity, newest first.
 ActivityRow = tuple[str, int]
+
+# The columns the JSON items show: the fields of the API's schemas, each a column of the same name
+# in the declared table (checked when the statements are built, at import).
+_TASK_ITEM = tuple(TaskPublic.model_fields)
+_USER_ITEM = tuple(name for name in MePublic.model_fields if name != "stats")
+_EVENT_ITEM = tuple(TaskEventPublic.model_fields)
 
 
 class ReadModel(Protocol):
@@ -47,10 +56,7 @@ class ReadModel(Protocol):
     ) -> tuple[int, list[dict[str, Any]]]: ...
 
 
-_TASK_JSON = (
-    "json_build_object('id', id, 'title', title, 'done', done, 'created_at', created_at,"
-    " 'done_at', done_at, 'version', version)::text"
-)
+_TASK_JSON = f"json_build_object({json_fields(tasks, *_TASK_ITEM)})::text"
 
 
 def _list_statement(with_done: bool, with_cursor: bool) -> str:
@@ -68,17 +74,13 @@ def _list_statement(with_done: bool, with_cursor: bool) -> str:
 
 _LIST = {(d, c): _list_statement(d, c) for d in (False, True) for c in (False, True)}
 _GET = f"SELECT {_TASK_JSON} FROM tasks WHERE id = %s AND user_id = %s AND NOT deleted"  # noqa: S608
-_ME = (
-    "SELECT json_build_object('id', u.id, 'email', u.email, 'created_at', u.created_at,"
-    " 'timezone', u.timezone, 'digest_enabled', u.digest_enabled,"
+_ME = (  # constant fragments only (values are bound parameters)
+    f"SELECT json_build_object({json_fields(users, *_USER_ITEM, alias='u')},"  # noqa: S608
     " 'stats', json_build_object('total', s.total, 'done', s.done, 'undone', s.total - s.done))"
     "::text FROM users u, LATERAL (SELECT count(*) AS total, count(*) FILTER (WHERE done) AS done"
     " FROM tasks WHERE user_id = u.id AND NOT deleted) s WHERE u.id = %s"
 )
-_EVENT_FIELDS = (
-    "'type', e.type, 'task_id', e.task_id, 'occurred_at', e.occurred_at, 'position', e.position,"
-    " 'version', e.version, 'changes', e.changes"
-)
+_EVENT_FIELDS = json_fields(task_events, *_EVENT_ITEM, alias="e")
 _HISTORY = (
     f"SELECT json_agg(json_build_object({_EVENT_FIELDS}) ORDER BY e.position)::text"  # noqa: S608
     " FROM task_events e WHERE e.task_id = %s AND e.user_id = %s"
@@ -95,12 +97,15 @@ def _activity_statement(with_cursor: bool) -> str:
 
 
 _ACTIVITY = {c: _activity_statement(c) for c in (False, True)}
-_POSITIONS = "SELECT user_id, position FROM user_positions WHERE user_id = ANY(%s)"
+_POSITIONS = (
+    f"SELECT {column_list(user_positions, 'user_id', 'position')} FROM user_positions"  # noqa: S608
+    " WHERE user_id = ANY(%s)"
+)
 # The user's position and their tasks changed after a position, in one statement (one snapshot:
 # no change can commit between the two). Deleted tasks are included: a stream reports deletions.
 _CHANGES = (  # constant fragments only (values are bound parameters)
     "SELECT coalesce((SELECT position FROM user_positions WHERE user_id = %(user_id)s), 0),"  # noqa: S608
-    " coalesce((SELECT json_agg(json_build_object('position', position, 'deleted', deleted,"
+    f" coalesce((SELECT json_agg(json_build_object({json_fields(tasks, 'position', 'deleted')},"
     f" 'task', {_TASK_JSON.removesuffix('::text')}) ORDER BY position) FROM ("
     "  SELECT * FROM tasks WHERE user_id = %(user_id)s AND position > %(after)s"
     "  ORDER BY position LIMIT %(limit)s) changed), '[]')::text"

@@ -20,6 +20,7 @@ day is noise. Users whose tasks are all done do get one (their stats, no undone 
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import logging
 import threading
 import time
@@ -32,7 +33,8 @@ from uuid import UUID
 
 import psycopg
 
-from common.read_model import DEFAULT_TIMEZONE
+from common.read_model import DEFAULT_TIMEZONE, column_list
+from common.read_model import users as users_table
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +42,12 @@ Progress = Callable[[int], None]
 _NIL_UUID = UUID(int=0)
 _READ_ONLY = "-c default_transaction_read_only=on"  # the scheduler never writes the read tables
 
-# Users with the digest on, all of them or those of some timezones (ix_users_timezone_id).
-_USERS_PAGE = (
-    "select id, email, timezone from users where digest_enabled and id > %s order by id limit %s"
-)
+# Users with the digest on, all of them or those of some timezones (ix_users_timezone_id): the
+# columns of a DigestCandidate's user (checked against common.read_model's declaration at import).
+_USER = column_list(users_table, "id", "email", "timezone")
+_USERS_PAGE = f"select {_USER} from users where digest_enabled and id > %s order by id limit %s"  # noqa: S608
 _ZONE_USERS_PAGE = (
-    "select id, email, timezone from users where digest_enabled and timezone = any(%s)"
+    f"select {_USER} from users where digest_enabled and timezone = any(%s)"  # noqa: S608
     " and id > %s order by id limit %s"
 )
 
@@ -160,26 +162,18 @@ class BatchSummary:
     seconds: float = 0.0
 
     def as_log(self) -> dict[str, Any]:
-        return {
+        """Every field, in order (the date as ISO text, seconds rounded)."""
+        fields = dataclasses.asdict(self)
+        return fields | {
             "digest_date": self.digest_date.isoformat(),
-            "users": self.users,
-            "recorded": self.recorded,
-            "already_recorded": self.already_recorded,
-            "skipped_no_tasks": self.skipped_no_tasks,
-            "failed": self.failed,
             "seconds": round(self.seconds, 3),
         }
 
     def merged(self, other: BatchSummary) -> BatchSummary:
         """The counts of two batches together (a tick may run one per local date)."""
+        counts = [f.name for f in dataclasses.fields(self) if f.name != "digest_date"]
         return BatchSummary(
-            self.digest_date,
-            self.users + other.users,
-            self.recorded + other.recorded,
-            self.already_recorded + other.already_recorded,
-            self.skipped_no_tasks + other.skipped_no_tasks,
-            self.failed + other.failed,
-            self.seconds + other.seconds,
+            self.digest_date, *(getattr(self, c) + getattr(other, c) for c in counts)
         )
 
     def line(self) -> str:

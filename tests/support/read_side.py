@@ -34,8 +34,9 @@ from event_store.domain.model import Task, User
 from event_store.public import PUBLIC_TOPICS, to_public
 from projector.consumer import Projector
 from projector.db import LIVE, TableNames
-from projector.handlers import Rows, TaskEventRow, apply_event
+from projector.handlers import apply_event
 from projector.main import build_projector
+from projector.rows import Rows, TaskEventRow
 from projector.settings import ProjectorSettings
 from projector.sink import BatchResult, Delivered, sort_out
 from tests.support.infra import process_env
@@ -285,7 +286,7 @@ def history_tuple(row: TaskEventRow) -> tuple[Any, ...]:
 
 def snapshot(db: DatabaseSettings, tables: TableNames = LIVE) -> Snapshot:
     """users, tasks, task_events and user_positions, every column, sorted by id (position)."""
-    from projector.handlers import TASK_COLUMNS, TASK_EVENT_COLUMNS, USER_COLUMNS
+    from projector.rows import TASK_COLUMNS, TASK_EVENT_COLUMNS, USER_COLUMNS
 
     result: Snapshot = {}
     with psycopg.connect(db.conninfo, autocommit=True) as conn:

@@ -25,7 +25,8 @@ from common.events import (
     UserRegistered,
     public_event_id,
 )
-from projector.handlers import HANDLERS, Outcome, ProjectionError, Rows, apply_event
+from projector.handlers import HANDLERS, Outcome, ProjectionError, apply_event
+from projector.rows import Rows
 from tests.support.read_side import fold
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from scheduler.batch import BatchFailedError, DigestBatch, DigestCandidate
+from scheduler.batch import BatchFailedError, BatchSummary, DigestBatch, DigestCandidate
 
 DAY = date(2026, 11, 23)
 
@@ -152,3 +152,17 @@ def test_every_user_of_many_pages_is_settled_exactly_once() -> None:
     assert sorted(store.pages) == [7] * 20
     assert (summary.users, summary.recorded, summary.failed) == (140, 140, 0)
     assert {u for u, _ in store.recorded} == {c.user_id for page in pages for c in page}
+
+
+def test_two_summaries_merged_add_up_every_count_and_keep_the_date() -> None:
+    first = BatchSummary(date(2026, 12, 3), 10, 6, 2, 1, 1, 1.5)
+    second = BatchSummary(date(2026, 12, 3), 4, 3, 1, 0, 0, 0.25)
+    assert first.merged(second) == BatchSummary(date(2026, 12, 3), 14, 9, 3, 1, 1, 1.75)
+
+
+def test_a_summary_logs_every_field_with_the_date_as_text() -> None:
+    summary = BatchSummary(date(2026, 12, 3), 10, 6, 2, 1, 1, 1.23456)
+    assert summary.as_log() == {
+        "digest_date": "2026-12-03", "users": 10, "recorded": 6, "already_recorded": 2,
+        "skipped_no_tasks": 1, "failed": 1, "seconds": 1.235,
+    }  # fmt: skip
