@@ -9,7 +9,6 @@ partition, and to the first offset committed on a partition the dead process had
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -27,6 +26,7 @@ from tests.support.infra import PARTITIONS
 from tests.support.read_side import fold, migrate, store_events, wait_for_tables, wait_until
 from tests.support.services import Service, running, service
 from tests.support.smtp import running_smtp_server
+from tests.support.store_load import StoreLoad
 from tests.support.system import store_for
 
 pytestmark = pytest.mark.integration
@@ -35,44 +35,30 @@ ALL = set(range(PARTITIONS))
 FIRST_DAY = date(2026, 1, 1)
 
 
-class Load:
+class Load(StoreLoad):
     """Task commands and digest requests straight into the store, from a thread, until stopped:
     every few commands one user's digest for a new day (a new email to send)."""
 
     def __init__(self, store: TodoStore, users: int) -> None:
-        self.store = store
+        super().__init__(store, interval=0.01)
         self.users = [
             (store.register_user(f"load{i}@example.com", "h").aggregate.id, f"load{i}@example.com")
             for i in range(users)
         ]
-        self.commands = 0
         self.digests = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        n = 0
-        while not self._stop.wait(0.01):
-            n += 1
-            user, email = self.users[n % len(self.users)]
-            task = self.store.create_task(user, f"task {n}").aggregate
-            if n % 3 == 0:
-                self.store.update_task(user, task.id, done=True)
-            if n % 7 == 0:
-                self.store.delete_task(user, task.id)
-            if n % 4 == 0:
-                day = FIRST_DAY + timedelta(days=n // len(self.users))
-                self.store.request_daily_digest(user, day, email, 1, 0, [f"task {n}"])
-                self.digests += 1
-            self.commands += 1
-
-    def start(self) -> Load:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
+    def step(self, n: int) -> None:
+        user, email = self.users[n % len(self.users)]
+        task = self.store.create_task(user, f"task {n}").aggregate
+        if n % 3 == 0:
+            self.store.update_task(user, task.id, done=True)
+        if n % 7 == 0:
+            self.store.delete_task(user, task.id)
+        if n % 4 == 0:
+            day = FIRST_DAY + timedelta(days=n // len(self.users))
+            self.store.request_daily_digest(user, day, email, 1, 0, [f"task {n}"])
+            self.digests += 1
+        self.commands += 1
 
 
 @dataclass
