@@ -23,6 +23,7 @@ from common.settings import DatabaseSettings, KafkaSettings
 from event_store.application import TodoStore
 from tests.support.chaos_checks import judge_mail
 from tests.support.infra import PARTITIONS
+from tests.support.processes import worker_env
 from tests.support.read_side import fold, migrate, store_events, wait_for_tables, wait_until
 from tests.support.services import Service, running, service
 from tests.support.smtp import running_smtp_server
@@ -139,15 +140,7 @@ def test_killing_one_of_two_projectors_and_one_of_two_mailers_under_load_loses_a
     migrate(db)
     admin = AdminClient({"bootstrap.servers": kafka_settings.KAFKA_BOOTSTRAP_SERVERS})
     with running_smtp_server() as smtp, store_for(db) as store:
-        env = {
-            "SMTP_HOST": smtp.host,
-            "SMTP_PORT": str(smtp.port),
-            "MAILER_RETRY_INITIAL_SECONDS": "0.05",
-            "MAILER_RETRY_MAX_SECONDS": "1",
-            "RELAY_POLL_INTERVAL_SECONDS": "0.2",
-            "PROJECTOR_GROUP_ID": "projectors",
-            "MAILER_GROUP_ID": "mailers",
-        }
+        env = worker_env(smtp, PROJECTOR_GROUP_ID="projectors", MAILER_GROUP_ID="mailers")
 
         def instance(name: str, n: int) -> Service:
             (tmp_path / f"{name}-{n}").mkdir()

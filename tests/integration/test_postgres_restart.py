@@ -18,6 +18,7 @@ from scheduler.runs import _LOCK_CLASS
 from tests.support.chaos_checks import judge_kafka, judge_mail, table_rows, task_states
 from tests.support.digest import ReadUser, Task, insert_read_model
 from tests.support.private_infra import private_postgres
+from tests.support.processes import worker_env
 from tests.support.read_side import migrate, store_events, wait_until
 from tests.support.services import running, service, wait_for_http
 from tests.support.smtp import running_smtp_server
@@ -84,16 +85,12 @@ def test_after_a_postgres_restart_every_worker_resumes_by_itself_and_nothing_is_
         migrate(db)
         recipients = [ReadUser(f"r{i}@example.com", [Task("t")]) for i in range(READ_ONLY_USERS)]
         insert_read_model(db, recipients)
-        env = {
-            "SMTP_HOST": smtp.host,
-            "SMTP_PORT": str(smtp.port),
-            "MAILER_RETRY_INITIAL_SECONDS": "0.05",
-            "MAILER_RETRY_MAX_SECONDS": "1",
-            "RELAY_POLL_INTERVAL_SECONDS": "0.2",
-            "SCHEDULER_RETRY_SECONDS": "1",
-            "SCHEDULER_PAGE_SIZE": "100",
+        env = worker_env(
+            smtp,
+            SCHEDULER_RETRY_SECONDS="1",
+            SCHEDULER_PAGE_SIZE="100",
             **{f"{n.upper()}_HEALTH_PORT": str(p) for n, p in HEALTH.items()},
-        }
+        )
         workers = [service(n, db, kafka_settings, tmp_path, **env) for n in HEALTH]
         # Hold today's batch lock: the scheduler's catch-up batch waits for it, mid-run, when
         # the restart comes (and the restart frees it, as it ends our session).

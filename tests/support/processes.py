@@ -12,6 +12,7 @@ from typing import Any
 
 from common.settings import DatabaseSettings, KafkaSettings
 from tests.support.infra import process_env
+from tests.support.smtp import SmtpServer
 
 ROOT = Path(__file__).parents[2]
 
@@ -49,3 +50,16 @@ def stop_process(proc: subprocess.Popen[Any], timeout: float) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
+
+
+def worker_env(smtp: SmtpServer, **extra: str) -> dict[str, str]:
+    """Settings of the worker processes in a test that kills or restarts them: mail goes to the
+    test's SMTP sink and a failed delivery is retried quickly; the relay polls every 0.2 s."""
+    return {
+        "SMTP_HOST": smtp.host,
+        "SMTP_PORT": str(smtp.port),
+        "MAILER_RETRY_INITIAL_SECONDS": "0.05",
+        "MAILER_RETRY_MAX_SECONDS": "1",
+        "RELAY_POLL_INTERVAL_SECONDS": "0.2",
+        **extra,
+    }
