@@ -34,14 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.freshness_system import (  # noqa: E402
-    System,
-    cpu_snapshot,
-    hop_buckets,
-    hop_quantiles,
-    loadgen,
-    start,
-)
+from bench.freshness_system import System, loadgen, start  # noqa: E402
+from bench.measures import warn_errors  # noqa: E402
 from common.metrics import FRESHNESS_HOPS  # noqa: E402
 
 KNEE_MS = 100.0
@@ -65,31 +59,17 @@ class Round:
 
 
 def run_round(args: argparse.Namespace, rate: int, system: System) -> Round:
-    pids, metrics_urls = system.pids, system.metrics_urls
-    hops_before = hop_buckets(metrics_urls)
-    cpu_before = cpu_snapshot(pids)
-    started = time.monotonic()
+    window = system.load_window()
     proc = subprocess.Popen(loadgen(system, rate, args.seconds), stdout=subprocess.PIPE)
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.monotonic() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"loadgen failed ({proc.returncode})")
-    cpu_after = cpu_snapshot(pids)
-    hops = hop_quantiles(hops_before, hop_buckets(metrics_urls))
-    result = json.loads(output)
-    cpu = {name: 100 * (cpu_after[name] - cpu_before[name]) / wall for name in pids}
-    cpu["loadgen"] = 100 * (usage.ru_utime + usage.ru_stime) / wall
+    load = window.until_exit(proc, "loadgen")
+    result = json.loads(load.output)
     fresh = result["freshness_ms"]
     if result["errors"]:
-        kinds = result.get("error_kinds") or {}
-        print(f"  {result['errors']} errors {kinds}, last: {result['last_error']}", file=sys.stderr)
+        warn_errors(result)
     command = result["command_ms"]
     return Round(
         fresh["p50"], fresh["p99"], fresh["max"], result["stale"], result["errors"],
-        command["p50"], command["p99"], cpu, hops,
+        command["p50"], command["p99"], load.cpu, load.hops,
     )  # fmt: skip
 
 

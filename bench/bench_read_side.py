@@ -22,19 +22,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -44,141 +39,18 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
-from psycopg import sql  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
-from pydantic import BaseModel  # noqa: E402
 
+from bench.harness import free_port, scratch_database, service, service_env  # noqa: E402
+from bench.read_side_store import generate, public_count, vacuum_analyse  # noqa: E402
+from common.schemas import TaskPublic  # noqa: E402
 from common.settings import DatabaseSettings  # noqa: E402
 
 SCRATCH_DB = "bench_read_side"
-
-
-# --- infrastructure ----------------------------------------------------------------------------
-
-
-def admin_conn() -> psycopg.Connection[Any]:
-    return psycopg.connect(
-        DatabaseSettings().model_copy(update={"POSTGRES_DB": "postgres"}).conninfo,
-        autocommit=True,
-    )
-
-
-def database(name: str, *, recreate: bool) -> DatabaseSettings:
-    with admin_conn() as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if exists and recreate:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-        if not exists or recreate:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    db = DatabaseSettings().model_copy(update={"POSTGRES_DB": name})
-    from tests.support.read_side import migrate
-
-    migrate(db)
-    return db
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def db_env(db: DatabaseSettings, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "POSTGRES_DB": db.POSTGRES_DB,
-        "LOG_LEVEL": "WARNING",
-        "BCRYPT_ROUNDS": "4",
-        **extra,
-    }
-
-
-@contextmanager
-def process(cmd: list[str], env: dict[str, str], ready_url: str | None = None) -> Iterator[None]:
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
-    try:
-        if ready_url:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(ready_url, timeout=1)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise SystemExit(f"{cmd} did not become ready") from None
-                    time.sleep(0.1)
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+BASELINE_APP = "bench.bench_read_side:create_baseline_app"
 
 
 # --- 1. rebuild --------------------------------------------------------------------------------
-
-
-def generate(db: DatabaseSettings, target: int) -> int:
-    """`target` public events (about): users with 200 tasks each, saved 201 aggregates at a time."""
-    from event_store.application import TodoStore, store_env
-    from event_store.domain.model import Task, User
-
-    store = TodoStore(env=store_env(db))
-    rng = random.Random(42)
-    written, u = 0, 0
-    started = time.perf_counter()
-    try:
-        while written < target:
-            user = User.register(email=f"user{u}@bench.example", password_hash="x")
-            aggregates: list[Any] = [user]
-            written += 1
-            for i in range(200):
-                task = Task.create(user_id=user.id, title=f"task {i} of user {u}")
-                written += 1
-                if rng.random() < 0.5:
-                    task.rename(user_id=user.id, title=f"renamed task {i}")
-                    written += 1
-                if rng.random() < 0.7:
-                    task.complete(user_id=user.id, done_at=datetime.now(UTC))
-                    written += 1
-                    if rng.random() < 0.3:
-                        task.reopen(user_id=user.id)
-                        written += 1
-                if rng.random() < 0.1:
-                    task.delete(user_id=user.id)
-                    written += 1
-                aggregates.append(task)
-            store.save(*aggregates)
-            u += 1
-            if u % 200 == 0:
-                print(f"  generated {written:,} events", file=sys.stderr)
-    finally:
-        store.close()
-    print(f"  generated {written:,} events in {time.perf_counter() - started:.1f} s")
-    return written
-
-
-def public_count(db: DatabaseSettings) -> int:
-    from event_store.public import PUBLIC_TOPICS
-
-    with psycopg.connect(db.conninfo) as conn:
-        if conn.execute("SELECT to_regclass('todostore_events')").fetchone() == (None,):
-            return 0
-        row = conn.execute(
-            "SELECT count(*) FROM todostore_events WHERE topic = ANY(%s)", (list(PUBLIC_TOPICS),)
-        ).fetchone()
-        return int(row[0]) if row else 0
-
-
-def vacuum_analyse(db: DatabaseSettings) -> None:
-    """A freshly written store has no visibility map and stale statistics: every scan would check
-    each row's commit status (and set hint bits) and the planner would guess. Measure what a store
-    in service looks like once autovacuum has been by."""
-    started = time.perf_counter()
-    with psycopg.connect(db.conninfo, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE todostore_events")
-    print(f"  VACUUM ANALYZE todostore_events in {time.perf_counter() - started:.1f} s")
 
 
 def bench_rebuild(events: int, rounds: int, workers: int | None) -> list[str]:
@@ -187,11 +59,11 @@ def bench_rebuild(events: int, rounds: int, workers: int | None) -> list[str]:
     from projector.rebuild import Rebuild
     from projector.settings import ProjectorSettings
 
-    db = database(SCRATCH_DB, recreate=False)
+    db = scratch_database(SCRATCH_DB, recreate=False)
     have = public_count(db)
     if abs(have - events) > 1000:
         print(f"scratch database has {have:,} events, generating {events:,}")
-        db = database(SCRATCH_DB, recreate=True)
+        db = scratch_database(SCRATCH_DB, recreate=True)
         generate(db, events)
     vacuum_analyse(db)
     store = TodoStore(env=store_env(db))
@@ -256,15 +128,6 @@ def bench_rebuild(events: int, rounds: int, workers: int | None) -> list[str]:
 # --- 2. query throughput -----------------------------------------------------------------------
 
 
-class BaselineTask(BaseModel):
-    id: UUID
-    title: str
-    done: bool
-    created_at: datetime
-    done_at: datetime | None
-    version: int
-
-
 def create_baseline_app() -> FastAPI:
     """A plain FastAPI endpoint selecting the same 50 rows: `uvicorn --factory` target."""
     from psycopg_pool import ConnectionPool
@@ -272,7 +135,7 @@ def create_baseline_app() -> FastAPI:
     pool = ConnectionPool(DatabaseSettings().conninfo, min_size=10, max_size=10, open=True)
     app = FastAPI()
 
-    @app.get("/tasks", response_model=list[BaselineTask])
+    @app.get("/tasks", response_model=list[TaskPublic])
     def tasks(user_id: UUID) -> list[dict[str, Any]]:
         with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
@@ -317,7 +180,7 @@ def bench_queries(rounds: int, seconds: int, connections: int) -> list[str]:
 
     if not shutil.which("wrk"):
         raise SystemExit("wrk not found: apt-get install -y wrk")
-    db = database(SCRATCH_DB, recreate=False)
+    db = scratch_database(SCRATCH_DB, recreate=False)
     with psycopg.connect(db.conninfo) as conn:
         row = conn.execute(
             "SELECT user_id FROM tasks WHERE NOT deleted GROUP BY user_id"
@@ -328,19 +191,19 @@ def bench_queries(rounds: int, seconds: int, connections: int) -> list[str]:
     user = row[0]
     token, _ = issue_token(user, AuthSettings())
     ours_port, base_port = free_port(), free_port()
-    env = db_env(db, QUERY_API_PORT=str(ours_port))
+    env = service_env(db, QUERY_API_PORT=str(ours_port))
     uvicorn = [sys.executable, "-m", "uvicorn", "--log-level", "warning", "--no-access-log"]
     results: dict[str, list[tuple[float, ...]]] = {"baseline": [], "query API": []}
     with (
-        process([sys.executable, "-m", "query_api"], env, f"http://127.0.0.1:{ours_port}/health"),
-        process(
-            [
-                *uvicorn,
-                "--port",
-                str(base_port),
-                "--factory",
-                "bench.bench_read_side:create_baseline_app",
-            ],
+        service(
+            "query API",
+            [sys.executable, "-m", "query_api"],
+            env,
+            f"http://127.0.0.1:{ours_port}/health",
+        ),
+        service(
+            "baseline",
+            [*uvicorn, "--port", str(base_port), "--factory", BASELINE_APP],
             env,
             f"http://127.0.0.1:{base_port}/health",
         ),

@@ -40,14 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.freshness_system import (  # noqa: E402
-    System,
-    cpu_snapshot,
-    hop_buckets,
-    hop_quantiles,
-    loadgen,
-    start,
-)
+from bench.freshness_system import System, loadgen, start  # noqa: E402
+from bench.measures import warn_errors  # noqa: E402
 from common.metrics import FRESHNESS_HOPS  # noqa: E402
 
 STREAMGEN = ROOT / ".data" / "go" / "bin" / "streamgen"
@@ -112,30 +106,16 @@ def stream_round(args: argparse.Namespace, system: System) -> Round:
     time.sleep(1)
     rss_open = rss_mb(query_pid)
     time.sleep(PAUSE_S - 1)
-    hops_before, cpu_before, started = (
-        hop_buckets(system.metrics_urls),
-        cpu_snapshot(system.pids),
-        time.monotonic(),
-    )
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - started
-    urls = system.metrics_urls
-    if os.waitstatus_to_exitcode(status) != 0 or not output:
-        raise SystemExit("streamgen failed")
-    cpu_after = cpu_snapshot(system.pids)
-    cpu = {name: 100 * (cpu_after[name] - cpu_before[name]) / wall for name in system.pids}
-    # its CPU over the whole run (opening included) over the load's wall time: an upper bound
-    cpu["streamgen"] = 100 * (usage.ru_utime + usage.ru_stime) / wall
-    result = json.loads(output)
+    # the streamgen's CPU share: of its whole run (opening included) over the load's wall time
+    load = system.load_window().until_exit(proc, "streamgen")
+    result = json.loads(load.output)
     if result["errors"] or result["streams_failed"]:
-        kinds = result.get("error_kinds") or {}
-        print(f"  {result['errors']} errors {kinds}, last: {result['last_error']}", file=sys.stderr)
+        warn_errors(result)
     latency = result["latency_ms"]
     return Round(
         latency["p50"], latency["p99"], latency["max"], result["missed"],
         result["command_ms"]["p99"], rss_before, rss_open, opened.get("streams", 0),
-        opened.get("open_s", 0.0), cpu, hop_quantiles(hops_before, hop_buckets(urls)),
+        opened.get("open_s", 0.0), load.cpu, load.hops,
     )  # fmt: skip
 
 

@@ -1,16 +1,13 @@
 """The freshness benchmark's system under test: the four processes of the freshness path started
-as `make run` starts them (own ports, database, Kafka topics, users), their CPU time from /proc,
-and the per-hop histograms they expose. Used by bench/bench_freshness.py."""
+as `make run` starts them (own ports, database, Kafka topics, users), and which processes and
+/metrics endpoints bench/measures.py reads. Used by bench/bench_freshness.py and bench_stream.py."""
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -19,30 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import sql
-
+from bench.harness import scratch_database, service, service_env
+from bench.measures import LoadWindow, infra_pids
 from common.settings import DatabaseSettings, KafkaSettings
 
 ROOT = Path(__file__).parents[1]
 LOADGEN = ROOT / ".data" / "go" / "bin" / "loadgen"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # --- infrastructure ----------------------------------------------------------------------------
-
-
-def fresh_database(name: str) -> DatabaseSettings:
-    admin = DatabaseSettings().model_copy(update={"POSTGRES_DB": "postgres"})
-    with psycopg.connect(admin.conninfo, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    db = DatabaseSettings().model_copy(update={"POSTGRES_DB": name})
-    from tests.support.read_side import migrate
-
-    migrate(db)
-    return db
 
 
 @contextmanager
@@ -71,32 +52,6 @@ def bench_topics() -> Iterator[KafkaSettings]:
                 print(f"could not delete a bench topic: {e}", file=sys.stderr)
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit(f"{what} did not become ready at {url}") from None
-            time.sleep(0.1)
-
-
-@contextmanager
-def service(name: str, args: list[str], env: dict[str, str], ready_url: str) -> Iterator[int]:
-    proc = subprocess.Popen([sys.executable, "-m", *args], cwd=env["PYTHONPATH"], env=env)
-    try:
-        wait_ready(ready_url, proc, name)
-        yield proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 @dataclass(frozen=True)
 class Ports:
     command: int
@@ -114,34 +69,28 @@ def start_system(
 ) -> dict[str, int]:
     """The four processes of the freshness path, as `make run` starts them, from the checkout at
     `app_root`; name -> pid."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(app_root),
-        "POSTGRES_DB": db.POSTGRES_DB,
-        "KAFKA_TOPIC": kafka.KAFKA_TOPIC,
-        "KAFKA_DLQ_TOPIC": kafka.KAFKA_DLQ_TOPIC,
-        "PROJECTOR_GROUP_ID": f"bench-projector-{uuid.uuid4().hex[:6]}",
-        "COMMAND_API_PORT": str(ports.command),
-        "QUERY_API_PORT": str(ports.query),
-        "RELAY_HEALTH_PORT": str(ports.relay),
-        "PROJECTOR_HEALTH_PORT": str(ports.projector),
-        "LOG_LEVEL": "WARNING",
-        "BCRYPT_ROUNDS": "4",
-    }
-    local = "http://127.0.0.1:{}/health"
+    env = service_env(
+        db,
+        PYTHONPATH=str(app_root),
+        KAFKA_TOPIC=kafka.KAFKA_TOPIC,
+        KAFKA_DLQ_TOPIC=kafka.KAFKA_DLQ_TOPIC,
+        PROJECTOR_GROUP_ID=f"bench-projector-{uuid.uuid4().hex[:6]}",
+        COMMAND_API_PORT=str(ports.command),
+        QUERY_API_PORT=str(ports.query),
+        RELAY_HEALTH_PORT=str(ports.relay),
+        PROJECTOR_HEALTH_PORT=str(ports.projector),
+    )
+
+    def python_m(name: str, args: list[str], port: int) -> int:
+        local = f"http://127.0.0.1:{port}/health"
+        cmd = [sys.executable, "-m", *args]
+        return stack.enter_context(service(name, cmd, env, local, cwd=app_root)).pid
+
     return {
-        "command API": stack.enter_context(
-            service("command API", ["command_api"], env, local.format(ports.command))
-        ),
-        "query API": stack.enter_context(
-            service("query API", ["query_api"], env, local.format(ports.query))
-        ),
-        "relay": stack.enter_context(
-            service("relay", ["event_store", "relay"], env, local.format(ports.relay))
-        ),
-        "projector": stack.enter_context(
-            service("projector", ["projector", "consume"], env, local.format(ports.projector))
-        ),
+        "command API": python_m("command API", ["command_api"], ports.command),
+        "query API": python_m("query API", ["query_api"], ports.query),
+        "relay": python_m("relay", ["event_store", "relay"], ports.relay),
+        "projector": python_m("projector", ["projector", "consume"], ports.projector),
     }
 
 
@@ -166,101 +115,6 @@ def user_tokens(command_url: str, users: int) -> list[str]:
     return tokens
 
 
-# --- CPU shares --------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
-
-
-def pids_of(pattern: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if re.search(pattern, cmdline):
-                found.append(int(entry.name))
-    return found
-
-
-def infra_pids(database: str) -> dict[str, list[int]]:
-    """PostgreSQL (the postmaster, its helpers and the backends of the bench's database, not other
-    databases' backends) and the JVM of the project's Kafka broker (not other tests' brokers)."""
-    backend = re.compile(r"^postgres: \S+ (\S+) \S+\(\d+\)")
-    postgres = []
-    for pid in [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]:
-        try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() != "postgres":
-                continue
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        m = backend.match(cmdline)
-        if m is None or m.group(1) == database:
-            postgres.append(pid)
-    server_properties = (ROOT / ".data" / "kafka" / "server.properties").resolve()
-    kafka = pids_of(rf"kafka\.Kafka {re.escape(str(server_properties))}")
-    return {"PostgreSQL": postgres, "Kafka": kafka}
-
-
-def cpu_snapshot(pids: dict[str, list[int]]) -> dict[str, float]:
-    return {name: sum(cpu_seconds(p) for p in group) for name, group in pids.items()}
-
-
-# --- the per-hop histograms ----------------------------------------------------------------------
-
-_BUCKET = re.compile(r'^event_hop_seconds_bucket\{hop="([a-z_]+)",le="([^"]+)"\} ([0-9.e+]+)$')
-
-
-def hop_buckets(urls: list[str]) -> dict[str, dict[float, float]]:
-    """hop -> {upper bound: cumulative count} summed over the processes' /metrics."""
-    out: dict[str, dict[float, float]] = {}
-    for url in urls:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            for line in response.read().decode().splitlines():
-                if m := _BUCKET.match(line):
-                    le = float("inf") if m.group(2) == "+Inf" else float(m.group(2))
-                    bucket = out.setdefault(m.group(1), {})
-                    bucket[le] = bucket.get(le, 0.0) + float(m.group(3))
-    return out
-
-
-def quantile(cumulative: dict[float, float], q: float) -> float | None:
-    """Prometheus' histogram_quantile: linear within the bucket holding the q-th observation."""
-    bounds = sorted(cumulative)
-    total = cumulative[bounds[-1]] if bounds else 0
-    if total <= 0:
-        return None
-    rank, lower, below = q * total, 0.0, 0.0
-    for bound in bounds:
-        count = cumulative[bound]
-        if count >= rank:
-            if bound == float("inf"):
-                return lower
-            return lower + (bound - lower) * (rank - below) / max(count - below, 1e-9)
-        lower, below = bound, count
-    return lower
-
-
-def hop_quantiles(
-    before: dict[str, dict[float, float]], after: dict[str, dict[float, float]]
-) -> dict[str, tuple[float, float, int]]:
-    out = {}
-    for hop, buckets in after.items():
-        diff = {le: n - before.get(hop, {}).get(le, 0.0) for le, n in buckets.items()}
-        p50, p99 = quantile(diff, 0.5), quantile(diff, 0.99)
-        if p50 is not None and p99 is not None:
-            out[hop] = (p50 * 1000, p99 * 1000, int(diff[float("inf")]))
-    return out
-
-
 @dataclass
 class System:
     """One copy of the freshness path (its checkout, ports, database, topics, users)."""
@@ -279,6 +133,9 @@ class System:
             for p in (self.ports.relay, self.ports.projector, self.ports.query)
         ]
 
+    def load_window(self) -> LoadWindow:
+        return LoadWindow(self.pids, self.metrics_urls)
+
 
 def loadgen(system: System, rate: int, seconds: float) -> list[str]:
     return [
@@ -290,7 +147,7 @@ def loadgen(system: System, rate: int, seconds: float) -> list[str]:
 
 def start(stack: ExitStack, label: str, root: Path, port_base: int, users: int) -> System:
     database = f"bench_freshness_{label}"
-    db = fresh_database(database)
+    db = scratch_database(database, recreate=True)
     kafka = stack.enter_context(bench_topics())
     ports = Ports.from_base(port_base)
     services = start_system(stack, db, kafka, ports, root.resolve())

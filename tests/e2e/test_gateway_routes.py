@@ -65,6 +65,15 @@ class Gateway:
         assert upstream == "-", f"unexpected upstream {upstream!r} in {lines[0]!r}"
         return "gateway"
 
+    def create_task(self, token: str, title: str) -> httpx.Response:
+        """POST /api/tasks as the user of `token`."""
+        return self.request("POST", "/api/tasks", json={"title": title}, headers=bearer(token))
+
+    def assert_answer(self, response: httpx.Response, status: int, by: Service) -> None:
+        """`response` has `status` (else its body is shown) and the service `by` gave it."""
+        assert response.status_code == status, response.text
+        assert self.answered_by(response) == by
+
     def close(self) -> None:
         self.http.close()
 
@@ -148,24 +157,21 @@ def test_register_and_login_reach_the_command_api_and_return_its_bodies(
     credentials = {"email": email, "password": "correct horse battery"}
 
     registered = gateway.request("POST", "/api/auth/register", json=credentials)
-    assert registered.status_code == 201, registered.text
-    assert gateway.answered_by(registered) == "command"
+    gateway.assert_answer(registered, 201, "command")
     body = registered.json()
     assert set(body) == {"id", "email", "created_at"}
     assert body["email"] == email
     uuid.UUID(body["id"])
 
     logged_in = gateway.request("POST", "/api/auth/login", json=credentials)
-    assert logged_in.status_code == 200, logged_in.text
-    assert gateway.answered_by(logged_in) == "command"
+    gateway.assert_answer(logged_in, 200, "command")
     token = logged_in.json()
     assert set(token) == {"access_token", "token_type", "expires_in"}
     assert token["token_type"] == "bearer"
     assert token["expires_in"] > 0
 
     refused = gateway.request("POST", "/api/auth/login", json={**credentials, "password": "nope"})
-    assert refused.status_code == 401
-    assert gateway.answered_by(refused) == "command"
+    gateway.assert_answer(refused, 401, "command")
     assert refused.json() == {"detail": "invalid email or password"}
 
 
@@ -179,11 +185,8 @@ def test_task_writes_reach_the_command_api_and_task_reads_reach_the_query_api(
     assert ("GET", "/tasks/{task_id}") not in operations(openapi["command"])
 
     # POST /api/tasks -> command API: 201, the write's event position in a header.
-    created = gateway.request(
-        "POST", "/api/tasks", json={"title": "Route me"}, headers=bearer(token)
-    )
-    assert created.status_code == 201, created.text
-    assert gateway.answered_by(created) == "command"
+    created = gateway.create_task(token, "Route me")
+    gateway.assert_answer(created, 201, "command")
     task = created.json()
     assert task["title"] == "Route me"
     assert task["version"] == 1
@@ -193,8 +196,7 @@ def test_task_writes_reach_the_command_api_and_task_reads_reach_the_query_api(
 
     # GET /api/tasks with X-Min-Position -> query API: a page with our own write in it.
     listed = gateway.request("GET", "/api/tasks", headers=read_headers)
-    assert listed.status_code == 200, listed.text
-    assert gateway.answered_by(listed) == "query"
+    gateway.assert_answer(listed, 200, "query")
     page = listed.json()
     assert set(page) == {"items", "next_cursor"}
     assert task["id"] in [item["id"] for item in page["items"]]
@@ -202,8 +204,7 @@ def test_task_writes_reach_the_command_api_and_task_reads_reach_the_query_api(
 
     # GET /api/tasks/{id} -> query API.
     one = gateway.request("GET", f"/api/tasks/{task['id']}", headers=read_headers)
-    assert one.status_code == 200, one.text
-    assert gateway.answered_by(one) == "query"
+    gateway.assert_answer(one, 200, "query")
     assert one.json()["id"] == task["id"]
     assert one.json()["title"] == "Route me"
 
@@ -218,22 +219,19 @@ def test_task_writes_reach_the_command_api_and_task_reads_reach_the_query_api(
         json={"title": "Routed"},
         headers=bearer(token, **{"If-Match": "1"}),
     )
-    assert renamed.status_code == 200, renamed.text
-    assert gateway.answered_by(renamed) == "command"
+    gateway.assert_answer(renamed, 200, "command")
     assert renamed.json()["version"] == 2
     assert renamed.json()["title"] == "Routed"
     assert int(renamed.headers["X-Event-Position"]) > int(position)
 
     # DELETE /api/tasks/{id} -> command API: 204.
     deleted = gateway.request("DELETE", f"/api/tasks/{task['id']}", headers=bearer(token))
-    assert deleted.status_code == 204, deleted.text
-    assert gateway.answered_by(deleted) == "command"
+    gateway.assert_answer(deleted, 204, "command")
     assert deleted.content == b""
     after = bearer(token, **{"X-Min-Position": deleted.headers["X-Event-Position"]})
 
     gone = gateway.request("GET", f"/api/tasks/{task['id']}", headers=after)
-    assert gone.status_code == 404
-    assert gateway.answered_by(gone) == "query"
+    gateway.assert_answer(gone, 404, "query")
 
 
 def test_restore_reaches_the_command_api_and_history_and_activity_the_query_api(
@@ -242,19 +240,17 @@ def test_restore_reaches_the_command_api_and_history_and_activity_the_query_api(
     only_on(openapi, "command", ("POST", "/tasks/{task_id}/restore"))
     only_on(openapi, "query", ("GET", "/tasks/{task_id}/history"))
     only_on(openapi, "query", ("GET", "/activity"))
-    created = gateway.request("POST", "/api/tasks", json={"title": "Undo"}, headers=bearer(token))
+    created = gateway.create_task(token, "Undo")
     task_id = created.json()["id"]
     assert gateway.request("DELETE", f"/api/tasks/{task_id}", headers=bearer(token)).is_success
 
     restored = gateway.request("POST", f"/api/tasks/{task_id}/restore", headers=bearer(token))
-    assert restored.status_code == 200, restored.text
-    assert gateway.answered_by(restored) == "command"
+    gateway.assert_answer(restored, 200, "command")
     assert (restored.json()["id"], restored.json()["version"]) == (task_id, 3)
     after = bearer(token, **{"X-Min-Position": restored.headers["X-Event-Position"]})
 
     history = gateway.request("GET", f"/api/tasks/{task_id}/history", headers=after)
-    assert history.status_code == 200, history.text
-    assert gateway.answered_by(history) == "query"
+    gateway.assert_answer(history, 200, "query")
     assert [i["type"] for i in history.json()["items"]] == [
         "task.created",
         "task.deleted",
@@ -262,8 +258,7 @@ def test_restore_reaches_the_command_api_and_history_and_activity_the_query_api(
     ]
 
     activity = gateway.request("GET", "/api/activity", params={"limit": 1}, headers=after)
-    assert activity.status_code == 200, activity.text
-    assert gateway.answered_by(activity) == "query"
+    gateway.assert_answer(activity, 200, "query")
     assert [(i["type"], i["task_id"]) for i in activity.json()["items"]] == [
         ("task.restored", task_id)
     ]
@@ -274,15 +269,12 @@ def test_me_reaches_the_query_api_with_the_users_stats(
     gateway: Gateway, token: str, openapi: dict[str, dict[str, Any]]
 ) -> None:
     only_on(openapi, "query", ("GET", "/me"))
-    created = gateway.request(
-        "POST", "/api/tasks", json={"title": "Count me"}, headers=bearer(token)
-    )
+    created = gateway.create_task(token, "Count me")
     assert created.status_code == 201, created.text
     position = created.headers["X-Event-Position"]
 
     me = gateway.request("GET", "/api/me", headers=bearer(token, **{"X-Min-Position": position}))
-    assert me.status_code == 200, me.text
-    assert gateway.answered_by(me) == "query"
+    gateway.assert_answer(me, 200, "query")
     body = me.json()
     assert body["email"].startswith("routes-")
     assert set(body["stats"]) >= {"total", "done", "undone"}
@@ -290,8 +282,7 @@ def test_me_reaches_the_query_api_with_the_users_stats(
     assert body["stats"]["total"] >= 1
 
     anonymous = gateway.request("GET", "/api/me")
-    assert anonymous.status_code == 401
-    assert gateway.answered_by(anonymous) == "query"
+    gateway.assert_answer(anonymous, 401, "query")
 
 
 def test_patch_me_reaches_the_command_api_and_get_me_then_answers_the_new_preferences(
@@ -301,8 +292,7 @@ def test_patch_me_reaches_the_command_api_and_get_me_then_answers_the_new_prefer
     changed = gateway.request(
         "PATCH", "/api/me", json={"timezone": "Asia/Kathmandu"}, headers=bearer(token)
     )
-    assert changed.status_code == 200, changed.text
-    assert gateway.answered_by(changed) == "command"
+    gateway.assert_answer(changed, 200, "command")
     position = changed.headers["X-Event-Position"]
 
     me = gateway.request("GET", "/api/me", headers=bearer(token, **{"X-Min-Position": position}))
@@ -312,8 +302,7 @@ def test_patch_me_reaches_the_command_api_and_get_me_then_answers_the_new_prefer
     refused = gateway.request(
         "PATCH", "/api/me", json={"timezone": "Nowhere"}, headers=bearer(token)
     )
-    assert refused.status_code == 422
-    assert gateway.answered_by(refused) == "command"
+    gateway.assert_answer(refused, 422, "command")
 
 
 def test_the_unsubscribe_link_reaches_the_command_api_for_get_and_post(
@@ -323,15 +312,13 @@ def test_the_unsubscribe_link_reaches_the_command_api_for_get_and_post(
     only_on(openapi, "command", ("POST", "/unsubscribe"))
     for method in ("GET", "POST"):
         answer = gateway.request(method, "/api/unsubscribe", params={"token": "not-a-token"})
-        assert answer.status_code == 403, answer.text
-        assert gateway.answered_by(answer) == "command"
+        gateway.assert_answer(answer, 403, "command")
         assert answer.json() == {"detail": "invalid unsubscribe link"}
 
 
 def test_the_spa_is_served_with_the_security_headers(gateway: Gateway) -> None:
     index = gateway.request("GET", "/")
-    assert index.status_code == 200
-    assert gateway.answered_by(index) == "gateway"
+    gateway.assert_answer(index, 200, "gateway")
     assert index.headers["Content-Type"].startswith("text/html")
     assert 'id="auth-view"' in index.text
     assert '<script type="module" src="/app.js"></script>' in index.text
@@ -354,7 +341,7 @@ def test_the_security_headers_are_on_api_answers_too_and_only_once(
 ) -> None:
     for response in [
         gateway.request("GET", "/api/me", headers=bearer(token)),
-        gateway.request("POST", "/api/tasks", json={"title": "x"}, headers=bearer(token)),
+        gateway.create_task(token, "x"),
         gateway.request("GET", "/api/tasks"),
     ]:
         assert_security_headers(response)
@@ -383,9 +370,7 @@ def test_the_stream_reaches_the_query_api_and_passes_each_message_at_once(
         assert stream.headers["content-type"].startswith("text/event-stream")
         lines = stream.iter_lines()
         assert "event: ready" in [next(lines) for _ in range(4)]
-        created = gateway.request(
-            "POST", "/api/tasks", json={"title": "Pushed"}, headers=bearer(token)
-        )
+        created = gateway.create_task(token, "Pushed")
         assert created.status_code == 201, created.text
         # Unbuffered: the change arrives while the stream is still open (within the timeout).
         while not (line := next(lines)).startswith('data: {"'):

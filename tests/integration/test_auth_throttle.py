@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from command_api.main import create_app
 from common.settings import DatabaseSettings, KafkaSettings, auth_throttle_settings
 from tests.support.infra import process_env
+from tests.support.processes import stop_process
 from tests.support.read_side import migrate
 from tests.support.system import store_for
 
@@ -202,12 +203,7 @@ def command_api_process(db: DatabaseSettings, port: int, **settings: str) -> Ite
             time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+        stop_process(proc, timeout=20)
 
 
 async def bad_login(client: httpx.AsyncClient, url: str, email: str, address: str) -> int:

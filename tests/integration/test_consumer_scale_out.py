@@ -9,7 +9,6 @@ partition, and to the first offset committed on a partition the dead process had
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -24,9 +23,11 @@ from common.settings import DatabaseSettings, KafkaSettings
 from event_store.application import TodoStore
 from tests.support.chaos_checks import judge_mail
 from tests.support.infra import PARTITIONS
+from tests.support.processes import worker_env
 from tests.support.read_side import fold, migrate, store_events, wait_for_tables, wait_until
 from tests.support.services import Service, running, service
 from tests.support.smtp import running_smtp_server
+from tests.support.store_load import StoreLoad
 from tests.support.system import store_for
 
 pytestmark = pytest.mark.integration
@@ -35,44 +36,30 @@ ALL = set(range(PARTITIONS))
 FIRST_DAY = date(2026, 1, 1)
 
 
-class Load:
+class Load(StoreLoad):
     """Task commands and digest requests straight into the store, from a thread, until stopped:
     every few commands one user's digest for a new day (a new email to send)."""
 
     def __init__(self, store: TodoStore, users: int) -> None:
-        self.store = store
+        super().__init__(store, interval=0.01)
         self.users = [
             (store.register_user(f"load{i}@example.com", "h").aggregate.id, f"load{i}@example.com")
             for i in range(users)
         ]
-        self.commands = 0
         self.digests = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        n = 0
-        while not self._stop.wait(0.01):
-            n += 1
-            user, email = self.users[n % len(self.users)]
-            task = self.store.create_task(user, f"task {n}").aggregate
-            if n % 3 == 0:
-                self.store.update_task(user, task.id, done=True)
-            if n % 7 == 0:
-                self.store.delete_task(user, task.id)
-            if n % 4 == 0:
-                day = FIRST_DAY + timedelta(days=n // len(self.users))
-                self.store.request_daily_digest(user, day, email, 1, 0, [f"task {n}"])
-                self.digests += 1
-            self.commands += 1
-
-    def start(self) -> Load:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
+    def step(self, n: int) -> None:
+        user, email = self.users[n % len(self.users)]
+        task = self.store.create_task(user, f"task {n}").aggregate
+        if n % 3 == 0:
+            self.store.update_task(user, task.id, done=True)
+        if n % 7 == 0:
+            self.store.delete_task(user, task.id)
+        if n % 4 == 0:
+            day = FIRST_DAY + timedelta(days=n // len(self.users))
+            self.store.request_daily_digest(user, day, email, 1, 0, [f"task {n}"])
+            self.digests += 1
+        self.commands += 1
 
 
 @dataclass
@@ -153,15 +140,7 @@ def test_killing_one_of_two_projectors_and_one_of_two_mailers_under_load_loses_a
     migrate(db)
     admin = AdminClient({"bootstrap.servers": kafka_settings.KAFKA_BOOTSTRAP_SERVERS})
     with running_smtp_server() as smtp, store_for(db) as store:
-        env = {
-            "SMTP_HOST": smtp.host,
-            "SMTP_PORT": str(smtp.port),
-            "MAILER_RETRY_INITIAL_SECONDS": "0.05",
-            "MAILER_RETRY_MAX_SECONDS": "1",
-            "RELAY_POLL_INTERVAL_SECONDS": "0.2",
-            "PROJECTOR_GROUP_ID": "projectors",
-            "MAILER_GROUP_ID": "mailers",
-        }
+        env = worker_env(smtp, PROJECTOR_GROUP_ID="projectors", MAILER_GROUP_ID="mailers")
 
         def instance(name: str, n: int) -> Service:
             (tmp_path / f"{name}-{n}").mkdir()

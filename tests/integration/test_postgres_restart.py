@@ -4,7 +4,6 @@ event on Kafka, the read tables equal to the store, every digest mailed once).""
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,9 +18,11 @@ from scheduler.runs import _LOCK_CLASS
 from tests.support.chaos_checks import judge_kafka, judge_mail, table_rows, task_states
 from tests.support.digest import ReadUser, Task, insert_read_model
 from tests.support.private_infra import private_postgres
+from tests.support.processes import worker_env
 from tests.support.read_side import migrate, store_events, wait_until
 from tests.support.services import running, service, wait_for_http
 from tests.support.smtp import running_smtp_server
+from tests.support.store_load import StoreLoad
 from tests.support.system import store_for
 
 pytestmark = pytest.mark.integration
@@ -32,43 +33,26 @@ DOWN_SECONDS = 5.0
 READ_ONLY_USERS = 1500  # digest recipients written straight into the read tables: a long batch
 
 
-class Load:
+class Load(StoreLoad):
     """Commands straight into the store, from a thread, until stopped; a command that fails while
     the database is away is counted and the load goes on (the store says what happened)."""
 
     def __init__(self, store: TodoStore, users: int) -> None:
-        self.store = store
+        super().__init__(store, interval=0.02)
         emails = [f"load{i}@example.com" for i in range(users)]
         self.users = [store.register_user(email, "h").aggregate.id for email in emails]
         self.failures = 0
-        self.commands = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        n = 0
-        while not self._stop.wait(0.02):
-            n += 1
-            user = self.users[n % len(self.users)]
-            try:
-                task = self.store.create_task(user, f"load task {n}").aggregate
-                if n % 3 == 0:
-                    self.store.update_task(user, task.id, done=True)
-                self.commands += 1
-            except Exception:
-                self.failures += 1
-                time.sleep(0.2)
-
-    def __enter__(self) -> Load:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
+    def step(self, n: int) -> None:
+        user = self.users[n % len(self.users)]
+        try:
+            task = self.store.create_task(user, f"load task {n}").aggregate
+            if n % 3 == 0:
+                self.store.update_task(user, task.id, done=True)
+            self.commands += 1
+        except Exception:
+            self.failures += 1
+            time.sleep(0.2)
 
 
 def today_completed(db: DatabaseSettings) -> bool:
@@ -101,16 +85,12 @@ def test_after_a_postgres_restart_every_worker_resumes_by_itself_and_nothing_is_
         migrate(db)
         recipients = [ReadUser(f"r{i}@example.com", [Task("t")]) for i in range(READ_ONLY_USERS)]
         insert_read_model(db, recipients)
-        env = {
-            "SMTP_HOST": smtp.host,
-            "SMTP_PORT": str(smtp.port),
-            "MAILER_RETRY_INITIAL_SECONDS": "0.05",
-            "MAILER_RETRY_MAX_SECONDS": "1",
-            "RELAY_POLL_INTERVAL_SECONDS": "0.2",
-            "SCHEDULER_RETRY_SECONDS": "1",
-            "SCHEDULER_PAGE_SIZE": "100",
+        env = worker_env(
+            smtp,
+            SCHEDULER_RETRY_SECONDS="1",
+            SCHEDULER_PAGE_SIZE="100",
             **{f"{n.upper()}_HEALTH_PORT": str(p) for n, p in HEALTH.items()},
-        }
+        )
         workers = [service(n, db, kafka_settings, tmp_path, **env) for n in HEALTH]
         # Hold today's batch lock: the scheduler's catch-up batch waits for it, mid-run, when
         # the restart comes (and the restart frees it, as it ends our session).

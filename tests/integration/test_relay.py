@@ -5,13 +5,9 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -22,8 +18,9 @@ from common.events import TaskCreated, decode_event
 from common.settings import DatabaseSettings, KafkaSettings
 from event_store.application import TodoStore
 from event_store.public import PUBLIC_TOPICS
-from tests.support.infra import consume_all, consume_events, process_env
+from tests.support.infra import consume_all, consume_events
 from tests.support.private_infra import private_kafka
+from tests.support.processes import relay_process
 from tests.support.system import running_relay, store_for
 
 ROOT = Path(__file__).parents[2]
@@ -100,22 +97,6 @@ def test_eight_concurrent_writers_produce_contiguous_complete_positions_in_order
     for user_id in users:  # one partition per user: their events arrive in store order
         mine = [e.position for e in events if e.user_id == user_id]
         assert mine == sorted(mine)
-
-
-@contextmanager
-def relay_process(
-    db: DatabaseSettings, kafka: KafkaSettings, **env: str
-) -> Iterator[subprocess.Popen[bytes]]:
-    environment = process_env(db, kafka, **{"RELAY_POLL_INTERVAL_SECONDS": "0.2", **env})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "event_store", "relay"], cwd=ROOT, env=environment
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=30)
 
 
 def test_killing_the_relay_mid_stream_and_restarting_it_loses_nothing(

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,8 +19,10 @@ import pytest
 from common.events import PublicEvent
 from common.settings import DatabaseSettings, KafkaSettings
 from event_store.public import PUBLIC_TOPICS
+from tests.support import processes
 from tests.support.gateway import private_gateway
 from tests.support.infra import consume_events, process_env
+from tests.support.processes import python_process
 from tests.support.read_side import migrate
 from tests.support.services import wait_for_http
 from tests.support.smtp import free_port
@@ -38,14 +39,9 @@ def command_api_process(
     db: DatabaseSettings, kafka: KafkaSettings, port: int
 ) -> Iterator[subprocess.Popen[bytes]]:
     env = process_env(db, kafka, COMMAND_API_PORT=str(port), ENVIRONMENT="test")
-    proc = subprocess.Popen([sys.executable, "-m", "command_api"], cwd=ROOT, env=env)
-    try:
+    with python_process(["-m", "command_api"], env) as proc:
         wait_for_http(f"http://127.0.0.1:{port}/health")
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=30)
 
 
 def register(http: httpx.Client, email: str) -> dict[str, str]:
@@ -126,24 +122,11 @@ def assert_contiguous_complete_and_ordered(events: list[PublicEvent], expected: 
         assert positions == sorted(positions), "a user's events first arrive in store order"
 
 
-@contextmanager
-def relay_process(db: DatabaseSettings, kafka: KafkaSettings) -> Iterator[subprocess.Popen[str]]:
-    env = process_env(
-        db, kafka, RELAY_POLL_INTERVAL_SECONDS="0.2", RELAY_BATCH_SIZE="20", LOG_LEVEL="INFO"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "event_store", "relay"],
-        cwd=ROOT,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=30)
+def relay_process(
+    db: DatabaseSettings, kafka: KafkaSettings
+) -> AbstractContextManager[subprocess.Popen[str]]:
+    popen = {"stderr": subprocess.PIPE, "text": True}
+    return processes.relay_process(db, kafka, popen, RELAY_BATCH_SIZE="20", LOG_LEVEL="INFO")
 
 
 def test_the_standby_relay_publishes_within_5s_when_the_leader_is_killed_under_load(

@@ -8,8 +8,6 @@ Node N listens on `port + 2(N-1)` (its controller on the next port); the files l
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,14 +16,13 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from common.settings import KafkaSettings
-from tests.support.private_infra import DATA, ROOT, _python
+from tests.support.private_infra import DATA, _OwnKafka, _run_script
 
 BROKERS = 3
 
 
 @dataclass
-class PrivateKafkaCluster:
+class PrivateKafkaCluster(_OwnKafka):
     port: int
     topic: str = "events"
     home: Path = field(init=False)
@@ -41,36 +38,10 @@ class PrivateKafkaCluster:
 
     @property
     def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "KAFKA_BROKERS": str(BROKERS),
-            "KAFKA_HOME": str(self.home),
-            "KAFKA_PORT": str(self.port),
-            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-            "KAFKA_TOPIC": self.topic,
-            "KAFKA_DLQ_TOPIC": f"{self.topic}.dlq",
-            "PYTHON": _python(),
-        }
-
-    @property
-    def settings(self) -> KafkaSettings:
-        return KafkaSettings(
-            KAFKA_BOOTSTRAP_SERVERS=self.bootstrap,
-            KAFKA_TOPIC=self.topic,
-            KAFKA_DLQ_TOPIC=f"{self.topic}.dlq",
-        )
+        return self._kafka_env(BROKERS)
 
     def _script(self, *args: str) -> str:
-        result = subprocess.run(
-            [str(ROOT / "infra" / "kafka.sh"), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"infra/kafka.sh {' '.join(args)} failed:\n{result.stderr[-3000:]}")
-        return result.stdout
+        return _run_script("kafka.sh", *args, env=self.env, timeout=240)
 
     def start(self, node: int | None = None) -> None:
         """All nodes (or one): returns once each started node answers and the topics exist."""

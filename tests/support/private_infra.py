@@ -33,14 +33,19 @@ def _python() -> str:
     return sys.executable
 
 
-def _run_script(script: str, *args: str, env: dict[str, str]) -> None:
-    """infra/<script> <args...>; its stderr tail in the error when it fails."""
+def _run_script(script: str, *args: str, env: dict[str, str], timeout: float = 180) -> str:
+    """infra/<script> <args...>; its stdout, or its stderr tail in the error when it fails."""
     result = subprocess.run(
-        [str(ROOT / "infra" / script), *args], env=env, capture_output=True, text=True, timeout=180
+        [str(ROOT / "infra" / script), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if result.returncode != 0:
         command = " ".join((script, *args))
         raise RuntimeError(f"infra/{command} failed:\n{result.stderr[-3000:]}")
+    return result.stdout
 
 
 class _Restartable:
@@ -66,8 +71,42 @@ class _Restartable:
             self.outages.append(time.monotonic() - began)
 
 
+class _OwnKafka:
+    """What a broker and a cluster of a test's own share: the topics `topic` and `topic`.dlq, the
+    environment infra/kafka.sh reads, and the settings a client reaches them with."""
+
+    port: int
+    topic: str
+    home: Path
+
+    @property
+    def bootstrap(self) -> str:
+        raise NotImplementedError
+
+    def _kafka_env(self, brokers: int, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "KAFKA_BROKERS": str(brokers),
+            "KAFKA_HOME": str(self.home),
+            "KAFKA_PORT": str(self.port),
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "KAFKA_TOPIC": self.topic,
+            "KAFKA_DLQ_TOPIC": f"{self.topic}.dlq",
+            "PYTHON": _python(),
+            **extra,
+        }
+
+    @property
+    def settings(self) -> KafkaSettings:
+        return KafkaSettings(
+            KAFKA_BOOTSTRAP_SERVERS=self.bootstrap,
+            KAFKA_TOPIC=self.topic,
+            KAFKA_DLQ_TOPIC=f"{self.topic}.dlq",
+        )
+
+
 @dataclass
-class PrivateKafka(_Restartable):
+class PrivateKafka(_Restartable, _OwnKafka):
     """A single-node broker of our own: `infra/kafka.sh` with KAFKA_HOME/KAFKA_PORT overridden."""
 
     port: int
@@ -81,29 +120,12 @@ class PrivateKafka(_Restartable):
 
     @property
     def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "KAFKA_BROKERS": "1",  # a single broker even under `KAFKA_BROKERS=3 make test`
-            "KAFKA_HOME": str(self.home),
-            "KAFKA_PORT": str(self.port),
-            "KAFKA_CONTROLLER_PORT": str(self.controller_port),
-            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-            "KAFKA_TOPIC": self.topic,
-            "KAFKA_DLQ_TOPIC": f"{self.topic}.dlq",
-            "PYTHON": _python(),
-        }
+        # a single broker even under `KAFKA_BROKERS=3 make test`
+        return self._kafka_env(1, KAFKA_CONTROLLER_PORT=str(self.controller_port))
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
-
-    @property
-    def settings(self) -> KafkaSettings:
-        return KafkaSettings(
-            KAFKA_BOOTSTRAP_SERVERS=self.bootstrap,
-            KAFKA_TOPIC=self.topic,
-            KAFKA_DLQ_TOPIC=f"{self.topic}.dlq",
-        )
 
     def start(self) -> None:
         """Start and wait until it answers and the topics exist (returns when it is 'back')."""
