@@ -51,18 +51,16 @@ class Delivered:
         self, consumer: str, service: str, reason: str, kind: LetterKind = LetterKind.POISON
     ) -> DeadLetter:
         return DeadLetter(
-            consumer=consumer,
-            service=service,
-            topic=self.topic,
-            partition=self.partition,
-            offset=self.offset,
-            key=self.key,
-            value=self.value,
-            reason=reason,
-            kind=kind,
-            aggregate_id=self.aggregate_id,
-            event_type=self.event.type,
-            headers=self.headers,
+            consumer,
+            service,
+            *self.where,
+            self.key,
+            self.value,
+            reason,
+            kind,
+            self.aggregate_id,
+            self.event.type,
+            self.headers,
         )
 
 
