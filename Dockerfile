@@ -5,6 +5,7 @@ WORKDIR /app
 RUN useradd --system --create-home --uid 10001 app
 COPY pyproject.toml README.md ./
 COPY common ./common
+COPY consuming ./consuming
 COPY event_store ./event_store
 COPY command_api ./command_api
 COPY query_api ./query_api

@@ -28,7 +28,7 @@ def consume() -> int:
     serve_health(
         health.HEALTH_HOST, health.MAILER_HEALTH_PORT, mailer.heartbeat.readiness, "mailer"
     )
-    mailer.run_forever()
+    mailer.run()
     return 0
 
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             args,
             db.conninfo,
             settings.MAILER_GROUP_ID,
-            lambda: MailerReplayer(settings, db, kafka_settings()),
+            lambda: MailerReplayer(settings, db),
         )
     return consume()
 

@@ -1,18 +1,19 @@
-"""Composition root of the mailer: real adapters (Kafka, SMTP, PostgreSQL) wired from settings."""
+"""Composition root of the mailer: the shared consumer loop (consuming.loop) with the mailer's
+handler and settings; real adapters (Kafka, SMTP, PostgreSQL) wired from settings."""
 
 from __future__ import annotations
 
 import threading
 from typing import Any
 
-from confluent_kafka import Consumer
-
 from common.dead_letters import KafkaDeadLetters
-from common.kafka import consumer_config
 from common.settings import ConsumerSettings, DatabaseSettings, KafkaSettings
+from consuming.loop import ConsumerLoop, DeadLetterSink, LoopSettings
+from consuming.source import KafkaSource, MessageSource
 from event_store.application import TodoStore, store_env
 from mailer.compose import DigestComposer
 from mailer.parking import PostgresParking
+from mailer.ports import DIGEST_TYPE
 from mailer.processed import ProcessedEvents
 from mailer.service import Mailer
 from mailer.settings import MailerSettings
@@ -26,27 +27,53 @@ def build_mailer(
     kafka: KafkaSettings,
     stop_flag: threading.Event | None = None,
     policy: ConsumerSettings | None = None,
-) -> Mailer:
+) -> ConsumerLoop:
     stop = stop_flag or threading.Event()
-    policy = policy or ConsumerSettings()
     overrides: dict[str, Any] = {}
     if settings.MAILER_INSTANCE_ID:
         overrides["group.instance.id"] = settings.MAILER_INSTANCE_ID
+    source = KafkaSource(kafka, settings.MAILER_GROUP_ID, commit_asynchronously=False, **overrides)
+    handler = build_mailer_handler(settings, db, stop)
+    return mailer_loop(handler, source, KafkaDeadLetters(kafka), settings, policy, stop)
 
-    def consumer() -> Consumer:
-        return Consumer(consumer_config(kafka, settings.MAILER_GROUP_ID, **overrides))
 
+def build_mailer_handler(
+    settings: MailerSettings, db: DatabaseSettings, stop: threading.Event | None = None
+) -> Mailer:
+    """The handler alone (also what `dlq replay` sends through)."""
+    should_stop = (stop or threading.Event()).is_set
     return Mailer(
         settings,
-        sender=SmtpSender(settings, stop.is_set),
-        processed=ProcessedEvents(db.conninfo, stop.is_set),
+        sender=SmtpSender(settings, should_stop),
+        processed=ProcessedEvents(db.conninfo, should_stop),
         parking=PostgresParking(db.conninfo, settings.MAILER_GROUP_ID),
-        dead_letters=KafkaDeadLetters(kafka),
         composer=DigestComposer(settings),
-        consumer_factory=consumer,
-        topic=kafka.KAFKA_TOPIC,
         group=settings.MAILER_GROUP_ID,
-        bug_retries=policy.CONSUMER_BUG_RETRIES,
-        stop_flag=stop,
         subscriptions=StoreSubscriptions(TodoStore(env=store_env(db))),
+    )
+
+
+def mailer_loop(
+    handler: Mailer,
+    source: MessageSource,
+    dead_letters: DeadLetterSink,
+    settings: MailerSettings,
+    policy: ConsumerSettings | None = None,
+    stop: threading.Event | None = None,
+) -> ConsumerLoop:
+    """The mailer's settings on the shared loop (unit tests pass fakes here)."""
+    return ConsumerLoop(
+        source,
+        handler,
+        dead_letters,
+        LoopSettings(
+            service="mailer",
+            consumer=settings.MAILER_GROUP_ID,
+            wanted=frozenset({DIGEST_TYPE}),
+            batch_size=settings.MAILER_BATCH_SIZE,
+            poll_timeout=0.5,
+            rewind_pause=settings.MAILER_RETRY_INITIAL_SECONDS,
+        ),
+        policy or ConsumerSettings(),
+        stop=stop,
     )

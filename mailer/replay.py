@@ -11,15 +11,15 @@ from typing import Any
 import psycopg
 
 from common.dead_letters import DeadLetter
-from common.settings import DatabaseSettings, KafkaSettings
-from mailer.main import build_mailer
+from common.settings import DatabaseSettings
+from mailer.main import build_mailer_handler
 from mailer.settings import MailerSettings
 
 
 class MailerReplayer:
-    def __init__(self, settings: MailerSettings, db: DatabaseSettings, kafka: KafkaSettings):
+    def __init__(self, settings: MailerSettings, db: DatabaseSettings):
         self._runner = asyncio.Runner()
-        self._mailer = build_mailer(settings, db, kafka)
+        self._mailer = build_mailer_handler(settings, db)
         self.sent = 0
 
     def replay(self, cur: psycopg.Cursor[Any], letter: DeadLetter) -> None:
@@ -27,5 +27,5 @@ class MailerReplayer:
             self.sent += 1
 
     def close(self) -> None:
-        self._runner.run(self._mailer.close())
+        self._runner.run(self._mailer.aclose())
         self._runner.close()

@@ -1,14 +1,15 @@
-"""Composition root of the projector process: real adapters by default, fakes in unit tests."""
+"""Composition root of the projector process: the shared consumer loop (consuming.loop) with the
+projector's handler and settings; real adapters by default, fakes in unit tests."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from common.dead_letters import KafkaDeadLetters
-from common.poison import Backoff
 from common.settings import ConsumerSettings, DatabaseSettings, KafkaSettings
-from projector.consumer import DeadLetterSink, Projection, Projector
-from projector.kafka_source import KafkaSource, MessageSource
+from consuming.loop import ConsumerLoop, DeadLetterSink, LoopSettings
+from consuming.source import KafkaSource, MessageSource
+from projector.consumer import Projection, ProjectorHandler
 from projector.settings import ProjectorSettings
 from projector.sink import PostgresProjection
 
@@ -23,8 +24,7 @@ def build_projector(
     dead_letters: DeadLetterSink | None = None,
     policy: ConsumerSettings | None = None,
     **consumer_overrides: Any,
-) -> Projector:
-    policy = policy or ConsumerSettings()
+) -> ConsumerLoop:
     session_ms = int(settings.PROJECTOR_SESSION_TIMEOUT_SECONDS * 1000)
     overrides = {
         "session.timeout.ms": session_ms,
@@ -32,13 +32,16 @@ def build_projector(
         **consumer_overrides,
     }
     group = settings.PROJECTOR_GROUP_ID
-    return Projector(
+    return ConsumerLoop(
         source or KafkaSource(kafka, group, **overrides),
-        projection or PostgresProjection(db.conninfo, group),
+        ProjectorHandler(projection or PostgresProjection(db.conninfo, group), group),
         dead_letters or KafkaDeadLetters(kafka),
-        consumer=group,
-        batch_size=settings.PROJECTOR_BATCH_SIZE,
-        poll_timeout=settings.PROJECTOR_POLL_TIMEOUT_SECONDS,
-        backoff=Backoff.from_settings(policy),
-        bug_retries=policy.CONSUMER_BUG_RETRIES,
+        LoopSettings(
+            service="projector",
+            consumer=group,
+            batch_size=settings.PROJECTOR_BATCH_SIZE,
+            poll_timeout=settings.PROJECTOR_POLL_TIMEOUT_SECONDS,
+            freshness_hops=True,
+        ),
+        policy or ConsumerSettings(),
     )

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 
 from common import parking
-from common.dead_letters import DeadLetter, Headers, LetterKind, sequence_id
-from common.events import PublicEvent
+from common.dead_letters import DeadLetter, LetterKind, sequence_id
+from consuming.batch import BatchResult, Delivered
 from projector.db import (
     LIVE,
     PROJECTION_LOCK_KEY,
@@ -26,47 +25,6 @@ from projector.db import (
 from projector.handlers import apply_event, referenced_ids
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Delivered:
-    """A decoded event and where it came from."""
-
-    event: PublicEvent
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None = None
-    value: bytes | None = None
-    headers: Headers = ()
-
-    @property
-    def where(self) -> tuple[str, int, int]:
-        return self.topic, self.partition, self.offset
-
-    def letter(self, consumer: str, reason: str, kind: LetterKind) -> DeadLetter:
-        return DeadLetter(
-            consumer=consumer,
-            service="projector",
-            topic=self.topic,
-            partition=self.partition,
-            offset=self.offset,
-            key=self.key,
-            value=self.value,
-            reason=reason,
-            kind=kind,
-            aggregate_id=sequence_id(self.event),
-            event_type=self.event.type,
-            headers=self.headers,
-        )
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    applied: int
-    duplicates: int
-    gaps: int
-    parked: list[DeadLetter] = field(default_factory=list)  # as stored, for events.dlq
 
 
 class PostgresProjection:
@@ -106,7 +64,7 @@ class PostgresProjection:
         if rows.gaps:
             log.warning("events skipped: an earlier event is missing", extra={"gaps": rows.gaps})
         return BatchResult(
-            applied=len(to_apply) - rows.duplicates - rows.gaps,
+            handled=len(to_apply) - rows.duplicates - rows.gaps,
             duplicates=rows.duplicates,
             gaps=rows.gaps,
             parked=parked,
@@ -139,7 +97,8 @@ def sort_out(
             to_park.append(item)
             held.add(item.aggregate_id, item.where)
         elif head := held.head(sequence_id(item.event), item.where):
-            to_park.append(item.letter(consumer, "", LetterKind.PARKED).parked_behind(head))
+            letter = item.letter(consumer, "projector", "", LetterKind.PARKED)
+            to_park.append(letter.parked_behind(head))
         else:
             to_apply.append(item)
     return to_apply, to_park

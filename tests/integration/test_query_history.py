@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from common.auth import issue_token
 from common.events import PublicEvent
 from common.settings import DatabaseSettings, QueryApiSettings, auth_settings
-from projector.sink import Delivered, PostgresProjection
+from consuming.batch import Delivered
+from projector.sink import PostgresProjection
 from query_api.bootstrap import create_app
 from query_api.schemas import ActivityPage, TaskHistory
 from tests.support.read_side import read_db, snapshot

@@ -19,9 +19,9 @@ import psycopg
 
 from common.events import DailyDigestRequested
 from common.settings import DatabaseSettings, HealthSettings, KafkaSettings
+from consuming.loop import ConsumerLoop
 from event_store.application import TodoStore
 from mailer.main import build_mailer
-from mailer.service import Mailer
 from mailer.settings import MailerSettings
 from scheduler.batch import BatchSummary
 from scheduler.bootstrap import bootstrap
@@ -166,10 +166,10 @@ def mailer_settings(smtp: SmtpServer, **overrides: Any) -> MailerSettings:
 @contextmanager
 def running_mailer(
     db: DatabaseSettings, kafka: KafkaSettings, settings: MailerSettings
-) -> Iterator[Mailer]:
+) -> Iterator[ConsumerLoop]:
     """The real mailer (Kafka consumer + SMTP) in a background thread."""
     mailer = build_mailer(settings, db, kafka)
-    thread = threading.Thread(target=mailer.run_forever, name="mailer", daemon=True)
+    thread = threading.Thread(target=mailer.run, name="mailer", daemon=True)
     thread.start()
     try:
         yield mailer

@@ -29,16 +29,17 @@ from common.dead_letters import DeadLetter
 from common.events import PublicEvent
 from common.poison import TransientError
 from common.settings import DatabaseSettings, KafkaSettings
+from consuming.batch import BatchResult, Delivered
+from consuming.loop import ConsumerLoop
 from event_store.application import TodoStore
 from event_store.domain.model import Task, User
 from event_store.public import PUBLIC_TOPICS, to_public
-from projector.consumer import Projector
 from projector.db import LIVE, TableNames
 from projector.handlers import apply_event
 from projector.main import build_projector
 from projector.rows import Rows, TaskEventRow
 from projector.settings import ProjectorSettings
-from projector.sink import BatchResult, Delivered, sort_out
+from projector.sink import sort_out
 from tests.support.infra import process_env
 
 ROOT = Path(__file__).parents[2]
@@ -102,6 +103,7 @@ class FakeSource:
 
     messages: list[FakeMessage] = field(default_factory=list)
     commits: list[dict[tuple[str, int], int]] = field(default_factory=list)
+    seeks: list[dict[tuple[str, int], int]] = field(default_factory=list)
     closed: bool = False
 
     def poll(self, max_messages: int, timeout: float) -> Sequence[FakeMessage]:
@@ -110,6 +112,9 @@ class FakeSource:
 
     def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
         self.commits.append(dict(offsets))
+
+    def seek(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        self.seeks.append(dict(offsets))
 
     def close(self) -> None:
         self.closed = True
@@ -346,7 +351,7 @@ def projector_settings(group: str, **overrides: Any) -> ProjectorSettings:
 @contextmanager
 def running_projector(
     db: DatabaseSettings, kafka: KafkaSettings, group: str = "projector", **overrides: Any
-) -> Iterator[Projector]:
+) -> Iterator[ConsumerLoop]:
     """The real projector (Kafka consumer + PostgreSQL) in a background thread."""
     projector = build_projector(db, kafka, projector_settings(group, **overrides))
     thread = threading.Thread(target=projector.run, name="projector", daemon=True)

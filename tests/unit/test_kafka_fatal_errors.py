@@ -1,21 +1,17 @@
 """A consumer that hits a fatal error (librdkafka's FENCED_INSTANCE_ID after a coordinator failover)
-never delivers again: the projector's source and the mailer replace it with a new consumer, and the
-uncommitted batch is delivered again to that one (found by the three-broker kill test)."""
+never delivers again: the one Kafka source of every consumer (projector, mailer) replaces it with a
+new consumer, and the uncommitted batch is delivered again to that one (found by the three-broker
+kill test)."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from typing import Any
 
 from confluent_kafka import KafkaError
 
 from common.kafka import is_fatal
 from common.settings import KafkaSettings
-from mailer.compose import DigestComposer
-from mailer.service import Mailer
-from mailer.settings import MailerSettings
-from projector.kafka_source import KafkaSource
+from consuming.source import KafkaSource
 
 FENCED = KafkaError(KafkaError._FATAL, "Static consumer fenced by other consumer")
 
@@ -49,8 +45,8 @@ class FakeMessage:
 class FakeConsumer:
     """Delivers its scripted polls in turn, then nothing."""
 
-    def __init__(self, polls: list[list[FakeMessage]], on_empty: Any = None) -> None:
-        self.polls, self.on_empty = polls, on_empty
+    def __init__(self, polls: list[list[FakeMessage]]) -> None:
+        self.polls = polls
         self.subscribed: list[str] = []
         self.closed = False
 
@@ -58,11 +54,7 @@ class FakeConsumer:
         self.subscribed = topics
 
     def consume(self, _n: int, _timeout: float) -> list[FakeMessage]:
-        if self.polls:
-            return self.polls.pop(0)
-        if self.on_empty:
-            self.on_empty()
-        return []
+        return self.polls.pop(0) if self.polls else []
 
     def unsubscribe(self) -> None:
         pass
@@ -80,7 +72,7 @@ def test_an_error_event_of_code_fatal_counts_as_fatal_even_when_its_own_flag_is_
     assert not is_fatal(KafkaError(KafkaError._TRANSPORT))
 
 
-def test_the_projector_source_replaces_a_fatal_consumer_and_reads_on_from_the_new_one() -> None:
+def test_the_source_replaces_a_fatal_consumer_and_reads_on_from_the_new_one() -> None:
     first = FakeConsumer([[FakeMessage(5), FakeMessage(6, FENCED)]])
     second = FakeConsumer([[FakeMessage(5)]])
     made = iter([first, second])
@@ -97,37 +89,3 @@ def test_the_projector_source_replaces_a_fatal_consumer_and_reads_on_from_the_ne
     assert [m.offset() for m in source.poll(10, 0.1)] == [5]  # delivered again
     # A new static-member id, so the failed consumer's membership cannot fence the new one.
     assert configs[0]["group.instance.id"] != configs[1]["group.instance.id"]
-
-
-def test_the_mailer_replaces_a_fatal_consumer_and_goes_on_consuming() -> None:
-    stop = threading.Event()
-    first = FakeConsumer([[FakeMessage(0, FENCED)]], on_empty=stop.set)
-    second = FakeConsumer([], on_empty=stop.set)
-    made = iter([first, second])
-    settings = MailerSettings()
-    mailer = Mailer(
-        settings,
-        # No message gets as far as these: they are only closed on the way out.
-        sender=_AsyncClosable(),  # type: ignore[arg-type]
-        processed=_AsyncClosable(),  # type: ignore[arg-type]
-        parking=_AsyncClosable(),  # type: ignore[arg-type]
-        dead_letters=_Closable(),  # type: ignore[arg-type]
-        composer=DigestComposer(settings),
-        consumer_factory=lambda: next(made),
-        topic="events",
-        stop_flag=stop,
-    )
-
-    asyncio.run(mailer.run())
-
-    assert first.closed and second.subscribed == ["events"] and second.closed
-
-
-class _AsyncClosable:
-    async def close(self) -> None:
-        pass
-
-
-class _Closable:
-    def close(self) -> None:
-        pass

@@ -1,10 +1,12 @@
-"""The mailer's decisions for a polled batch, with fakes for SMTP, processed_events and the DLQ:
-what is sent, skipped, dead-lettered, committed and rewound."""
+"""The mailer's decisions for a polled batch, through the shared consumer loop as the composition
+root builds it, with fakes for Kafka, SMTP, processed_events and the DLQ: what is sent, skipped,
+dead-lettered, committed and rewound."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.message import Message
 from typing import Any
@@ -15,13 +17,17 @@ import pytest
 from common import parking
 from common.dead_letters import DeadLetter, LetterKind
 from common.events import DailyDigestRequested, DigestStats, TaskCreated, encode_event
+from common.health import Heartbeat
 from common.poison import HaltedError
+from common.settings import ConsumerSettings
+from consuming.loop import ConsumerLoop
 from mailer.compose import DigestComposer
-from mailer.incoming import Incoming
-from mailer.ports import BatchResult
+from mailer.main import mailer_loop
 from mailer.service import Mailer
 from mailer.settings import MailerSettings
 from mailer.smtp import Permanent, SendOutcome, Sent, Transient
+from mailer.subscriptions import Subscriptions
+from tests.support.read_side import FakeMessage, FakeSource
 
 TOPIC = "events"
 
@@ -132,35 +138,89 @@ class Log:
 
     def message(
         self, event: Any, partition: int = 0, *, raw: bytes | None = None, header: bool = True
-    ) -> Incoming:
+    ) -> FakeMessage:
         offset = self.next.get(partition, 0)
         self.next[partition] = offset + 1
-        headers = {"type": event.type.encode()} if header and event is not None else {}
+        headers = [("type", event.type.encode())] if header and event is not None else []
         value = raw if raw is not None else encode_event(event)
-        return Incoming(TOPIC, partition, offset, b"key", value, headers)
+        return FakeMessage(value, offset, partition, TOPIC, b"key", list(headers))
+
+
+@dataclass
+class Harness:
+    """The mailer's loop on a fake Kafka source."""
+
+    loop: ConsumerLoop
+    source: FakeSource
+
+    @property
+    def heartbeat(self) -> Heartbeat:
+        return self.loop.heartbeat
+
+
+@dataclass
+class Step:
+    """What one polled batch came to: offsets committed and rewound, and the counters' moves."""
+
+    commit: dict[tuple[str, int], int]
+    rewind: dict[tuple[str, int], int]
+    sent: int
+    duplicates: int
+    dead_lettered: int
+    ignored: int
 
 
 def mailer(
-    sender: Any = None, processed: FakeProcessed | None = None, parked: FakeParking | None = None
-) -> tuple[Mailer, Any, FakeProcessed, FakeDeadLetters]:
-    settings = MailerSettings()
+    sender: Any = None,
+    processed: FakeProcessed | None = None,
+    parked: FakeParking | None = None,
+    *,
+    composer: DigestComposer | None = None,
+    subscriptions: Subscriptions | None = None,
+) -> tuple[Harness, Any, FakeProcessed, FakeDeadLetters]:
+    settings = MailerSettings(MAILER_RETRY_INITIAL_SECONDS=0.001)
     sender = sender or FakeSender()
     processed = processed or FakeProcessed()
     letters = FakeDeadLetters()
-    instance = Mailer(
+    handler = Mailer(
         settings,
         sender=sender,
         processed=processed,
         parking=parked or FakeParking(),
-        dead_letters=letters,
-        composer=DigestComposer(settings),
-        bug_retries=2,
+        composer=composer or DigestComposer(settings),
+        subscriptions=subscriptions,
     )
-    return instance, sender, processed, letters
+    source = FakeSource()
+    policy = ConsumerSettings(
+        CONSUMER_BUG_RETRIES=2,
+        CONSUMER_RETRY_INITIAL_SECONDS=0.001,
+        CONSUMER_RETRY_MAX_SECONDS=0.01,
+    )
+    loop = mailer_loop(handler, source, letters, settings, policy)
+    return Harness(loop, source), sender, processed, letters
 
 
-def process(instance: Mailer, batch: Sequence[Incoming]) -> BatchResult:
-    return asyncio.run(instance.process_batch(batch))
+def process(instance: Harness, batch: Sequence[FakeMessage]) -> Step:
+    """One turn of the production loop over `batch`."""
+    source, counters = instance.source, instance.loop.counters
+    before = (len(source.commits), len(source.seeks), vars(counters).copy())
+    source.messages = list(batch)
+    instance.loop.step()
+    commit: dict[tuple[str, int], int] = {}
+    for c in source.commits[before[0] :]:
+        commit.update(c)
+    rewind: dict[tuple[str, int], int] = {}
+    for r in source.seeks[before[1] :]:
+        rewind.update(r)
+    moved = {k: v - before[2][k] for k, v in vars(counters).items()}
+    return Step(
+        commit,
+        rewind,
+        moved["handled"],
+        moved["duplicates"],
+        moved["dead_letters"],
+        moved["skipped"],
+    )
 
 
 def test_new_digests_are_sent_recorded_and_their_offsets_committed() -> None:
@@ -342,18 +402,10 @@ class CountingComposer(DigestComposer):
 def test_the_next_digest_is_composed_while_the_current_one_waits_on_smtp_and_once_only() -> None:
     log = Log()
     ada, bob, cyd = (digest(f"{n}@example.com") for n in ("ada", "bob", "cyd"))
-    settings = MailerSettings()
-    composer = CountingComposer(settings)
+    composer = CountingComposer(MailerSettings())
     sender = WaitingSender(composer)
     processed = FakeProcessed(already=[bob.event_id])
-    instance = Mailer(
-        settings,
-        sender=sender,
-        processed=processed,
-        parking=FakeParking(),
-        dead_letters=FakeDeadLetters(),
-        composer=composer,
-    )
+    instance, _, _, _ = mailer(sender, processed, composer=composer)
 
     result = process(instance, [log.message(ada), log.message(bob), log.message(cyd)])
 

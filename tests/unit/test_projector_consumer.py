@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from common.events import PublicEvent, TaskCreated, encode_event
-from common.poison import Backoff
-from projector.consumer import Projector, StopRequestedError
+from common.settings import ConsumerSettings, DatabaseSettings, KafkaSettings
+from consuming.loop import ConsumerLoop, StopRequestedError
 from projector.handlers import ProjectionError
 from projector.main import build_projector
 from projector.settings import ProjectorSettings
@@ -31,12 +31,27 @@ def messages(events: list[PublicEvent], partition: int = 0, start: int = 0) -> l
     ]
 
 
+def quick_retries(bug_retries: int = 5) -> ConsumerSettings:
+    return ConsumerSettings(
+        CONSUMER_RETRY_INITIAL_SECONDS=0.001,
+        CONSUMER_RETRY_MAX_SECONDS=0.01,
+        CONSUMER_BUG_RETRIES=bug_retries,
+    )
+
+
 def make(
-    source: FakeSource, batch_size: int = 100
-) -> tuple[Projector, InMemoryProjection, FakeDeadLetters]:
+    source: FakeSource, batch_size: int = 100, bug_retries: int = 5
+) -> tuple[ConsumerLoop, InMemoryProjection, FakeDeadLetters]:
+    """The projector as its composition root builds it, on fake ports."""
     projection, dead = InMemoryProjection(), FakeDeadLetters()
-    projector = Projector(
-        source, projection, dead, batch_size=batch_size, backoff=Backoff(0.001, 0.01)
+    projector = build_projector(
+        DatabaseSettings(),
+        KafkaSettings(),
+        ProjectorSettings(PROJECTOR_BATCH_SIZE=batch_size),
+        source=source,
+        projection=projection,
+        dead_letters=dead,
+        policy=quick_retries(bug_retries),
     )
     return projector, projection, dead
 
@@ -175,8 +190,6 @@ def test_the_composition_root_wires_injected_adapters() -> None:
         InMemoryProjection(),
         FakeDeadLetters(),
     )
-    from common.settings import DatabaseSettings, KafkaSettings
-
     projector = build_projector(
         DatabaseSettings(),
         KafkaSettings(),
@@ -240,9 +253,8 @@ def test_a_bug_is_retried_a_bounded_number_of_times_then_the_projector_halts_not
     from tests.unit.test_health import free_port, get
 
     source = FakeSource(messages(some_events(1)))
-    projection, dead = InMemoryProjection(), FakeDeadLetters()
+    projector, projection, dead = make(source, bug_retries=3)
     projection.fail_with = [HandlerBugError("a bug in a handler")] * 100
-    projector = Projector(source, projection, dead, backoff=Backoff(0.001, 0.01), bug_retries=3)
     port = free_port()
     server = serve_health("127.0.0.1", port, projector.heartbeat.readiness, "test")
     assert server is not None

@@ -11,7 +11,6 @@ import pytest
 
 from common.events import UnknownEventTypeError, decode_event, encode_event
 from common.poison import Kind, classify
-from mailer.incoming import Incoming
 from tests.support.read_side import FakeMessage, FakeSource
 from tests.unit.test_mailer_handler import TOPIC, mailer, process
 from tests.unit.test_projector_consumer import make, messages
@@ -65,8 +64,8 @@ def test_the_mailer_ignores_an_unknown_type_with_or_without_a_type_header() -> N
     instance, sender, processed, letters = mailer()
     raw = future_event(str(uuid4()))
     batch = [
-        Incoming(TOPIC, 0, 0, b"key", raw, {"type": b"task.archived"}),
-        Incoming(TOPIC, 0, 1, b"key", raw, {}),
+        FakeMessage(raw, 0, 0, TOPIC, b"key", [("type", b"task.archived")]),
+        FakeMessage(raw, 1, 0, TOPIC, b"key", []),
     ]
 
     result = process(instance, batch)

@@ -3,7 +3,6 @@ send-time check (a digest of a user who unsubscribed since is not sent)."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 from uuid import UUID, uuid4
@@ -19,15 +18,15 @@ from common.unsubscribe import (
     verify_unsubscribe_token,
 )
 from mailer.compose import DigestComposer
-from mailer.service import Mailer
 from mailer.settings import MailerSettings
 from tests.unit.test_mailer_handler import (
-    FakeDeadLetters,
-    FakeParking,
     FakeProcessed,
     FakeSender,
+    Harness,
     Log,
     digest,
+    mailer,
+    process,
 )
 
 AUTH = AuthSettings()
@@ -88,17 +87,9 @@ class Unsubscribed:
 
 def mailer_with(
     sender: FakeSender, processed: FakeProcessed, subscriptions: Unsubscribed
-) -> Mailer:
-    settings = MailerSettings()
-    return Mailer(
-        settings,
-        sender=sender,
-        processed=processed,
-        parking=FakeParking(),
-        dead_letters=FakeDeadLetters(),
-        composer=DigestComposer(settings),
-        subscriptions=subscriptions,
-    )
+) -> Harness:
+    instance, _, _, _ = mailer(sender, processed, subscriptions=subscriptions)
+    return instance
 
 
 def test_the_mailer_skips_the_digest_of_a_user_who_unsubscribed_since_and_records_it() -> None:
@@ -107,7 +98,7 @@ def test_the_mailer_skips_the_digest_of_a_user_who_unsubscribed_since_and_record
     mailer = mailer_with(sender, processed, Unsubscribed(ada.user_id))
     topic = Log()
 
-    asyncio.run(mailer.process_batch([topic.message(ada), topic.message(bob)]))
+    process(mailer, [topic.message(ada), topic.message(bob)])
 
     assert [str(m["To"]) for m in sender.sent] == ["bob@example.com"]
     assert processed.ids == {ada.event_id, bob.event_id}, "handled: a redelivery sends nothing"
@@ -119,7 +110,7 @@ def test_a_check_made_ahead_during_the_previous_send_skips_an_unsubscribed_user_
     mailer = mailer_with(sender, processed, Unsubscribed(ada.user_id))
     topic = Log()
 
-    asyncio.run(mailer.process_batch([topic.message(m) for m in (bob, ada, cy)]))
+    process(mailer, [topic.message(m) for m in (bob, ada, cy)])
 
     assert [str(m["To"]) for m in sender.sent] == ["bob@example.com", "cy@example.com"]
     assert processed.ids == {bob.event_id, ada.event_id, cy.event_id}

@@ -1,4 +1,4 @@
-"""The projector's Kafka side: what a consumed message looks like to the loop, and the source."""
+"""A consumer's Kafka side: what a consumed message looks like to the loop, and the source."""
 
 from __future__ import annotations
 
@@ -41,17 +41,26 @@ class MessageSource(Protocol):
         """Commit the next offset to read per (topic, partition); called only once the batch's
         effects are durable, so a commit that is lost only means re-delivering that batch."""
 
+    def seek(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Read these partitions again from these offsets (a batch handled only in part)."""
+
     def close(self) -> None: ...
 
 
 class KafkaSource:
+    """`commit_asynchronously`: the projector's commits do not wait for the broker (its batch is
+    already durable in PostgreSQL, see commit()); the mailer's wait, as they always have."""
+
     def __init__(
         self,
         settings: KafkaSettings,
         group_id: str,
+        *,
+        commit_asynchronously: bool = True,
         consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
         **overrides: Any,
     ) -> None:
+        self._asynchronous = commit_asynchronously
         self._settings = settings
         self._group_id = group_id
         self._overrides = {"on_commit": self._on_commit, **overrides}
@@ -105,9 +114,21 @@ class KafkaSource:
         # re-delivered and skipped by the version checks.
         partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
-            self._consumer.commit(offsets=partitions, asynchronous=True)
+            if self._asynchronous:
+                self._consumer.commit(offsets=partitions, asynchronous=True)
+            else:
+                self._consumer.commit(offsets=partitions, asynchronous=False)
         except KafkaException as e:
+            # E.g. a rebalance took the partition away: whoever gets it skips what is already
+            # durable (read tables, processed_events, dead_letters), so this is harmless.
             log.warning("offset commit failed", extra={"error": str(e)})
+
+    def seek(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        for (topic, partition), offset in offsets.items():
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as e:
+                log.warning("rewind failed", extra={"error": str(e), "partition": partition})
 
     @staticmethod
     def _on_commit(err: KafkaError | None, _partitions: list[TopicPartition]) -> None:
