@@ -1,21 +1,30 @@
+"""`python -m command_api [--host H] [--port P]` serves the command API (settings: environment)."""
+
 from __future__ import annotations
+
+import argparse
 
 import uvicorn
 
-from command_api.main import create_app
+from command_api.bootstrap import bootstrap
 from common.logging import configure_logging
 from common.settings import CommandApiSettings, auth_settings, runtime_settings
 
 
 def main() -> None:
-    runtime = runtime_settings()
-    configure_logging("command_api", runtime.LOG_LEVEL)
-    auth_settings()  # refuse to start with unsafe auth settings outside dev
     settings = CommandApiSettings()
+    parser = argparse.ArgumentParser(prog="python -m command_api", description=__doc__)
+    parser.add_argument("--host", default=settings.COMMAND_API_HOST, help="COMMAND_API_HOST")
+    parser.add_argument(
+        "--port", type=int, default=settings.COMMAND_API_PORT, help="COMMAND_API_PORT"
+    )
+    args = parser.parse_args()
+    configure_logging("command_api", runtime_settings().LOG_LEVEL)
+    auth_settings()  # refuse to start with unsafe auth settings outside dev
     uvicorn.run(
-        create_app(),
-        host=settings.COMMAND_API_HOST,
-        port=settings.COMMAND_API_PORT,
+        bootstrap(settings=settings),
+        host=args.host,
+        port=args.port,
         log_config=None,
         access_log=False,
     )

@@ -7,27 +7,15 @@ so the read side can offer read-your-writes.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import (
-    ApplicationRecorder,
-    IntegrityError,
-    InternalError,
-    JSONTranscoder,
-    Mapper,
-    StoredEvent,
-    Transcoding,
-)
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
-from psycopg.sql import SQL, Identifier
 
 from common.settings import DatabaseSettings
 from event_store.domain.model import (
@@ -42,19 +30,12 @@ from event_store.domain.model import (
     claim_id_for,
     digest_id_for,
 )
-from event_store.group_commit import GroupCommitter
-from event_store.store_errors import (
-    CONFLICT_RETRIES,
-    STORE_UNAVAILABLE,
-    ConcurrentChangeError,
-    VersionConflictError,
-)
-from event_store.trace_metadata import TraceTags, TracingMapper
+from event_store.recording import RecordingApplication
+from event_store.store_errors import CONFLICT_RETRIES, ConcurrentChangeError, VersionConflictError
 
 # The stored topic of a user's preference changes (TodoStore.digest_enabled reads the latest).
 _PREFERENCES_TOPIC = get_topic(User.PreferencesChanged)
 
-A = TypeVar("A", bound=Aggregate)
 Clock = Callable[[], datetime]
 
 
@@ -81,17 +62,6 @@ class DigestRequest(Protocol):
     def timezone(self) -> str: ...
 
 
-class DateAsISO(Transcoding):
-    type = date
-    name = "date_iso"
-
-    def encode(self, obj: date) -> str:
-        return obj.isoformat()
-
-    def decode(self, data: str) -> date:
-        return date.fromisoformat(data)
-
-
 def store_env(db: DatabaseSettings) -> dict[str, str]:
     """eventsourcing's own settings, derived from ours so there is one source of configuration."""
     return {
@@ -112,7 +82,9 @@ def store_env(db: DatabaseSettings) -> dict[str, str]:
     }
 
 
-class TodoStore(Application[UUID]):
+class TodoStore(RecordingApplication):
+    """The commands (the recording, the queries and the backends: event_store.recording)."""
+
     name = "TodoStore"  # events table: todostore_events
 
     def __init__(
@@ -123,61 +95,8 @@ class TodoStore(Application[UUID]):
         batch_max: int = 64,
         command_timeout: float = 10.0,
     ) -> None:
-        self._trace_tags = TraceTags()  # before super(): construct_mapper() needs it
-        super().__init__(env=env)
+        super().__init__(env, batch_max=batch_max, command_timeout=command_timeout)
         self._clock = clock
-        self._committer = GroupCommitter(
-            self.save, max_batch=batch_max, timeout=command_timeout, unavailable=STORE_UNAVAILABLE
-        )
-        self._checking_pool = threading.Lock()
-
-    def construct_recorder(self) -> ApplicationRecorder:
-        # Processes starting together (make run, compose) race on eventsourcing's idempotent DDL
-        # (CREATE TABLE IF NOT EXISTS / CREATE OR REPLACE FUNCTION) and PostgreSQL may refuse
-        # one of them ("tuple concurrently updated", duplicate type name): retry briefly.
-        for attempt in range(5):
-            try:
-                return super().construct_recorder()
-            except (IntegrityError, InternalError):
-                if attempt == 4:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
-        raise AssertionError("unreachable")
-
-    def construct_mapper(self) -> Mapper[UUID]:
-        # The command's trace context goes into the stored event's metadata (trace_metadata.py).
-        return TracingMapper(self._trace_tags, transcoder=self.construct_transcoder())
-
-    @property
-    def tracing_mapper(self) -> TracingMapper:
-        mapper = self.mapper
-        assert isinstance(mapper, TracingMapper)
-        return mapper
-
-    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
-        super().register_transcodings(transcoder)
-        transcoder.register(DateAsISO())
-
-    def close(self) -> None:
-        self._committer.close()
-        super().close()
-
-    def head_position(self) -> int:
-        """The position of the last event recorded (0 for an empty store)."""
-        return self.recorder.max_notification_id() or 0
-
-    def discard_broken_connections(self) -> None:
-        """After PostgreSQL restarts, every idle connection in the pool is dead but the pool does
-        not know (pre-ping is off: it would cost a round-trip per use). Called when a command hit
-        an unavailable store: test the idle connections once and replace the dead ones, instead
-        of failing one more request per pooled connection. Concurrent calls check once."""
-        if not self._checking_pool.acquire(blocking=False):
-            return
-        try:
-            recorder: Any = self.recorder
-            recorder.datastore.pool.check()
-        finally:
-            self._checking_pool.release()
 
     # --- users -------------------------------------------------------------------------------
 
@@ -210,24 +129,9 @@ class TodoStore(Application[UUID]):
         """The user's current digest preference, from their latest PreferencesChanged event alone
         (one indexed row, no aggregate to rebuild: the mailer asks for every email). True for a
         user without one (the default) and for a user the store does not know."""
-        recorder: Any = self.recorder
-        query = SQL(
-            "SELECT originator_id, originator_version, topic, state FROM {}.{}"
-            " WHERE originator_id = %s AND topic = %s"
-            " ORDER BY originator_version DESC LIMIT 1"
-        ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
-        with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(query, (user_id, _PREFERENCES_TOPIC))
-            row = cursor.fetchone()
-        if row is None:
+        event = self._latest_event(user_id, _PREFERENCES_TOPIC)
+        if event is None:
             return True
-        stored = StoredEvent(
-            originator_id=row["originator_id"],
-            originator_version=row["originator_version"],
-            topic=row["topic"],
-            state=bytes(row["state"]),
-        )
-        event: Any = self.mapper.to_domain_event(stored)
         return bool(event.digest_enabled)
 
     def change_preferences(
@@ -357,8 +261,7 @@ class TodoStore(Application[UUID]):
         ]
         events: list[Any] = [e for d in digests for e in d.collect_events()]
         try:
-            with self._trace_tags.tag(events):
-                recordings = self._committer.commit(events)
+            recordings = self._commit_events(events)
         except IntegrityError:
             return [
                 self.request_daily_digest(
@@ -372,16 +275,6 @@ class TodoStore(Application[UUID]):
         return [saved.get(digest_id) for digest_id in ids]
 
     # --- plumbing ----------------------------------------------------------------------------
-
-    def _existing(self, aggregate_ids: list[UUID]) -> set[UUID]:
-        """Which of these aggregates have any event: one query instead of one per id."""
-        recorder: Any = self.recorder
-        query = SQL(
-            "SELECT DISTINCT originator_id FROM {}.{} WHERE originator_id = ANY(%s)"
-        ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
-        with recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(query, (aggregate_ids,))
-            return {row["originator_id"] for row in cursor.fetchall()}
 
     def _change_task(
         self,
@@ -406,19 +299,3 @@ class TodoStore(Application[UUID]):
                     current = self.get_task(user_id, task_id, deleted_too=deleted_too).version
                     raise VersionConflictError(expected_version, current) from None
         raise ConcurrentChangeError(CONFLICT_RETRIES)
-
-    def _commit(self, *aggregates: Aggregate) -> int | None:
-        events: list[Any] = [e for agg in aggregates for e in agg.collect_events()]
-        with self._trace_tags.tag(events):  # in the caller's context, not the writer thread's
-            recordings = self._committer.commit(events)
-        return recordings[-1].notification.id if recordings else None
-
-    def _exists(self, aggregate_id: UUID) -> bool:
-        return bool(self.recorder.select_events(aggregate_id, limit=1))
-
-    def _get(self, cls: type[A], aggregate_id: UUID) -> A | None:
-        try:
-            aggregate: Aggregate = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-        return aggregate if isinstance(aggregate, cls) else None

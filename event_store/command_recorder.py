@@ -18,7 +18,7 @@ PostgreSQL is unreachable and to recover as soon as it is back.
   the INSERT ... RETURNING and COMMIT go out in one pipeline with a single Sync: the same
   statements, the same lock (commit order = notification id order), one wait.
 
-Used by the command API only (see command_api.main); the workers keep eventsourcing's defaults.
+Used by the command API only (see command_api.bootstrap); the workers keep eventsourcing's defaults.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 then the mapper's generic path (topic resolution, id convertor lookup, a domain event object) before
 the translation. This reader keeps the same meaning with less work per row:
 
-- one query per window of positions, binary rows as plain tuples (no `Notification` objects);
+- one query per window of positions, binary rows as plain tuples (no `Notification` objects;
+  the store's queries, event_store.store_queries, run it on PostgreSQL or in memory);
 - optionally only a shard of the aggregates (a byte of the aggregate id, evaluated by PostgreSQL),
   so worker processes can split a replay and still see each aggregate's events in store order;
 - the stored state is decoded by the store's own transcoder, and the event is rebuilt the way the
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -30,72 +30,36 @@ from eventsourcing.persistence import (
     UUIDAsHex,
 )
 from eventsourcing.utils import resolve_topic
-from psycopg import sql
-from psycopg.rows import tuple_row
 
 from common.events import PublicEvent
 from event_store.application import TodoStore
 from event_store.public import PUBLIC_TOPICS, public_event_of
+from event_store.store_queries import Shard
 from event_store.trace_metadata import TRACE_KEY
-
-
-@dataclass(frozen=True)
-class Shard:
-    """The aggregates whose id's last byte % count == index."""
-
-    index: int
-    count: int
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.index < self.count <= 256:
-            raise ValueError(f"not a shard: {self.index} of {self.count}")
-
 
 Decode = Callable[[int, UUID, int, str, bytes], PublicEvent | None]
 
 
 class PublicEventReader:
-    """Reads public events with `after < position <= until` in store order, on a connection of the
-    store's pool (one short transaction per call)."""
+    """Reads public events with `after < position <= until` in store order, through the store's
+    queries (on PostgreSQL: one short transaction per call on a connection of the store's pool)."""
 
     def __init__(self, store: TodoStore) -> None:
-        self._store = store
-        recorder: Any = store.recorder
-        self._datastore = recorder.datastore
-        self._table = sql.Identifier(recorder.datastore.schema, recorder.events_table_name)
+        self._queries = store.queries
         self._topics = list(PUBLIC_TOPICS)
         self._decode = _fast_decoder(store) or _mapper_decoder(store)
 
     def read(self, after: int, until: int, shard: Shard | None = None) -> list[PublicEvent]:
         """The public events after `after` up to and including `until` (of `shard` only)."""
-        if until <= after:
-            return []
-        statement = sql.SQL(
-            "SELECT notification_id, originator_id, originator_version, topic, state FROM {}"
-            " WHERE notification_id > %s AND notification_id <= %s AND topic = ANY(%s){}"
-            " ORDER BY notification_id"
-        ).format(self._table, _shard_predicate(shard))
         decode = self._decode
         events: list[PublicEvent] = []
-        with self._datastore.get_connection() as conn, conn.transaction():
-            # A parallel plan (Gather Merge) for a window of the index only burns the CPU that
-            # the callers, worker processes themselves, need.
-            conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-            with conn.cursor(row_factory=tuple_row, binary=True) as cur:
-                cur.execute(statement, (after, until, self._topics))
-                for position, originator_id, version, topic, state in cur.fetchall():
-                    event = decode(position, originator_id, version, topic, state)
-                    if event is not None:
-                        events.append(event)
+        for position, originator_id, version, topic, state in self._queries.event_rows(
+            after, until, self._topics, shard
+        ):
+            event = decode(position, originator_id, version, topic, state)
+            if event is not None:
+                events.append(event)
         return events
-
-
-def _shard_predicate(shard: Shard | None) -> sql.Composable:
-    if shard is None or shard.count == 1:
-        return sql.SQL("")
-    return sql.SQL(" AND get_byte(uuid_send(originator_id), 15) %% {} = {}").format(
-        sql.Literal(shard.count), sql.Literal(shard.index)
-    )
 
 
 def _mapper_decoder(store: TodoStore) -> Decode:

@@ -80,7 +80,7 @@ def status(as_json: bool) -> int:
     db = database_settings()
     store = TodoStore(env=store_env(db))
     try:
-        head = store.recorder.max_notification_id() or 0
+        head = store.head_position()
     finally:
         store.close()
     result = collect_status(

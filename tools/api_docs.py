@@ -30,7 +30,7 @@ _METHODS = ("get", "post", "put", "patch", "delete")
 def specs() -> list[tuple[str, dict[str, Any]]]:
     """Both specs, exactly as the services serve them at /openapi.json (no database needed)."""
     sys.path.insert(0, str(ROOT))
-    from command_api.main import create_app as command_app
+    from command_api.bootstrap import bootstrap as command_app
     from query_api.bootstrap import create_app as query_app
 
     return [("Command API", command_app().openapi()), ("Query API", query_app().openapi())]

@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
-from command_api.main import create_app as create_command_app
+from command_api.bootstrap import bootstrap as create_command_app
 from common.auth import issue_token
 from common.settings import DatabaseSettings, QueryApiSettings, auth_settings
 from event_store.application import TodoStore, store_env

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from command_api.main import create_app
+from command_api.bootstrap import bootstrap
 from common.settings import DatabaseSettings, KafkaSettings, auth_throttle_settings
 from tests.support.infra import process_env
 from tests.support.processes import stop_process
@@ -46,7 +46,7 @@ def client_with_limits(
     auth_throttle_settings.cache_clear()
     try:
         migrate(db)
-        with store_for(db) as store, TestClient(create_app(store, db=db), client=peer) as client:
+        with store_for(db) as store, TestClient(bootstrap(store, db=db), client=peer) as client:
             yield client
     finally:
         auth_throttle_settings.cache_clear()

@@ -7,10 +7,14 @@ from collections.abc import Iterator
 from uuid import uuid4
 
 import jwt
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg import sql
 
-from common.settings import DatabaseSettings, auth_settings
+from command_api.bootstrap import bootstrap, build_store
+from command_api.throttle import InMemoryHitCounters
+from common.settings import CommandApiSettings, DatabaseSettings, auth_settings
 from tests.support.system import auth, command_client, register_and_login, store_for
 
 
@@ -261,23 +265,26 @@ def test_health_and_ready_answer_200_when_the_store_is_reachable(client: TestCli
     assert client.get("/ready").status_code == 200
 
 
-def test_ready_answers_503_when_the_store_is_unreachable() -> None:
-    unreachable = DatabaseSettings(POSTGRES_PORT=1)
-    from command_api.main import create_app
+def test_ready_answers_503_when_the_store_is_unreachable(db_settings: DatabaseSettings) -> None:
+    store = build_store(db_settings, CommandApiSettings())  # the command API's own recorder
+    try:
+        with TestClient(bootstrap(store, auth_counters=InMemoryHitCounters())) as client:
+            assert client.get("/ready").status_code == 200
+            refuse_connections(db_settings)
 
-    with TestClient(create_app(_LazyUnreachableStore(unreachable))) as client:  # type: ignore[arg-type]
-        assert client.get("/health").status_code == 200
-        assert client.get("/ready").status_code == 503
+            assert client.get("/health").status_code == 200
+            assert client.get("/ready").status_code == 503
+    finally:
+        store.close()
 
 
-class _LazyUnreachableStore:
-    """A stand-in whose datastore connection always fails, like a store whose DB went away."""
-
-    def __init__(self, settings: DatabaseSettings) -> None:
-        import psycopg
-
-        class _Datastore:
-            def get_connection(self) -> object:
-                return psycopg.connect(settings.conninfo, connect_timeout=1)
-
-        self.recorder = type("R", (), {"datastore": _Datastore()})()
+def refuse_connections(db: DatabaseSettings) -> None:
+    """The store's database goes away: its connections are cut and new ones refused."""
+    admin = db.model_copy(update={"POSTGRES_DB": "postgres"})
+    with psycopg.connect(admin.conninfo, autocommit=True) as conn:
+        name = sql.Identifier(db.POSTGRES_DB)
+        conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(name))
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (db.POSTGRES_DB,),
+        )

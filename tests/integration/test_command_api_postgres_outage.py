@@ -20,8 +20,8 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 
-from command_api.main import command_store_env
-from command_api.main import create_app as create_command_app
+from command_api.bootstrap import bootstrap as create_command_app
+from command_api.bootstrap import command_store_env
 from common.auth import issue_token
 from common.settings import DatabaseSettings, QueryApiSettings, auth_settings
 from event_store.application import TodoStore, store_env
@@ -109,7 +109,7 @@ def test_the_command_api_answers_503_while_postgres_is_down_and_recovers_losing_
 ) -> None:
     db = private_postgres.settings
     migrate(db)  # the auth throttle's table
-    store = TodoStore(env=command_store_env(db), command_timeout=10)  # as command_api.main
+    store = TodoStore(env=command_store_env(db), command_timeout=10)  # as command_api.bootstrap
     acknowledged: list[str] = []
     try:
         with (

@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import events, from_schema
 
-from command_api.main import create_app as create_command_app
+from command_api.bootstrap import bootstrap as create_command_app
 from common.auth import issue_token
 from common.settings import DatabaseSettings, QueryApiSettings, auth_settings
 from query_api.bootstrap import create_app as create_query_app

@@ -12,7 +12,8 @@ from common.events import DailyDigestRequested, PublicEvent
 from common.settings import DatabaseSettings
 from event_store.application import TodoStore, store_env
 from event_store.public import PUBLIC_TOPICS, to_public
-from event_store.public_reader import PublicEventReader, Shard
+from event_store.public_reader import PublicEventReader
+from event_store.store_queries import Shard
 from tests.support.system import store_for
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from fastapi.testclient import TestClient
 
-from command_api.main import create_app
+from command_api.bootstrap import bootstrap
 from common.settings import DatabaseSettings, HealthSettings, KafkaSettings, RelaySettings
 from event_store.application import TodoStore, store_env
 from event_store.relay import Relay
@@ -30,7 +30,7 @@ def command_client(store: TodoStore, db: DatabaseSettings) -> Iterator[TestClien
     """The command API on `store`; `db` is the store's database, migrated here because the auth
     routes keep their rate limits in it (table auth_throttle)."""
     migrate(db)
-    with TestClient(create_app(store, db=db)) as client:
+    with TestClient(bootstrap(store, db=db)) as client:
         yield client
 
 

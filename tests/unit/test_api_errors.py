@@ -13,11 +13,10 @@ import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 from fastapi.testclient import TestClient
 
-from command_api.main import create_app
-from command_api.throttle import InMemoryHitCounters
 from event_store.application import TodoStore
 from event_store.domain.model import Task
 from event_store.group_commit import CommandTimeoutError
+from tests.support.command_app import in_memory_command_api
 from tests.support.system import auth, register_and_login
 
 
@@ -57,9 +56,7 @@ def store() -> Iterator[ScriptedStore]:
 @pytest.fixture
 def client(store: ScriptedStore) -> Iterator[TestClient]:
     # raise_server_exceptions: an exception escaping the app would fail the test right here.
-    with TestClient(
-        create_app(store, auth_counters=InMemoryHitCounters()), raise_server_exceptions=True
-    ) as c:
+    with in_memory_command_api(store) as c:
         yield c
 
 

@@ -11,9 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from command_api import fast_create
-from command_api.main import create_app
-from command_api.throttle import InMemoryHitCounters
-from event_store.application import TodoStore
+from tests.support.command_app import in_memory_command_api
 from tests.support.system import auth, register_and_login
 
 JSON = "application/json"
@@ -23,12 +21,8 @@ JSON_WITH_CHARSET = "application/json; charset=utf-8"
 
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    store = TodoStore()
-    with TestClient(
-        create_app(store, auth_counters=InMemoryHitCounters()), raise_server_exceptions=True
-    ) as c:
+    with in_memory_command_api() as c:
         yield c
-    store.close()
 
 
 @pytest.fixture

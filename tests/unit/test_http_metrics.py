@@ -103,7 +103,7 @@ def test_metrics_are_served_in_the_text_format_and_not_counted_themselves(
 
 
 def test_both_apis_serve_metrics_outside_their_openapi_spec() -> None:
-    from command_api.main import create_app as command_app
+    from command_api.bootstrap import bootstrap as command_app
     from query_api.bootstrap import create_app as query_app
 
     for app in (command_app(), query_app()):

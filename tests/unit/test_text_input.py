@@ -11,9 +11,6 @@ from uuid import uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from command_api.main import create_app
-from command_api.throttle import InMemoryHitCounters
-from event_store.application import TodoStore
 from event_store.domain.model import (
     InvalidTextError,
     InvalidTitleError,
@@ -21,6 +18,7 @@ from event_store.domain.model import (
     User,
     unstorable_text_problem,
 )
+from tests.support.command_app import in_memory_command_api
 from tests.support.system import auth, register_and_login
 
 UNSTORABLE = ["a\x00b", "\x00", "a\ud800b", "\udfff"]
@@ -58,12 +56,8 @@ def test_the_domain_refuses_to_register_an_email_with_a_nul() -> None:
 
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    store = TodoStore()  # no persistence module configured: in memory
-    try:
-        with TestClient(create_app(store, auth_counters=InMemoryHitCounters())) as c:
-            yield c
-    finally:
-        store.close()
+    with in_memory_command_api() as c:
+        yield c
 
 
 @pytest.fixture

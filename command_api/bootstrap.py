@@ -1,4 +1,7 @@
-"""Composition root of the command API: builds the store and the FastAPI app around it."""
+"""The command API's composition root: the FastAPI app and everything it runs on, built from
+settings and the adapters passed in. `python -m command_api` calls it with none (all from the
+environment, the store on PostgreSQL); unit tests pass a store on eventsourcing's in-memory
+backend and in-memory throttle counters (tests/support/command_app.py)."""
 
 from __future__ import annotations
 
@@ -39,10 +42,9 @@ def command_store_env(db: DatabaseSettings) -> dict[str, str]:
     }
 
 
-def build_store() -> TodoStore:
-    settings = CommandApiSettings()
+def build_store(db: DatabaseSettings, settings: CommandApiSettings) -> TodoStore:
     return TodoStore(
-        env=command_store_env(database_settings()),
+        env=command_store_env(db),
         batch_max=settings.COMMAND_BATCH_MAX,
         command_timeout=settings.COMMAND_TIMEOUT_SECONDS,
     )
@@ -54,27 +56,30 @@ async def _recover_connections(request: Request, exc: Exception) -> None:
     asyncio.get_running_loop().run_in_executor(None, store.discard_broken_connections)
 
 
-def create_app(
+def bootstrap(
     store: TodoStore | None = None,
     *,
+    settings: CommandApiSettings | None = None,
     db: DatabaseSettings | None = None,
     auth_counters: HitCounters | None = None,
 ) -> FastAPI:
-    """`store`, `db` (the database the auth throttle uses: the store's) and `auth_counters` (the
-    throttle's state, else in that database) are injected by tests; by default all are built
-    from settings at startup."""
+    """The command API. What is passed in is used as given and stays the caller's to close:
+    `store`, `db` (the database of the store and of the auth throttle's counters) and
+    `auth_counters` (the throttle's state). What is not is built from settings when the app
+    starts (so that building the app, e.g. for its OpenAPI spec, connects to nothing) and
+    closed when it stops."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = store is None
-        app.state.database = db or database_settings()
+        database = db or database_settings()
+        app.state.database = database
         app.state.auth_counters = auth_counters
-        app.state.store = store or build_store()
+        app.state.store = store or build_store(database, settings or CommandApiSettings())
         app.state.tokens = TokenVerifier(auth_settings)
         try:
             yield
         finally:
-            if owned:
+            if store is None:
                 app.state.store.close()
 
     app = FastAPI(title="TODO command API", version="1.0.0", lifespan=lifespan)
@@ -92,12 +97,6 @@ def create_app(
     app.include_router(tasks.router)
     app.include_router(me.router)
     app.include_router(unsubscribe.router)
-
-    def store_reachable() -> bool:
-        with app.state.store.recorder.datastore.get_connection() as conn:
-            conn.execute("select 1")
-        return True
-
-    app.include_router(health_router(store_reachable))
+    app.include_router(health_router(lambda: bool(app.state.store.check_reachable())))
     install_openapi(app)
     return app
