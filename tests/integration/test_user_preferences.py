@@ -124,21 +124,3 @@ def test_get_me_on_the_query_api_answers_the_preferences_patch_me_recorded(
         me = queries.get("/me", headers=wait)
         assert me.status_code == 200 and "X-Stale" not in me.headers
         assert (me.json()["timezone"], me.json()["digest_enabled"]) == ("Asia/Kathmandu", False)
-
-
-def test_the_store_answers_the_current_digest_preference_from_the_latest_change_alone(
-    store: TodoStore,
-) -> None:
-    from uuid import uuid4
-
-    user = store.register_user("pref@example.com", "h").aggregate.id
-    assert store.digest_enabled(user) is True, "on by default (no preferences event yet)"
-    store.change_preferences(user, timezone="Asia/Kathmandu")
-    assert store.digest_enabled(user) is True
-    store.change_preferences(user, digest_enabled=False)
-    assert store.digest_enabled(user) is False
-    store.change_preferences(user, timezone="UTC")
-    assert store.digest_enabled(user) is False, "a later change keeps the choice"
-    store.change_preferences(user, digest_enabled=True)
-    assert store.digest_enabled(user) is True
-    assert store.digest_enabled(uuid4()) is True, "unknown to the store: sent, as before"
