@@ -59,22 +59,22 @@ async def _recover_connections(request: Request, exc: Exception) -> None:
 def bootstrap(
     store: TodoStore | None = None,
     *,
-    settings: CommandApiSettings | None = None,
     db: DatabaseSettings | None = None,
     auth_counters: HitCounters | None = None,
 ) -> FastAPI:
-    """The command API. What is passed in is used as given and stays the caller's to close:
-    `store`, `db` (the database of the store and of the auth throttle's counters) and
-    `auth_counters` (the throttle's state). What is not is built from settings when the app
-    starts (so that building the app, e.g. for its OpenAPI spec, connects to nothing) and
-    closed when it stops."""
+    """The command API, with its settings (CommandApiSettings) from the environment. The adapters
+    passed in are used as given and stay the caller's to close: `store`, `db` (the database of
+    the store and of the auth throttle's counters) and `auth_counters` (the throttle's state).
+    Those not passed in are built from settings when the app starts (so that building the app,
+    e.g. for its OpenAPI spec, connects to nothing) and closed when it stops."""
+    settings = CommandApiSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = db or database_settings()
         app.state.database = database
         app.state.auth_counters = auth_counters
-        app.state.store = store or build_store(database, settings or CommandApiSettings())
+        app.state.store = store or build_store(database, settings)
         app.state.tokens = TokenVerifier(auth_settings)
         try:
             yield
@@ -90,7 +90,7 @@ def bootstrap(
     )
     install_domain_error_handlers(app)
     # Inside the HTTP metrics (a shed request is observed as a 503), outside everything else.
-    app.add_middleware(InFlightLimit, limit=CommandApiSettings().COMMAND_API_MAX_IN_FLIGHT)
+    app.add_middleware(InFlightLimit, limit=settings.COMMAND_API_MAX_IN_FLIGHT)
     install_http_metrics(app, *metrics.COMMAND_API)
     app.router.routes.append(FastCreateTaskRoute(fallback=app.router))  # ahead of tasks.router
     app.include_router(auth.router)

@@ -127,11 +127,15 @@ class StoreContract:
         assert store.digest_enabled(user) is True
         assert store.digest_enabled(uuid4()) is True, "unknown to the store: sent, as before"
 
-    def test_the_reader_gives_exactly_the_relays_public_events_in_store_order(
-        self, store: TodoStore
-    ) -> None:
+    @pytest.fixture
+    def busy_store(self, store: TodoStore) -> TodoStore:
         record_every_event_type(store)
-        head = store.head_position()
+        return store
+
+    def test_the_reader_gives_exactly_the_relays_public_events_in_store_order(
+        self, busy_store: TodoStore
+    ) -> None:
+        store, head = busy_store, busy_store.head_position()
         reader = PublicEventReader(store)
 
         events = reader.read(0, head)
@@ -150,11 +154,9 @@ class StoreContract:
         assert reader.read(head, head + 100) == []
 
     def test_shards_split_the_events_by_aggregate_and_keep_store_order_within_each(
-        self, store: TodoStore
+        self, busy_store: TodoStore
     ) -> None:
-        record_every_event_type(store)
-        head = store.head_position()
-        reader = PublicEventReader(store)
+        reader, head = PublicEventReader(busy_store), busy_store.head_position()
         everything = reader.read(0, head)
 
         shards = [reader.read(0, head, Shard(i, 3)) for i in range(3)]
