@@ -62,6 +62,30 @@ class DigestRequest(Protocol):
     def timezone(self) -> str: ...
 
 
+@dataclass(frozen=True)
+class DigestDetails:
+    """A DigestRequest by value."""
+
+    user_id: UUID
+    email: str
+    total: int
+    done: int
+    undone_titles: Sequence[str]
+    timezone: str = DEFAULT_TIMEZONE
+
+
+def _digest_of(digest_date: date, request: DigestRequest) -> DailyDigest:
+    return DailyDigest(
+        user_id=request.user_id,
+        digest_date=digest_date,
+        email=request.email,
+        total=request.total,
+        done=request.done,
+        undone_titles=list(request.undone_titles),
+        timezone=request.timezone,
+    )
+
+
 def store_env(db: DatabaseSettings) -> dict[str, str]:
     """eventsourcing's own settings, derived from ours so there is one source of configuration."""
     return {
@@ -212,27 +236,12 @@ class TodoStore(RecordingApplication):
     # --- digests -----------------------------------------------------------------------------
 
     def request_daily_digest(
-        self,
-        user_id: UUID,
-        digest_date: date,
-        email: str,
-        total: int,
-        done: int,
-        undone_titles: Sequence[str],
-        timezone: str = DEFAULT_TIMEZONE,
+        self, digest_date: date, request: DigestRequest
     ) -> Saved[DailyDigest] | None:
         """Record the digest for (user, date) once; None if it was already recorded."""
-        if self._exists(digest_id_for(user_id, digest_date)):
+        if self._exists(digest_id_for(request.user_id, digest_date)):
             return None
-        digest = DailyDigest(
-            user_id=user_id,
-            digest_date=digest_date,
-            email=email,
-            total=total,
-            done=done,
-            undone_titles=list(undone_titles),
-            timezone=timezone,
-        )
+        digest = _digest_of(digest_date, request)
         try:
             return Saved(digest, self._commit(digest))
         except IntegrityError:  # another scheduler replica recorded it first
@@ -247,15 +256,7 @@ class TodoStore(RecordingApplication):
         ids = [digest_id_for(r.user_id, digest_date) for r in requests]
         existing = self._existing(ids)
         digests = [
-            DailyDigest(
-                user_id=r.user_id,
-                digest_date=digest_date,
-                email=r.email,
-                total=r.total,
-                done=r.done,
-                undone_titles=list(r.undone_titles),
-                timezone=r.timezone,
-            )
+            _digest_of(digest_date, r)
             for r, digest_id in zip(requests, ids, strict=True)
             if digest_id not in existing
         ]
@@ -263,12 +264,7 @@ class TodoStore(RecordingApplication):
         try:
             recordings = self._commit_events(events)
         except IntegrityError:
-            return [
-                self.request_daily_digest(
-                    r.user_id, digest_date, r.email, r.total, r.done, r.undone_titles, r.timezone
-                )
-                for r in requests
-            ]
+            return [self.request_daily_digest(digest_date, r) for r in requests]
         saved = {
             d.id: Saved(d, rec.notification.id) for d, rec in zip(digests, recordings, strict=True)
         }

@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from common.settings import DatabaseSettings, KafkaSettings
-from event_store.application import TodoStore
+from event_store.application import DigestDetails, TodoStore
 from tests.support.chaos_checks import judge_mail
 from tests.support.infra import PARTITIONS
 from tests.support.processes import worker_env
@@ -57,7 +57,7 @@ class Load(StoreLoad):
             self.store.delete_task(user, task.id)
         if n % 4 == 0:
             day = FIRST_DAY + timedelta(days=n // len(self.users))
-            self.store.request_daily_digest(user, day, email, 1, 0, [f"task {n}"])
+            self.store.request_daily_digest(day, DigestDetails(user, email, 1, 0, [f"task {n}"]))
             self.digests += 1
         self.commands += 1
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common.settings import DatabaseSettings, KafkaSettings
-from event_store.application import TodoStore
+from event_store.application import DigestDetails, TodoStore
 from event_store.domain.model import DomainError
 from projector.db import REBUILD_LOCK_KEY
 from projector.rebuild import Rebuild, RebuildInProgressError
@@ -49,7 +49,9 @@ def run_commands(
                 mine.append(store.create_task(user, title).aggregate.id)
             elif op == "digest":
                 day = date(2026, 1, 1) + timedelta(days=task_index)
-                store.request_daily_digest(user, day, "x@example.com", len(mine), 0, [title])
+                store.request_daily_digest(
+                    day, DigestDetails(user, "x@example.com", len(mine), 0, [title])
+                )
             else:
                 task = mine[task_index % len(mine)]
                 if op == "rename":

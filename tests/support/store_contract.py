@@ -6,33 +6,20 @@ test class says where the store records (`backend_env`); the cases are the store
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from datetime import date
 from uuid import UUID, uuid4
 
 import pytest
 
 from common.events import DailyDigestRequested, PublicEvent
-from event_store.application import TodoStore
+from event_store.application import DigestDetails, TodoStore
 from event_store.domain.model import EmailAlreadyRegisteredError, digest_id_for
 from event_store.public import PUBLIC_TOPICS, to_public
 from event_store.public_reader import PublicEventReader
 from event_store.store_queries import Shard
 
 NewStore = Callable[..., TodoStore]  # new_store(**extra_env)
-
-
-@dataclass(frozen=True)
-class DayOfUser:
-    """A digest request, as the scheduler makes one."""
-
-    user_id: UUID
-    email: str
-    total: int = 2
-    done: int = 1
-    undone_titles: Sequence[str] = field(default_factory=lambda: ["a"])
-    timezone: str = "UTC"
 
 
 def record_every_event_type(store: TodoStore) -> None:
@@ -43,7 +30,8 @@ def record_every_event_type(store: TodoStore) -> None:
         store.update_task(user.id, task.id, done=True)
         store.update_task(user.id, task.id, done=False)
         store.delete_task(user.id, task.id)
-        store.request_daily_digest(user.id, date(2026, 12, n + 1), user.email, 3, 1, ["a", "b"])
+        day = date(2026, 12, n + 1)
+        store.request_daily_digest(day, DigestDetails(user.id, user.email, 3, 1, ["a", "b"]))
 
 
 def relayed(store: TodoStore, after: int, until: int) -> list[object]:
@@ -102,8 +90,10 @@ class StoreContract:
     def test_a_batch_of_digests_records_only_those_not_recorded_yet(self, store: TodoStore) -> None:
         day = date(2026, 12, 3)
         users = [store.register_user(f"d{n}@example.com", "hash").aggregate for n in range(4)]
-        requests = [DayOfUser(u.id, u.email) for u in users]
-        first = store.request_daily_digest(users[1].id, day, users[1].email, 1, 0, ["x"])
+        requests = [DigestDetails(u.id, u.email, 2, 1, ["a"]) for u in users]
+        first = store.request_daily_digest(
+            day, DigestDetails(users[1].id, users[1].email, 1, 0, ["x"])
+        )
         assert first is not None
 
         saved = store.request_daily_digests(day, requests)
