@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from command_api.bootstrap import bootstrap
@@ -29,3 +30,12 @@ def in_memory_command_api(
     finally:
         if owned:
             app_store.close()
+
+
+def store_of(client: TestClient) -> TodoStore:
+    """The store the app runs on (as its routes find it)."""
+    app = client.app
+    assert isinstance(app, FastAPI)
+    store = app.state.store
+    assert isinstance(store, TodoStore)
+    return store
