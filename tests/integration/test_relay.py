@@ -72,7 +72,7 @@ def test_eight_concurrent_writers_produce_contiguous_complete_positions_in_order
 ) -> None:
     with store_for(db_settings) as store:
         users = [store.register_user(f"w{i}@example.com", "h").aggregate.id for i in range(8)]
-        first_task_position = (store.recorder.max_notification_id() or 0) + 1
+        first_task_position = store.head_position() + 1
 
         def write(user_id: UUID) -> None:
             for n in range(40):
