@@ -265,7 +265,7 @@ class Relay:
         # left, whatever non-public notifications follow)
         now = time.monotonic()
         if now - self._head_probed_at >= HEAD_PROBE_SECONDS:
-            self._head = self._store.recorder.max_notification_id() or 0
+            self._head = self._store.head_position()
             self._head_probed_at = now
         head = self._head = max(self._head, self.position)
         if caught_up:
