@@ -22,7 +22,7 @@ def main() -> None:
     configure_logging("command_api", runtime_settings().LOG_LEVEL)
     auth_settings()  # refuse to start with unsafe auth settings outside dev
     uvicorn.run(
-        bootstrap(),
+        bootstrap(settings=settings),
         host=args.host,
         port=args.port,
         log_config=None,

@@ -61,13 +61,14 @@ def bootstrap(
     *,
     db: DatabaseSettings | None = None,
     auth_counters: HitCounters | None = None,
+    settings: CommandApiSettings | None = None,
 ) -> FastAPI:
-    """The command API, with its settings (CommandApiSettings) from the environment. The adapters
-    passed in are used as given and stay the caller's to close: `store`, `db` (the database of
-    the store and of the auth throttle's counters) and `auth_counters` (the throttle's state).
-    Those not passed in are built from settings when the app starts (so that building the app,
-    e.g. for its OpenAPI spec, connects to nothing) and closed when it stops."""
-    settings = CommandApiSettings()
+    """The command API on `settings` (else read from the environment). The adapters passed in
+    are used as given and stay the caller's to close: `store`, `db` (the database of the store
+    and of the auth throttle's counters) and `auth_counters` (the throttle's state). Those not
+    passed in are built from settings when the app starts (so that building the app, e.g. for
+    its OpenAPI spec, connects to nothing) and closed when it stops."""
+    settings = settings or CommandApiSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
