@@ -8,12 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from command_api.bootstrap import bootstrap
 from command_api.throttle import InMemoryHitCounters
 from event_store.application import TodoStore
+from tests.support.system import register_and_login
 
 
 @contextmanager
@@ -39,3 +41,18 @@ def store_of(client: TestClient) -> TodoStore:
     store = app.state.store
     assert isinstance(store, TodoStore)
     return store
+
+
+# Fixtures for a test module to import (and list in its __all__): a client of the in-memory
+# command API, and a token of a user registered on it.
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    with in_memory_command_api() as client:
+        yield client
+
+
+@pytest.fixture
+def token(client: TestClient) -> str:
+    return register_and_login(client, "ada@example.com")

@@ -4,20 +4,14 @@ store itself, without PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from uuid import UUID
 
-import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.command_app import in_memory_command_api, store_of
+from tests.support.command_app import client, store_of
 from tests.support.system import auth, register_and_login
 
-
-@pytest.fixture
-def client() -> Iterator[TestClient]:
-    with in_memory_command_api() as client:
-        yield client
+__all__ = ["client"]  # the fixture
 
 
 def test_health_and_ready_answer_200_on_the_in_memory_store(client: TestClient) -> None:

@@ -4,30 +4,20 @@ with its body, so its answers (401, 400, 422...) stay exactly what they were."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from command_api import fast_create
-from tests.support.command_app import in_memory_command_api
-from tests.support.system import auth, register_and_login
+from tests.support.command_app import client, token
+from tests.support.system import auth
+
+__all__ = ["client", "token"]  # the fixtures
 
 JSON = "application/json"
 # Another spelling of JSON: the fast route leaves it to the FastAPI route.
 JSON_WITH_CHARSET = "application/json; charset=utf-8"
-
-
-@pytest.fixture
-def client() -> Iterator[TestClient]:
-    with in_memory_command_api() as c:
-        yield c
-
-
-@pytest.fixture
-def token(client: TestClient) -> str:
-    return register_and_login(client, "ada@example.com")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ schemas use it, so a refused title is a 422 naming the field, never a lost task.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from uuid import uuid4
 
 import pytest
@@ -18,8 +17,10 @@ from event_store.domain.model import (
     User,
     unstorable_text_problem,
 )
-from tests.support.command_app import in_memory_command_api
-from tests.support.system import auth, register_and_login
+from tests.support.command_app import client, token
+from tests.support.system import auth
+
+__all__ = ["client", "token"]  # the fixtures
 
 UNSTORABLE = ["a\x00b", "\x00", "a\ud800b", "\udfff"]
 
@@ -52,17 +53,6 @@ def test_the_domain_refuses_to_register_an_email_with_a_nul() -> None:
 
 
 # --- over HTTP: the command API on an in-memory store (eventsourcing's POPO recorder) -----------
-
-
-@pytest.fixture
-def client() -> Iterator[TestClient]:
-    with in_memory_command_api() as c:
-        yield c
-
-
-@pytest.fixture
-def token(client: TestClient) -> str:
-    return register_and_login(client, "ada@example.com")
 
 
 def field_errors(body: dict[str, object]) -> list[tuple[str, ...]]:
