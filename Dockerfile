@@ -4,7 +4,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 RUN useradd --system --create-home --uid 10001 app
 COPY pyproject.toml README.md ./
-COPY common ./common
+COPY contracts ./contracts
+COPY runtime ./runtime
+COPY http_api ./http_api
 COPY consuming ./consuming
 COPY event_store ./event_store
 COPY command_api ./command_api

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 
-from common.settings import DatabaseSettings
+from runtime.settings import DatabaseSettings
 
 settings = DatabaseSettings()
 pool = ConnectionPool(settings.conninfo, min_size=10, max_size=10, open=True)

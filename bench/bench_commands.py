@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common.settings import DatabaseSettings  # noqa: E402
+from runtime.settings import DatabaseSettings  # noqa: E402
 from tests.support.infra import fresh_database  # noqa: E402
 from tests.support.read_side import migrate  # noqa: E402
 

@@ -35,7 +35,7 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 import psycopg  # noqa: E402
 
-from common.settings import DatabaseSettings, KafkaSettings  # noqa: E402
+from runtime.settings import DatabaseSettings, KafkaSettings  # noqa: E402
 
 SINK_CODE = """
 import asyncio, sys, threading
@@ -159,7 +159,7 @@ def smtp_sink() -> Iterator[int]:
 
 
 def digest_events(count: int) -> list[Any]:
-    from common.events import DailyDigestRequested, DigestStats
+    from contracts.events import DailyDigestRequested, DigestStats
 
     day = date(2026, 11, 23)
     return [
@@ -198,8 +198,8 @@ def raw_smtp_rate(port: int, messages: list[Any]) -> float:
 def produce(kafka: KafkaSettings, events: list[Any]) -> None:
     from confluent_kafka import Producer
 
-    from common.events import encode_event
-    from common.kafka import producer_config
+    from contracts.events import encode_event
+    from runtime.kafka import producer_config
 
     producer = Producer(producer_config(kafka))
     for e in events:

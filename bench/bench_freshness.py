@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.freshness_system import System, loadgen, start  # noqa: E402
 from bench.measures import warn_errors  # noqa: E402
-from common.metrics import FRESHNESS_HOPS  # noqa: E402
+from runtime.metrics import FRESHNESS_HOPS  # noqa: E402
 
 KNEE_MS = 100.0
 TARGET_P99_MS = 50.0

@@ -43,8 +43,8 @@ from psycopg.rows import dict_row  # noqa: E402
 
 from bench.harness import free_port, scratch_database, service, service_env  # noqa: E402
 from bench.read_side_store import generate, public_count, vacuum_analyse  # noqa: E402
-from common.schemas import TaskPublic  # noqa: E402
-from common.settings import DatabaseSettings  # noqa: E402
+from contracts.task_schema import TaskPublic  # noqa: E402
+from runtime.settings import DatabaseSettings  # noqa: E402
 
 SCRATCH_DB = "bench_read_side"
 BASELINE_APP = "bench.bench_read_side:create_baseline_app"
@@ -175,8 +175,8 @@ def _ms(out: str, pct: str) -> float:
 
 
 def bench_queries(rounds: int, seconds: int, connections: int) -> list[str]:
-    from common.auth import issue_token
-    from common.settings import AuthSettings
+    from http_api.auth import issue_token
+    from runtime.settings import AuthSettings
 
     if not shutil.which("wrk"):
         raise SystemExit("wrk not found: apt-get install -y wrk")

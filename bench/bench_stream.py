@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.freshness_system import System, loadgen, start  # noqa: E402
 from bench.measures import warn_errors  # noqa: E402
-from common.metrics import FRESHNESS_HOPS  # noqa: E402
+from runtime.metrics import FRESHNESS_HOPS  # noqa: E402
 
 STREAMGEN = ROOT / ".data" / "go" / "bin" / "streamgen"
 TARGET_P99_MS = 100.0

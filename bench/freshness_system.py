@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.harness import scratch_database, service, service_env
 from bench.measures import LoadWindow, infra_pids
-from common.settings import DatabaseSettings, KafkaSettings
+from runtime.settings import DatabaseSettings, KafkaSettings
 
 ROOT = Path(__file__).parents[1]
 LOADGEN = ROOT / ".data" / "go" / "bin" / "loadgen"

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from common.settings import DatabaseSettings
+from runtime.settings import DatabaseSettings
 from tests.support.processes import stop_process
 from tests.support.read_side import migrate
 

@@ -20,7 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 
-from common.settings import DatabaseSettings, auth_settings
+from runtime.settings import DatabaseSettings, auth_settings
 
 settings = DatabaseSettings()
 secret = auth_settings().JWT_SECRET.get_secret_value()

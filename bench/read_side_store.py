@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from common.settings import DatabaseSettings
+from runtime.settings import DatabaseSettings
 
 
 def generate(db: DatabaseSettings, target: int) -> int:

@@ -7,8 +7,9 @@ import argparse
 import uvicorn
 
 from command_api.bootstrap import bootstrap
-from common.logging import configure_logging
-from common.settings import CommandApiSettings, auth_settings, runtime_settings
+from command_api.settings import CommandApiSettings
+from runtime.logging import configure_logging
+from runtime.settings import auth_settings, runtime_settings
 
 
 def main() -> None:

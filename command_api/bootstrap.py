@@ -15,23 +15,19 @@ from fastapi import FastAPI, Request
 from command_api.errors import install_domain_error_handlers
 from command_api.fast_create import FastCreateTaskRoute
 from command_api.routes import auth, me, tasks, unsubscribe
+from command_api.settings import CommandApiSettings
 from command_api.throttle import HitCounters
-from common import metrics
-from common.auth import TokenVerifier
-from common.http_metrics import install_http_metrics
-from common.load_shedding import InFlightLimit
-from common.openapi import install_openapi
-from common.settings import (
-    CommandApiSettings,
-    DatabaseSettings,
-    auth_settings,
-    database_settings,
-)
-from common.web import health_router, install_error_handlers
 from event_store import command_recorder
 from event_store.application import TodoStore, store_env
 from event_store.group_commit import CommandTimeoutError
 from event_store.store_errors import STORE_UNAVAILABLE
+from http_api.auth import TokenVerifier
+from http_api.errors import health_router, install_error_handlers
+from http_api.load_shedding import InFlightLimit
+from http_api.metrics import install_http_metrics
+from http_api.openapi import install_openapi
+from runtime import metrics
+from runtime.settings import DatabaseSettings, auth_settings, database_settings
 
 
 def command_store_env(db: DatabaseSettings) -> dict[str, str]:

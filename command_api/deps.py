@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request, status
 
-from common.auth import get_auth_settings
-from common.settings import AuthSettings
 from event_store.application import TodoStore
+from http_api.auth import get_auth_settings
+from runtime.settings import AuthSettings
 
 # `3`, or the ETag forms `"3"` / `W/"3"` (what the ETag header gives back). ASCII digits only:
 # str.isdigit() would also take "²" or "٣", which int() then refuses.

@@ -6,7 +6,6 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from common.web import AsciiJSONResponse
 from event_store.domain.model import (
     EmailAlreadyRegisteredError,
     InvalidTextError,
@@ -15,6 +14,7 @@ from event_store.domain.model import (
     UserNotFoundError,
 )
 from event_store.store_errors import ConcurrentChangeError, VersionConflictError
+from http_api.errors import AsciiJSONResponse
 
 _STATUS_AND_DETAIL: dict[type[Exception], tuple[int, str | None]] = {
     EmailAlreadyRegisteredError: (status.HTTP_409_CONFLICT, "email already registered"),

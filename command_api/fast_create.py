@@ -28,8 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from command_api.responses import POSITION_HEADER
 from command_api.schemas import TaskCreate, task_public
-from common.auth import InvalidTokenError, TokenVerifier
 from event_store.application import TodoStore
+from http_api.auth import InvalidTokenError, TokenVerifier
 
 PATH = "/tasks"
 _HANDED_ON = "command_api.fast_create.handed_on"  # scope key: let the FastAPI route answer
@@ -89,7 +89,7 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 def _user_id(scope: Scope, tokens: TokenVerifier) -> UUID | None:
-    # Read as common.auth's CurrentUserId reads it (Starlette decodes headers as latin-1).
+    # Read as http_api.auth's CurrentUserId reads it (Starlette decodes headers as latin-1).
     scheme, _, token = (_header(scope, b"authorization") or b"").decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None

@@ -15,8 +15,8 @@ from pydantic import (
     model_validator,
 )
 
-from common.schemas import TaskPublic
-from common.timezones import TimezoneName
+from contracts.task_schema import TaskPublic
+from contracts.timezones import TimezoneName
 from event_store.domain.model import (
     DEFAULT_TIMEZONE,
     TITLE_MAX_LENGTH,

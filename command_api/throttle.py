@@ -1,5 +1,5 @@
 """Rate limits of /auth/login and /auth/register, shared by every command API process through
-PostgreSQL (table `auth_throttle`, declared in common/read_model.py, migration 0004).
+PostgreSQL (table `auth_throttle`, declared in contracts/read_model.py, migration 0004).
 
 Why not a library: `limits`/`slowapi` keep their state in memory, Redis or Memcached, none of which
 this system runs, and have no PostgreSQL storage; a counter here is one SQL statement per check.
@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 
-from common.settings import AuthThrottleSettings
+from command_api.settings import AuthThrottleSettings
 
 Network = IPv4Network | IPv6Network
 

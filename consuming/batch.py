@@ -1,10 +1,10 @@
 """A polled batch as a consumer's handler sees it: every message decoded once from the public event
-envelope (common.events), in poll order, and what the handler reports back (BatchResult).
+envelope (contracts.events), in poll order, and what the handler reports back (BatchResult).
 
 A message is one of three items:
 - Delivered: an event of a type this consumer handles;
-- DeadLetter (POISON, common.poison): a message of such a type, or of no readable type, that cannot
-  be decoded ("undecodable: ..."); the handler parks it (common.parking);
+- DeadLetter (POISON, consuming.poison): a message of such a type, or of no readable type, that
+  cannot be decoded ("undecodable: ..."); the handler parks it (consuming.parking);
 - Skipped: not this consumer's business: another type (told from the `type` header without
   decoding when there is one), or a type this code does not know (a newer producer's). Skipping is
   not poison: parking it would hold back its aggregate's later events for nothing.
@@ -16,10 +16,17 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from common.dead_letters import DeadLetter, Headers, LetterKind, message_headers, sequence_id, sniff
-from common.events import PublicEvent, UnknownEventTypeError, decode_event
-from common.poison import Kind, classify, describe
+from consuming.poison import Kind, classify, describe
 from consuming.source import Message, where
+from contracts.dead_letters import (
+    DeadLetter,
+    Headers,
+    LetterKind,
+    message_headers,
+    sequence_id,
+    sniff,
+)
+from contracts.events import PublicEvent, UnknownEventTypeError, decode_event
 
 log = logging.getLogger(__name__)
 

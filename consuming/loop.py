@@ -1,10 +1,10 @@
 """The consumer loop, once for the projector and the mailer: poll a batch, decode it
 (consuming.batch), hand it to the process's handler, publish its dead letters, commit offsets.
 
-The failure rules are the shared poison policy (common.poison), applied here through Retries:
+The failure rules are the shared poison policy (consuming.poison), applied here through Retries:
 - POISON (undecodable, breaks the contract, refused as data): parked by the handler with its
-  reason (common.parking), later messages of its aggregate parked behind it; published on
-  events.dlq (one envelope, common.dead_letters) before the offsets are committed.
+  reason (consuming.parking), later messages of its aggregate parked behind it; published on
+  events.dlq (one envelope, contracts.dead_letters) before the offsets are committed.
 - TRANSIENT (PostgreSQL, Kafka, SMTP unavailable): retried with capped backoff, forever; either in
   place (Retries.call: the projector's transaction, the dead-letter send) or by handing back the
   unfinished rest of the batch (BatchResult.done: the mailer), which is read again after a pause.
@@ -23,13 +23,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from common import metrics
-from common.dead_letters import DeadLetter
-from common.health import Heartbeat
-from common.poison import Backoff, BugBudget, HaltedError, Kind, classify, describe
-from common.settings import ConsumerSettings
 from consuming.batch import Batch, BatchResult, Decoder, Delivered, first_offsets, next_offsets
+from consuming.poison import Backoff, BugBudget, HaltedError, Kind, classify, describe
 from consuming.source import Message, MessageSource
+from contracts.dead_letters import DeadLetter
+from runtime import metrics
+from runtime.health import Heartbeat
+from runtime.settings import ConsumerSettings
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ class ConsumerLoop:
 
 
 def _observe_hops(messages: Sequence[Message], received_at: float, handled_at: float) -> None:
-    """The batch's hops (common.metrics.FRESHNESS_HOPS); a message's Kafka timestamp is when the
+    """The batch's hops (runtime.metrics.FRESHNESS_HOPS); a message's Kafka timestamp is when the
     relay produced it (CreateTime), absent from test fakes."""
     metrics.observe_hop("received_to_applied", handled_at - received_at, len(messages))
     metrics.observe_hop("applied_to_offsets", time.time() - handled_at, len(messages))

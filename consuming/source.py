@@ -8,9 +8,9 @@ from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from common.kafka import close_consumer, consumer_config, discard_consumer, is_fatal
-from common.metrics import high_watermark
-from common.settings import KafkaSettings
+from runtime.kafka import close_consumer, consumer_config, discard_consumer, is_fatal
+from runtime.metrics import high_watermark
+from runtime.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 

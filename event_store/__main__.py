@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from common.logging import configure_logging
-from common.process import stop_on_signals
-from common.settings import (
+from event_store.relay_bootstrap import bootstrap
+from runtime.logging import configure_logging
+from runtime.process import stop_on_signals
+from runtime.settings import (
     HealthSettings,
     RelaySettings,
     database_settings,
     kafka_settings,
     runtime_settings,
 )
-from event_store.relay_bootstrap import bootstrap
 
 
 def run_relay() -> None:

@@ -17,7 +17,6 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
-from common.settings import DatabaseSettings
 from event_store.domain.model import (
     DEFAULT_TIMEZONE,
     DailyDigest,
@@ -32,6 +31,7 @@ from event_store.domain.model import (
 )
 from event_store.recording import RecordingApplication
 from event_store.store_errors import CONFLICT_RETRIES, ConcurrentChangeError, VersionConflictError
+from runtime.settings import DatabaseSettings
 
 # The stored topic of a user's preference changes (TodoStore.digest_enabled reads the latest).
 _PREFERENCES_TOPIC = get_topic(User.PreferencesChanged)

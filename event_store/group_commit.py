@@ -24,7 +24,7 @@ from typing import Any
 
 from eventsourcing.persistence import Recording
 
-from common.metrics import GROUP_COMMIT_COMMANDS_PER_TRANSACTION
+from runtime.metrics import GROUP_COMMIT_COMMANDS_PER_TRANSACTION
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Translation from stored domain events to the public contract (common.events).
+"""Translation from stored domain events to the public contract (contracts.events).
 
 The one place that decides what leaves the store: internal events (email claims) are not published
 and the password hash is never copied. Used by the relay (to Kafka) and by the projector's rebuild
@@ -12,7 +12,7 @@ from typing import Any
 
 from eventsourcing.persistence import Mapper, Notification
 
-from common.events import (
+from contracts.events import (
     DailyDigestRequested,
     DigestStats,
     PublicEvent,

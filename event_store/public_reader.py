@@ -31,7 +31,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import resolve_topic
 
-from common.events import PublicEvent
+from contracts.events import PublicEvent
 from event_store.application import TodoStore
 from event_store.public import PUBLIC_TOPICS, public_event_of
 from event_store.store_queries import Shard

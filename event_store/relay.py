@@ -7,7 +7,7 @@
 - Wakes on the store's LISTEN/NOTIFY channel, and also polls on a timer in case that connection
   dies. While Kafka is down it keeps retrying the same batch; commands keep succeeding meanwhile.
 - A Postgres advisory lock makes extra relay replicas wait as hot standbys instead of racing.
-- Failures follow the shared poison policy (common.poison) with one difference: the relay never
+- Failures follow the shared poison policy (consuming.poison) with one difference: the relay never
   dead-letters. The store holds only events our own domain wrote, in an order consumers rely on
   (per-aggregate versions), so a stored event that cannot be read or translated to the public
   contract is OUR bug, not bad input: skipping it would leave a hole in every consumer. TRANSIENT
@@ -29,14 +29,22 @@ from confluent_kafka import KafkaError, Producer
 from eventsourcing.persistence import Notification
 from psycopg import sql
 
-from common import metrics, tracing
-from common.events import PublicEvent, encode_event
-from common.health import Heartbeat
-from common.kafka import producer_config
-from common.poison import Backoff, BugBudget, HaltedError, Kind, TransientError, classify, describe
-from common.settings import ConsumerSettings, DatabaseSettings, KafkaSettings, RelaySettings
+from consuming.poison import (
+    Backoff,
+    BugBudget,
+    HaltedError,
+    Kind,
+    TransientError,
+    classify,
+    describe,
+)
+from contracts.events import PublicEvent, encode_event
 from event_store.application import TodoStore
 from event_store.public import PUBLIC_TOPICS, public_event_of
+from runtime import metrics, tracing
+from runtime.health import Heartbeat
+from runtime.kafka import producer_config
+from runtime.settings import ConsumerSettings, DatabaseSettings, KafkaSettings, RelaySettings
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-from common.health import Heartbeat, serve_health
-from common.settings import DatabaseSettings, HealthSettings, KafkaSettings, RelaySettings
 from event_store.application import TodoStore, store_env
 from event_store.relay import KafkaPublisher, Publisher, Relay
+from runtime.health import Heartbeat, serve_health
+from runtime.settings import DatabaseSettings, HealthSettings, KafkaSettings, RelaySettings
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent
 
-from common import tracing
+from runtime import tracing
 
 # Reserved: no domain event has an attribute of this name (dunder-ish to rule out clashes).
 TRACE_KEY = "__traceparent__"

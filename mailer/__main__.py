@@ -10,13 +10,13 @@ import argparse
 import sys
 import threading
 
-from common.dlq_cli import add_dlq_commands, run_dlq
-from common.health import Heartbeat, serve_health
-from common.logging import configure_logging
-from common.process import stop_on_signals
-from common.settings import HealthSettings, database_settings, kafka_settings, runtime_settings
+from consuming.dlq_cli import add_dlq_commands, run_dlq
 from mailer.main import build_mailer
 from mailer.settings import MailerSettings
+from runtime.health import Heartbeat, serve_health
+from runtime.logging import configure_logging
+from runtime.process import stop_on_signals
+from runtime.settings import HealthSettings, database_settings, kafka_settings, runtime_settings
 
 
 def consume() -> int:

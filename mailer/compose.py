@@ -20,10 +20,10 @@ from uuid import UUID
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from common.events import DailyDigestRequested
-from common.settings import AuthSettings, auth_settings
-from common.unsubscribe import issue_unsubscribe_token, unsubscribe_mailto, unsubscribe_url
+from contracts.events import DailyDigestRequested
+from contracts.unsubscribe import issue_unsubscribe_token, unsubscribe_mailto, unsubscribe_url
 from mailer.settings import MailerSettings, sender_address, single_address
+from runtime.settings import AuthSettings, auth_settings
 
 
 class InvalidRecipientError(ValueError):

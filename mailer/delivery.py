@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from email.message import Message
 from uuid import UUID
 
-from common.events import DailyDigestRequested, decode_event
-from common.poison import PoisonError
+from consuming.poison import PoisonError
+from contracts.events import DailyDigestRequested, decode_event
 from mailer.compose import DigestComposer, InvalidRecipientError
 from mailer.ports import ProcessedStore, Sender, SmtpUnavailableError
 from mailer.settings import FaultPoint, MailerSettings

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from common.process import stop_on_signals
+from runtime.process import stop_on_signals
 
 
 class EmlFolder:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from common.dead_letters import KafkaDeadLetters
-from common.settings import ConsumerSettings, DatabaseSettings, KafkaSettings
 from consuming.loop import ConsumerLoop, DeadLetterSink, LoopSettings
 from consuming.source import KafkaSource, MessageSource
+from contracts.dead_letters import KafkaDeadLetters
 from event_store.application import TodoStore, store_env
 from mailer.compose import DigestComposer
 from mailer.parking import PostgresParking
@@ -19,6 +18,7 @@ from mailer.service import Mailer
 from mailer.settings import MailerSettings
 from mailer.smtp import SmtpSender
 from mailer.subscriptions import StoreSubscriptions
+from runtime.settings import ConsumerSettings, DatabaseSettings, KafkaSettings
 
 
 def build_mailer(

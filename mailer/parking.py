@@ -1,4 +1,4 @@
-"""The mailer's side of sequenced dead letters (common.parking): a digest refused for good, or a
+"""The mailer's side of sequenced dead letters (consuming.parking): a digest refused for good, or a
 digest message that cannot be decoded, is parked in `dead_letters` under the mailer's consumer
 group; later messages of the same digest wait behind it. One small synchronous connection, used
 from a worker thread so the event loop never blocks on PostgreSQL."""
@@ -12,8 +12,8 @@ from typing import Any
 
 import psycopg
 
-from common import parking
-from common.dead_letters import DeadLetter
+from consuming import parking
+from contracts.dead_letters import DeadLetter
 
 
 class PostgresParking:

@@ -7,9 +7,9 @@ from email.message import Message
 from typing import Protocol
 from uuid import UUID
 
-from common import parking
-from common.dead_letters import DeadLetter
-from common.poison import TransientError
+from consuming import parking
+from consuming.poison import TransientError
+from contracts.dead_letters import DeadLetter
 from mailer.smtp import SendOutcome
 
 DIGEST_TYPE = "email.daily_digest.requested"

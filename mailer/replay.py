@@ -10,10 +10,10 @@ from typing import Any
 
 import psycopg
 
-from common.dead_letters import DeadLetter
-from common.settings import DatabaseSettings
+from contracts.dead_letters import DeadLetter
 from mailer.main import build_mailer_handler
 from mailer.settings import MailerSettings
+from runtime.settings import DatabaseSettings
 
 
 class MailerReplayer:

@@ -2,11 +2,11 @@
 MAILER_GROUP_ID on KAFKA_TOPIC, decodes, publishes dead letters and commits, synchronously). The
 loop hands over only `email.daily_digest.requested`: other types are skipped from their `type`
 header without decoding; a digest message (or one of no readable type) that cannot be decoded is
-POISON (common.poison).
+POISON (consuming.poison).
 
 Per polled batch:
 1. two queries: which digest event ids are already in processed_events (a redelivery -> skipped)
-   and which digests have messages parked in dead_letters (common.parking);
+   and which digests have messages parked in dead_letters (consuming.parking);
 2. for each message, in order: poison, or a digest parked behind an earlier one, is parked; a new
    digest is rendered, sent on the reused SMTP connection, then its id INSERTed into
    processed_events (one round trip, so the unrecorded window is one email wide; mailer.delivery
@@ -27,17 +27,18 @@ import asyncio
 import logging
 from uuid import UUID
 
-from common import metrics, parking, tracing
-from common.dead_letters import DeadLetter
-from common.events import DailyDigestRequested
-from common.poison import Kind, classify, describe
+from consuming import parking
 from consuming.batch import Batch, BatchResult, Delivered, Skipped
 from consuming.loop import Retries
+from consuming.poison import Kind, classify, describe
+from contracts.dead_letters import DeadLetter
+from contracts.events import DailyDigestRequested
 from mailer.compose import DigestComposer
 from mailer.delivery import Delivery
 from mailer.ports import Parking, ProcessedStore, RetryLaterError, Sender
 from mailer.settings import MailerSettings
 from mailer.subscriptions import Subscriptions
+from runtime import metrics, tracing
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Mailer settings (environment variable = field name, see common.settings.AppSettings).
+"""Mailer settings (environment variable = field name, see runtime.settings.AppSettings).
 
 SMTP_* point at Mailjet's SMTP relay in production (in-v3.mailjet.com:587, STARTTLS, API key and
 secret as username/password) and at the local sink (infra/smtp-sink.sh) in development.
@@ -12,7 +12,7 @@ from typing import Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from common.settings import AppSettings
+from runtime.settings import AppSettings
 
 FaultPoint = Literal["", "after_send", "before_commit"]
 
@@ -41,7 +41,7 @@ class MailerSettings(AppSettings):
     # Link in the email to the web app.
     MAILER_APP_URL: str = "http://127.0.0.1:8080/"
     # Where people reach the gateway from their mail client: builds the one-click unsubscribe
-    # link, <PUBLIC_BASE_URL>/api/unsubscribe?token=… (common/unsubscribe.py).
+    # link, <PUBLIC_BASE_URL>/api/unsubscribe?token=… (contracts/unsubscribe.py).
     PUBLIC_BASE_URL: str = "http://127.0.0.1:8080"
     # TEST-ONLY fault injection: pause forever at this point so a test can SIGKILL the process.
     MAILER_FAULT_PAUSE: FaultPoint = ""

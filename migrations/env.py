@@ -4,7 +4,7 @@ The URL is DatabaseSettings().sqlalchemy_url (POSTGRES_* variables), unless a ca
 `config.attributes["sqlalchemy_url"]` (tests do, for their throwaway database) or an open
 connection in `config.attributes["connection"]`.
 
-Autogenerate compares against common.read_model.metadata and only looks at tables declared in it:
+Autogenerate compares against contracts.read_model.metadata and only looks at tables declared in it:
 the event store's own tables (created by eventsourcing), the relay checkpoint and tables of other
 services are never proposed for dropping.
 """
@@ -17,8 +17,8 @@ from typing import Any
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
-from common.read_model import metadata
-from common.settings import DatabaseSettings
+from contracts.read_model import metadata
+from runtime.settings import DatabaseSettings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

@@ -1,4 +1,4 @@
-"""The projector: builds the read model (common.read_model) from the public events.
+"""The projector: builds the read model (contracts.read_model) from the public events.
 
 - `python -m projector consume`: live, from Kafka topic `events` (consumer group `projector`).
 - `python -m projector rebuild`: from the event store, into fresh tables swapped in atomically.

@@ -13,24 +13,24 @@ import sys
 
 import psycopg
 
-from common import parking
-from common.dlq_cli import add_dlq_commands, run_dlq
-from common.health import Heartbeat, serve_health
-from common.logging import configure_logging
-from common.process import stop_on_signals
-from common.settings import (
-    HealthSettings,
-    RelaySettings,
-    database_settings,
-    kafka_settings,
-    runtime_settings,
-)
+from consuming import parking
+from consuming.dlq_cli import add_dlq_commands, run_dlq
 from event_store.application import TodoStore, store_env
 from projector.main import build_projector
 from projector.rebuild import Rebuild, RebuildInProgressError
 from projector.replay import ProjectorReplayer
 from projector.settings import ProjectorSettings
 from projector.status import collect_status, format_status, status_json
+from runtime.health import Heartbeat, serve_health
+from runtime.logging import configure_logging
+from runtime.process import stop_on_signals
+from runtime.settings import (
+    HealthSettings,
+    RelaySettings,
+    database_settings,
+    kafka_settings,
+    runtime_settings,
+)
 
 
 def consume() -> int:

@@ -15,11 +15,11 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from common import metrics, tracing
-from common.dead_letters import DeadLetter, LetterKind
-from common.poison import describe
 from consuming.batch import Batch, BatchResult, Delivered
 from consuming.loop import MessageRefusedError, Retries
+from consuming.poison import describe
+from contracts.dead_letters import DeadLetter, LetterKind
+from runtime import metrics, tracing
 
 log = logging.getLogger(__name__)
 

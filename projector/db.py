@@ -3,7 +3,7 @@
 Written for a set of table names (`LIVE`, or the rebuild's fresh copies `REBUILD`), so the live
 projector and the rebuild share every statement. Writes are set-based (one `unnest` statement per
 table per batch) and guarded by the row version, so a stale writer can never move a row backwards.
-Columns and their PostgreSQL types come from common.read_model's declaration; each set of names
+Columns and their PostgreSQL types come from contracts.read_model's declaration; each set of names
 has its statements composed once (at import for LIVE and REBUILD), not per batch.
 """
 
@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import Table
 
-from common.read_model import (
+from contracts.read_model import (
     PROGRESS_CHANNEL,
     column_names,
     encode_progress,
@@ -252,5 +252,5 @@ def save_progress(cur: Cursor, progress: Mapping[tuple[str, int], tuple[int, int
 
 
 def notify_progress(cur: Cursor, positions: Mapping[UUID, int] | None) -> None:
-    """Wake waiting queries once the transaction commits (see common.read_model)."""
+    """Wake waiting queries once the transaction commits (see contracts.read_model)."""
     cur.execute("SELECT pg_notify(%s, %s)", (PROGRESS_CHANNEL, encode_progress(positions)))

@@ -15,7 +15,7 @@ History: every task event applied also becomes a `TaskEventRow` (what it changed
 `task_events` keyed by its store position, so the history holds exactly the events the task row
 went through, and a replay (live re-delivery or rebuild) never records one twice.
 
-The row classes and `Rows` are in projector.rows (shaped by common.read_model's declaration).
+The row classes and `Rows` are in projector.rows (shaped by contracts.read_model's declaration).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from uuid import UUID
 
-from common.events import (
+from consuming.poison import PoisonError
+from contracts.events import (
     DailyDigestRequested,
     PublicEvent,
     TaskCompleted,
@@ -38,13 +39,12 @@ from common.events import (
     UserPreferencesChanged,
     UserRegistered,
 )
-from common.poison import PoisonError
 from projector.rows import Rows, TaskRow, UserRow
 
 
 class ProjectionError(PoisonError):
     """The event cannot be applied (it contradicts the read model): poison, so it is parked with
-    its aggregate's later events (common.poison, common.parking)."""
+    its aggregate's later events (consuming.poison, consuming.parking)."""
 
 
 class Outcome(enum.Enum):

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.dead_letters import KafkaDeadLetters
-from common.settings import ConsumerSettings, DatabaseSettings, KafkaSettings
 from consuming.loop import ConsumerLoop, DeadLetterSink, LoopSettings
 from consuming.source import KafkaSource, MessageSource
+from contracts.dead_letters import KafkaDeadLetters
 from projector.consumer import Projection, ProjectorHandler
 from projector.settings import ProjectorSettings
 from projector.sink import PostgresProjection
+from runtime.settings import ConsumerSettings, DatabaseSettings, KafkaSettings
 
 
 def build_projector(

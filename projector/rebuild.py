@@ -33,7 +33,6 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from common.settings import DatabaseSettings
 from event_store.application import TodoStore
 from event_store.public_reader import PublicEventReader
 from projector.db import PROJECTION_LOCK_KEY, REBUILD_LOCK_KEY, notify_progress
@@ -43,6 +42,7 @@ from projector.rebuild_reading import store_pages
 from projector.rebuild_tables import check_schema, create_indexes, create_tables, rename_into_place
 from projector.rebuild_workers import replay_in_processes
 from projector.settings import ProjectorSettings
+from runtime.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from uuid import UUID
 
 import psycopg
 
-from common.events import PublicEvent
+from contracts.events import PublicEvent
 from projector.db import REBUILD, TableNames, copy_rows, load_rows, save_positions, save_rows
 from projector.handlers import ProjectionError, apply_event, referenced_ids
 from projector.rows import Rows

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 
 from tqdm import tqdm
 
-from common import metrics
 from projector.rebuild_workers import Advance
+from runtime import metrics
 
 
 @contextmanager

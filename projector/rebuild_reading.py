@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from common.events import PublicEvent
+from contracts.events import PublicEvent
 from event_store.public_reader import PublicEventReader
 from event_store.store_queries import Shard
 from projector.rebuild_fold import ReadPage

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql.elements import conv
 
-from common.read_model import NAMING_CONVENTION, REBUILT_TABLES
+from contracts.read_model import NAMING_CONVENTION, REBUILT_TABLES
 from projector.db import LIVE, REBUILD_SUFFIX
 
 SUFFIX = REBUILD_SUFFIX  # the names projector.db.REBUILD writes to

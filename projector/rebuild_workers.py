@@ -10,13 +10,13 @@ from typing import Any
 
 import psycopg
 
-from common.settings import DatabaseSettings
 from event_store.application import TodoStore, store_env
 from event_store.public_reader import PublicEventReader
 from event_store.store_queries import Shard
 from projector.rebuild_fold import Replayer, ReplayStats, gc_paused
 from projector.rebuild_reading import store_pages
 from projector.settings import ProjectorSettings
+from runtime.settings import DatabaseSettings
 
 # advance({worker index: (position, events)}), called as workers report progress
 Advance = Callable[[dict[int, tuple[int, int]]], None]

@@ -1,5 +1,5 @@
 """`python -m projector dlq replay`: a parked event applied by the live projector's handlers and
-SQL, inside the replay's transaction (common.dlq_cli), so the row and the read model change
+SQL, inside the replay's transaction (consuming.dlq_cli), so the row and the read model change
 together. Idempotent: an event already applied (e.g. by a rebuild) is a duplicate and just leaves
 the list; a gap (an earlier event of the aggregate is missing) is refused and stays parked."""
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import psycopg
 
-from common.dead_letters import DeadLetter
-from common.events import decode_event
-from common.poison import PoisonError
+from consuming.poison import PoisonError
+from contracts.dead_letters import DeadLetter
+from contracts.events import decode_event
 from projector.db import LIVE, PROJECTION_LOCK_KEY, load_rows, notify_progress, save_rows
 from projector.handlers import Outcome, apply_event, referenced_ids
 

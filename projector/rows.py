@@ -1,9 +1,10 @@
 """The rows the projector folds events into: an in-memory slice of the read model.
 
-One typed class per table the handlers change, shaped as common.read_model declares the table: the
-field order is checked against the declaration at import (a column added there and not here fails
-at once, not as a misplaced value in the database), and each class's column list and `as_tuple`
-(its values in column order, for the projector's `unnest` arrays and binary COPY) come from it.
+One typed class per table the handlers change, shaped as contracts.read_model declares the table:
+the field order is checked against the declaration at import (a column added there and not here
+fails at once, not as a misplaced value in the database), and each class's column list and
+`as_tuple` (its values in column order, for the projector's `unnest` arrays and binary COPY) come
+from it.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from uuid import UUID
 
 from sqlalchemy import Table
 
-from common.events import TaskEvent
-from common.read_model import DEFAULT_TIMEZONE, column_names, task_events, tasks, users
+from contracts.events import TaskEvent
+from contracts.read_model import DEFAULT_TIMEZONE, column_names, task_events, tasks, users
 
 
 class _TableRow:

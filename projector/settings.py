@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from common.settings import AppSettings
+from runtime.settings import AppSettings
 
 
 class ProjectorSettings(AppSettings):

@@ -1,6 +1,6 @@
 """The live projection: applies a batch of events to the read tables in one transaction, parking
-(common.parking) in that same transaction the poison messages and every event of an aggregate that
-already has one parked, so rows, progress and parked messages commit or vanish together."""
+(consuming.parking) in that same transaction the poison messages and every event of an aggregate
+that already has one parked, so rows, progress and parked messages commit or vanish together."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 import psycopg
 
-from common import parking
-from common.dead_letters import DeadLetter, LetterKind, sequence_id
+from consuming import parking
 from consuming.batch import BatchResult, Delivered
+from contracts.dead_letters import DeadLetter, LetterKind, sequence_id
 from projector.db import (
     LIVE,
     PROJECTION_LOCK_KEY,

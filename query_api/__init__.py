@@ -1,1 +1,1 @@
-"""The query API: reads the read model (common.read_model) only, never the event store."""
+"""The query API: reads the read model (contracts.read_model) only, never the event store."""

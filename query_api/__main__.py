@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uvicorn
 
-from common.logging import configure_logging
-from common.settings import QueryApiSettings, auth_settings, runtime_settings
 from query_api.bootstrap import create_app
+from query_api.settings import QueryApiSettings
+from runtime.logging import configure_logging
+from runtime.settings import auth_settings, runtime_settings
 
 
 def main() -> None:

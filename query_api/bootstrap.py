@@ -16,24 +16,19 @@ import psycopg
 from fastapi import FastAPI, Request
 from psycopg_pool import AsyncConnectionPool
 
-from common import metrics
-from common.auth import TokenVerifier
-from common.http_metrics import install_http_metrics
-from common.openapi import install_openapi
-from common.settings import (
-    AuthSettings,
-    DatabaseSettings,
-    QueryApiSettings,
-    auth_settings,
-    database_settings,
-)
-from common.web import health_router, install_error_handlers
+from http_api.auth import TokenVerifier
+from http_api.errors import health_router, install_error_handlers
+from http_api.metrics import install_http_metrics
+from http_api.openapi import install_openapi
 from query_api.deps import Waiter
 from query_api.freshness import PositionWaiter, ReplicaPositionWaiter
 from query_api.repository import PostgresReadModel, ReadModel, make_pool
 from query_api.routes import router
+from query_api.settings import QueryApiSettings
 from query_api.stream import StreamLimits
 from query_api.stream import router as stream_router
+from runtime import metrics
+from runtime.settings import AuthSettings, DatabaseSettings, auth_settings, database_settings
 
 log = logging.getLogger(__name__)
 

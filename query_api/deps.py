@@ -9,9 +9,9 @@ from uuid import UUID
 
 from fastapi import Header, HTTPException, Request, status
 
-from common import metrics
-from common.settings import QueryApiSettings
 from query_api.repository import ReadModel
+from query_api.settings import QueryApiSettings
+from runtime import metrics
 
 STALE_HEADER = "X-Stale"
 

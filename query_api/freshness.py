@@ -1,6 +1,6 @@
 """Read-your-writes: wait until the projector has applied a user's position, without polling.
 
-One LISTEN connection per process (channel common.read_model.PROGRESS_CHANNEL). The projector
+One LISTEN connection per process (channel contracts.read_model.PROGRESS_CHANNEL). The projector
 NOTIFYs after each committed batch with the positions it reached per user; waiting requests are
 futures keyed by user, resolved by the notifications. A request registers its future *before* it
 reads the current position, so a notification can never slip between the two.
@@ -27,7 +27,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from common.read_model import PROGRESS_CHANNEL, decode_progress
+from contracts.read_model import PROGRESS_CHANNEL, decode_progress
 from query_api.known_positions import KnownPositions
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from common.read_model import column_list, json_fields, task_events, tasks, user_positions, users
-from common.schemas import TaskPublic
+from contracts.read_model import column_list, json_fields, task_events, tasks, user_positions, users
+from contracts.task_schema import TaskPublic
 from query_api.cursor import TaskPageCursor
 from query_api.schemas import MePublic, TaskEventPublic
 

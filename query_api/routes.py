@@ -11,10 +11,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
-from common.auth import CurrentUserId
-from common.openapi import error_response
-from common.schemas import TaskPublic
-from common.web import validation_error
+from contracts.task_schema import TaskPublic
+from http_api.auth import CurrentUserId
+from http_api.errors import validation_error
+from http_api.openapi import error_response
 from query_api.cursor import (
     ACTIVITY_CURSOR_PATTERN,
     CURSOR_PATTERN,
@@ -38,7 +38,7 @@ _NO_USER = "The user is not (yet) in the read model"
 def _responses(not_found: str | None = None) -> dict[int | str, dict[str, Any]]:
     """What a read answers besides its body: X-Stale on a 200 (and on a 404, where there is one),
     400 for a malformed X-Min-Position. 401, 500 and 503 are declared on every operation by
-    common.openapi.declare_error_responses."""
+    http_api.openapi.declare_error_responses."""
     responses: dict[int | str, dict[str, Any]] = {
         400: error_response("X-Min-Position is not a store position (ASCII digits)"),
         200: {"headers": {STALE_HEADER: {"description": _STALE_DOC, "schema": {"type": "string"}}}},

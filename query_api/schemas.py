@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from common.schemas import TaskPublic
+from contracts.task_schema import TaskPublic
 
 
 class TaskPage(BaseModel):

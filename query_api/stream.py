@@ -24,11 +24,11 @@ from fastapi import APIRouter, Header, HTTPException, Request, status
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from common import metrics
-from common.auth import CurrentUserId
-from common.openapi import error_response
-from common.settings import QueryApiSettings
+from http_api.auth import CurrentUserId
+from http_api.openapi import error_response
 from query_api.deps import POSITION_PATTERN, parse_position, read_model
+from query_api.settings import QueryApiSettings
+from runtime import metrics
 
 router = APIRouter(tags=["queries"])
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from common.logging import configure_logging
-from common.process import stop_on_signals
-from common.settings import HealthSettings, database_settings, runtime_settings
+from runtime.logging import configure_logging
+from runtime.process import stop_on_signals
+from runtime.settings import HealthSettings, database_settings, runtime_settings
 from scheduler.batch import BatchFailedError
 from scheduler.bootstrap import bootstrap, build_trigger
 from scheduler.service import utc_now

@@ -33,8 +33,8 @@ from uuid import UUID
 
 import psycopg
 
-from common.read_model import DEFAULT_TIMEZONE, column_list
-from common.read_model import users as users_table
+from contracts.read_model import DEFAULT_TIMEZONE, column_list
+from contracts.read_model import users as users_table
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,8 @@ _NIL_UUID = UUID(int=0)
 _READ_ONLY = "-c default_transaction_read_only=on"  # the scheduler never writes the read tables
 
 # Users with the digest on, all of them or those of some timezones (ix_users_timezone_id): the
-# columns of a DigestCandidate's user (checked against common.read_model's declaration at import).
+# columns of a DigestCandidate's user (checked against contracts.read_model's declaration at
+# import).
 _USER = column_list(users_table, "id", "email", "timezone")
 _USERS_PAGE = f"select {_USER} from users where digest_enabled and id > %s order by id limit %s"  # noqa: S608
 _ZONE_USERS_PAGE = (

@@ -16,15 +16,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from common.health import serve_health
-from common.settings import (
-    DatabaseSettings,
-    HealthSettings,
-    RelaySettings,
-    kafka_settings,
-)
 from event_store.application import TodoStore, store_env
 from projector.settings import ProjectorSettings
+from runtime.health import serve_health
+from runtime.settings import DatabaseSettings, HealthSettings, RelaySettings, kafka_settings
 from scheduler.local_midnight import tick_trigger
 from scheduler.read_side import PipelineProgress, ReadSideProgress
 from scheduler.service import Clock, DigestService, DigestStore, utc_now

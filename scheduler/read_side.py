@@ -15,8 +15,8 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from common.settings import DatabaseSettings, KafkaSettings
 from projector.status import collect_status
+from runtime.settings import DatabaseSettings, KafkaSettings
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime
 from time import monotonic
 from typing import Protocol
 
-from common import metrics, tracing
-from common.settings import DatabaseSettings
+from runtime import metrics, tracing
+from runtime.settings import DatabaseSettings
 from scheduler.batch import BatchSummary, DigestBatch, DigestRecorder, Progress, ReadTables
 from scheduler.local_midnight import TICK_MINUTES, local_dates
 from scheduler.read_side import ReadSideProgress, wait_for_read_side

@@ -1,4 +1,4 @@
-"""Scheduler settings (environment variable = field name, see common.settings.AppSettings)."""
+"""Scheduler settings (environment variable = field name, see runtime.settings.AppSettings)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
-from common.settings import AppSettings
+from runtime.settings import AppSettings
 
 
 class SchedulerSettings(AppSettings):

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from common.settings import DatabaseSettings, KafkaSettings
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.infra import cluster_bootstrap_servers, fresh_database, fresh_topics
 
 # `KAFKA_BROKERS=3 make test`: every test and service process lists all three nodes.

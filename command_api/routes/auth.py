@@ -23,6 +23,7 @@ from command_api.deps import Auth, Store
 from command_api.passwords import PasswordHasher
 from command_api.responses import set_position
 from command_api.schemas import TokenPublic, UserCreate, UserLogin, UserPublic
+from command_api.settings import AuthThrottleSettings, auth_throttle_settings
 from command_api.throttle import (
     AuthThrottle,
     HitCounters,
@@ -33,16 +34,10 @@ from command_api.throttle import (
     ThrottledError,
     client_address,
 )
-from common.auth import issue_token
-from common.openapi import error_response
-from common.settings import (
-    AuthThrottleSettings,
-    DatabaseSettings,
-    auth_settings,
-    auth_throttle_settings,
-    database_settings,
-)
 from event_store.domain.model import normalize_email
+from http_api.auth import issue_token
+from http_api.openapi import error_response
+from runtime.settings import DatabaseSettings, auth_settings, database_settings
 
 log = logging.getLogger(__name__)
 

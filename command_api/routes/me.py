@@ -13,10 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from command_api.deps import Store
 from command_api.responses import POSITION_HEADER, set_position
 from command_api.schemas import PatchBody
-from common.auth import CurrentUserId
-from common.openapi import error_response
-from common.timezones import TimezoneName
+from contracts.timezones import TimezoneName
 from event_store.domain.model import User
+from http_api.auth import CurrentUserId
+from http_api.openapi import error_response
 
 router = APIRouter(tags=["account"])
 

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Response, status
 from command_api.deps import ExpectedVersion, Store
 from command_api.responses import POSITION_HEADER, set_etag, set_position
 from command_api.schemas import TaskCreate, TaskUpdate, task_public
-from common.auth import CurrentUserId
-from common.openapi import error_response
-from common.schemas import TaskPublic
+from contracts.task_schema import TaskPublic
+from http_api.auth import CurrentUserId
+from http_api.openapi import error_response
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 

@@ -1,6 +1,6 @@
 """One-click unsubscribe from the daily digest (RFC 8058), from the link in every digest email.
 
-No login: the signed, single-purpose token in the URL (common/unsubscribe.py) names the user.
+No login: the signed, single-purpose token in the URL (contracts/unsubscribe.py) names the user.
 `GET` only shows a confirmation page with a button, because link scanners and mail previews fetch
 GETs: a GET never changes anything. `POST` (the button, or the mail client's one-click
 `List-Unsubscribe=One-Click` request) turns the digest off: a `User.PreferencesChanged` event.
@@ -19,9 +19,9 @@ from starlette.concurrency import run_in_threadpool
 
 from command_api.deps import Auth, Store
 from command_api.responses import set_position
-from common.openapi import error_response
-from common.settings import AuthSettings
-from common.unsubscribe import InvalidUnsubscribeTokenError, verify_unsubscribe_token
+from contracts.unsubscribe import InvalidUnsubscribeTokenError, verify_unsubscribe_token
+from http_api.openapi import error_response
+from runtime.settings import AuthSettings
 
 router = APIRouter(tags=["account"])
 

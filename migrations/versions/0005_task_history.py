@@ -1,5 +1,5 @@
 """Task history: `task_events`, one row per task event applied to `tasks`, keyed by its store
-position (common.read_model). Filled by the projector from here on; `python -m projector rebuild`
+position (contracts.read_model). Filled by the projector from here on; `python -m projector rebuild`
 fills it for the events recorded before this migration.
 
 Revision ID: 0005_task_history

@@ -31,7 +31,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from common.settings import KafkaSettings
+from runtime.settings import KafkaSettings
 from tests.support.browser import ensure_chromium, launch_chromium
 from tests.support.infra import fresh_database, fresh_topics
 

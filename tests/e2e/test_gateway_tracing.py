@@ -9,8 +9,8 @@ import uuid
 import httpx
 import pytest
 
-from common import tracing
-from common.settings import KafkaSettings
+from runtime import tracing
+from runtime.settings import KafkaSettings
 from tests.e2e.conftest import System
 from tests.support.infra import consume_all
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from command_api.schemas import TaskCreate
-from common.settings import DatabaseSettings
+from runtime.settings import DatabaseSettings
 from tests.support.read_side import read_db
 
 pytestmark = pytest.mark.integration

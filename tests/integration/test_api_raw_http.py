@@ -13,10 +13,11 @@ import httpx
 import pytest
 
 from command_api.bootstrap import bootstrap as create_command_app
-from common.auth import issue_token
-from common.settings import DatabaseSettings, QueryApiSettings, auth_settings
 from event_store.application import TodoStore, store_env
+from http_api.auth import issue_token
 from query_api.bootstrap import create_app as create_query_app
+from query_api.settings import QueryApiSettings
+from runtime.settings import DatabaseSettings, auth_settings
 from tests.support.http_server import raw_request, serving
 from tests.support.read_side import migrate, read_db
 

@@ -18,7 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from command_api.bootstrap import bootstrap
-from common.settings import DatabaseSettings, KafkaSettings, auth_throttle_settings
+from command_api.settings import auth_throttle_settings
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.infra import process_env
 from tests.support.processes import stop_process
 from tests.support.read_side import migrate

@@ -13,8 +13,9 @@ from fastapi.testclient import TestClient
 from psycopg import sql
 
 from command_api.bootstrap import bootstrap, build_store
+from command_api.settings import CommandApiSettings
 from command_api.throttle import InMemoryHitCounters
-from common.settings import CommandApiSettings, DatabaseSettings, auth_settings
+from runtime.settings import DatabaseSettings, auth_settings
 from tests.support.system import auth, command_client, register_and_login, store_for
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from common.settings import DatabaseSettings
+from runtime.settings import DatabaseSettings
 from tests.support.system import auth, command_client, register_and_login, store_for
 
 json_values = st.recursive(

@@ -22,10 +22,11 @@ import pytest
 
 from command_api.bootstrap import bootstrap as create_command_app
 from command_api.bootstrap import command_store_env
-from common.auth import issue_token
-from common.settings import DatabaseSettings, QueryApiSettings, auth_settings
 from event_store.application import TodoStore, store_env
+from http_api.auth import issue_token
 from query_api.bootstrap import create_app as create_query_app
+from query_api.settings import QueryApiSettings
+from runtime.settings import DatabaseSettings, auth_settings
 from tests.support.http_server import free_port, serving
 from tests.support.read_side import migrate
 

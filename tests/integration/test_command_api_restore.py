@@ -8,7 +8,7 @@ from uuid import uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from common.settings import DatabaseSettings
+from runtime.settings import DatabaseSettings
 from tests.support.system import auth, command_client, register_and_login, store_for
 
 

@@ -19,8 +19,8 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from common.settings import DatabaseSettings, KafkaSettings
 from event_store.application import DigestDetails, TodoStore
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.chaos_checks import judge_mail
 from tests.support.infra import PARTITIONS
 from tests.support.processes import worker_env
@@ -76,7 +76,7 @@ class Group:
 
 
 def assignment(admin: AdminClient, group: str) -> dict[str, set[int]]:
-    """Member's group.instance.id (it holds the pid, common.kafka.instance_id) -> partitions."""
+    """Member's group.instance.id (it holds the pid, runtime.kafka.instance_id) -> partitions."""
     described = admin.describe_consumer_groups([group])[group].result(timeout=10)
     return {
         str(m.group_instance_id): {tp.partition for tp in m.assignment.topic_partitions}

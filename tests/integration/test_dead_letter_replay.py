@@ -15,9 +15,9 @@ import psycopg
 import pytest
 from confluent_kafka import Producer
 
-from common.events import PublicEvent, encode_event
-from common.kafka import producer_config
-from common.settings import DatabaseSettings, KafkaSettings
+from contracts.events import PublicEvent, encode_event
+from runtime.kafka import producer_config
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.digest import (
     ReadUser,
     Task,

@@ -12,9 +12,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from common.settings import DatabaseSettings
 from event_store.application import TodoStore
 from event_store.domain.model import DailyDigest, digest_id_for
+from runtime.settings import DatabaseSettings
 from scheduler.batch import BatchFailedError
 from scheduler.service import DigestService
 from tests.support.digest import (

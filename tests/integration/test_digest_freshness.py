@@ -9,8 +9,8 @@ from datetime import date
 
 import pytest
 
-from common.settings import DatabaseSettings, KafkaSettings, RelaySettings
 from event_store.domain.model import DailyDigest, digest_id_for
+from runtime.settings import DatabaseSettings, KafkaSettings, RelaySettings
 from scheduler.batch import BatchSummary
 from scheduler.read_side import PipelineProgress
 from scheduler.service import DigestService

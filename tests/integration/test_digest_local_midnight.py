@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from common.settings import DatabaseSettings, HealthSettings
 from event_store.application import TodoStore
 from event_store.domain.model import DailyDigest, digest_id_for
+from runtime.settings import DatabaseSettings, HealthSettings
 from scheduler.bootstrap import bootstrap
 from tests.support.digest import (
     ReadUser,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from common.settings import DatabaseSettings
+from runtime.settings import DatabaseSettings
 from tests.support.chaos import KILLED, ChaosConfig, ChaosRun
 from tests.support.read_side import migrate
 

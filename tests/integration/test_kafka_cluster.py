@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from common.settings import DatabaseSettings, KafkaSettings
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.chaos_checks import judge_kafka, judge_mail, judge_store, wait_for_tables
 from tests.support.chaos_workload import Client, Gate, Tally
 from tests.support.infra import process_env

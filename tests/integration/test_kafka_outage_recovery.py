@@ -1,6 +1,6 @@
 """A Kafka outage of 30 s on a private broker (3 partitions) under the real relay, projector and
 mailer processes: once the broker is back, both consumers take every partition again within 5 s,
-without waiting for a session timeout to expire (common/kafka.py says why they used to)."""
+without waiting for a session timeout to expire (runtime/kafka.py says why they used to)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from common.settings import DatabaseSettings, KafkaSettings
 from event_store.application import TodoStore
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.digest import run_batch
 from tests.support.infra import consume_all
 from tests.support.private_infra import private_kafka

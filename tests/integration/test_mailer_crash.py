@@ -13,8 +13,8 @@ from datetime import date
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from common.settings import DatabaseSettings, KafkaSettings
 from mailer.settings import MailerSettings
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.digest import (
     DigestSystem,
     ReadUser,

@@ -10,10 +10,10 @@ from datetime import date
 import pytest
 from confluent_kafka import Producer
 
-from common.events import DailyDigestRequested
-from common.kafka import producer_config
-from common.settings import DatabaseSettings, KafkaSettings
+from contracts.events import DailyDigestRequested
 from mailer.compose import message_id_for
+from runtime.kafka import producer_config
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.digest import (
     DigestSystem,
     ReadUser,

@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from common.health import serve_health
-from common.settings import DatabaseSettings, KafkaSettings
 from projector.rebuild import Rebuild
 from projector.settings import ProjectorSettings
+from runtime.health import serve_health
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.read_side import migrate, read_db, seed
 from tests.support.services import running, service, wait_for_http
 from tests.support.system import store_for

@@ -11,8 +11,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from common.events import TaskRenamed
-from common.settings import DatabaseSettings, KafkaSettings
+from contracts.events import TaskRenamed
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.read_side import (
     expected_tables,
     read_db,

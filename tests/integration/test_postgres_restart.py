@@ -11,9 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from common.events import PublicEvent
-from common.settings import DatabaseSettings, KafkaSettings
+from contracts.events import PublicEvent
 from event_store.application import TodoStore
+from runtime.settings import DatabaseSettings, KafkaSettings
 from scheduler.runs import _LOCK_CLASS
 from tests.support.chaos_checks import judge_kafka, judge_mail, table_rows, task_states
 from tests.support.digest import ReadUser, Task, insert_read_model

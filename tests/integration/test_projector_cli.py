@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from common.settings import DatabaseSettings, KafkaSettings, RelaySettings
 from projector.status import collect_status
+from runtime.settings import DatabaseSettings, KafkaSettings, RelaySettings
 from tests.support.read_side import (
     ROOT,
     expected_tables,

@@ -10,10 +10,10 @@ import psycopg
 import pytest
 from confluent_kafka import Producer
 
-from common.events import PublicEvent, encode_event
-from common.kafka import producer_config
-from common.settings import DatabaseSettings, KafkaSettings
+from contracts.events import PublicEvent, encode_event
 from event_store.application import TodoStore
+from runtime.kafka import producer_config
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.infra import consume_all
 from tests.support.read_side import (
     applied_offsets,

@@ -10,10 +10,10 @@ import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from common.settings import DatabaseSettings, KafkaSettings
 from event_store.application import TodoStore
 from projector.rebuild import Rebuild
 from projector.settings import ProjectorSettings
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.read_side import (
     expected_tables,
     log_lines,

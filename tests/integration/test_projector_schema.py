@@ -1,5 +1,5 @@
 """Alembic owns the read model's DDL: `alembic upgrade head` builds it from nothing, exactly as
-common.read_model declares it."""
+contracts.read_model declares it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from common.read_model import metadata
-from common.settings import DatabaseSettings
+from contracts.read_model import metadata
+from runtime.settings import DatabaseSettings
 from tests.support.read_side import alembic_config, migrate
 
 pytestmark = pytest.mark.integration

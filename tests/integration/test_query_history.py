@@ -9,13 +9,14 @@ from uuid import UUID, uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from common.auth import issue_token
-from common.events import PublicEvent
-from common.settings import DatabaseSettings, QueryApiSettings, auth_settings
 from consuming.batch import Delivered
+from contracts.events import PublicEvent
+from http_api.auth import issue_token
 from projector.sink import PostgresProjection
 from query_api.bootstrap import create_app
 from query_api.schemas import ActivityPage, TaskHistory
+from query_api.settings import QueryApiSettings
+from runtime.settings import DatabaseSettings, auth_settings
 from tests.support.read_side import read_db, snapshot
 from tests.support.system import auth
 from tests.unit.test_projector_handlers import History

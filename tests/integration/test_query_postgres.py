@@ -10,10 +10,10 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from common.auth import issue_token
-from common.settings import DatabaseSettings, auth_settings
+from http_api.auth import issue_token
 from query_api.bootstrap import create_app
 from query_api.schemas import MePublic, TaskPage
+from runtime.settings import DatabaseSettings, auth_settings
 from tests.support.read_side import read_db
 from tests.support.system import auth
 

@@ -24,9 +24,10 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg import sql
 
-from common.auth import verify_token
-from common.settings import DatabaseSettings, KafkaSettings, QueryApiSettings, auth_settings
+from http_api.auth import verify_token
 from query_api.bootstrap import create_app
+from query_api.settings import QueryApiSettings
+from runtime.settings import DatabaseSettings, KafkaSettings, auth_settings
 from tests.support.private_infra import PrivateReplica, private_postgres, private_replica
 from tests.support.read_side import migrate, running_projector, wait_until
 from tests.support.system import auth, command_client, register_and_login, running_relay, store_for

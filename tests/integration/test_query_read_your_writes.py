@@ -10,8 +10,9 @@ from contextlib import contextmanager
 import pytest
 from fastapi.testclient import TestClient
 
-from common.settings import DatabaseSettings, KafkaSettings, QueryApiSettings
 from query_api.bootstrap import create_app
+from query_api.settings import QueryApiSettings
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.read_side import read_db, running_projector
 from tests.support.system import auth, command_client, register_and_login, running_relay, store_for
 
@@ -95,8 +96,8 @@ def test_a_position_that_is_never_applied_answers_after_the_bound_marked_stale(
     # No projector running: the position cannot be reached.
     from uuid import uuid4
 
-    from common.auth import issue_token
-    from common.settings import auth_settings
+    from http_api.auth import issue_token
+    from runtime.settings import auth_settings
 
     token, _ = issue_token(uuid4(), auth_settings())
     with query_client(read_db, timeout=0.3) as queries:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from common.settings import DatabaseSettings, KafkaSettings
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.http_server import free_port
 from tests.support.read_side import read_db, running_projector, wait_until
 from tests.support.services import running, service, wait_for_http

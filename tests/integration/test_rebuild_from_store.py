@@ -10,12 +10,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from common.settings import DatabaseSettings, KafkaSettings
 from event_store.application import DigestDetails, TodoStore
 from event_store.domain.model import DomainError
 from projector.db import REBUILD_LOCK_KEY
 from projector.rebuild import Rebuild, RebuildInProgressError
 from projector.settings import ProjectorSettings
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.read_side import (
     expected_tables,
     read_db,

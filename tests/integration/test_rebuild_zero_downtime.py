@@ -10,11 +10,11 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
-from common.auth import issue_token
-from common.settings import DatabaseSettings, KafkaSettings, auth_settings
+from http_api.auth import issue_token
 from projector.rebuild import Rebuild
 from projector.settings import ProjectorSettings
 from query_api.bootstrap import create_app
+from runtime.settings import DatabaseSettings, KafkaSettings, auth_settings
 from tests.support.read_side import (
     expected_tables,
     read_db,

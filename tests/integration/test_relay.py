@@ -14,10 +14,10 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from common.events import TaskCreated, decode_event
-from common.settings import DatabaseSettings, KafkaSettings
+from contracts.events import TaskCreated, decode_event
 from event_store.application import TodoStore
 from event_store.public import PUBLIC_TOPICS
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.infra import consume_all, consume_events
 from tests.support.private_infra import private_kafka
 from tests.support.processes import relay_process

@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from common.events import PublicEvent
-from common.settings import DatabaseSettings, KafkaSettings
+from contracts.events import PublicEvent
 from event_store.public import PUBLIC_TOPICS
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support import processes
 from tests.support.gateway import private_gateway
 from tests.support.infra import consume_events, process_env

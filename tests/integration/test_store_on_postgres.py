@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from common.settings import DatabaseSettings
 from event_store.application import store_env
+from runtime.settings import DatabaseSettings
 from tests.support.store_contract import StoreContract
 
 pytestmark = pytest.mark.integration

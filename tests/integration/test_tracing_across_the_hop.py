@@ -11,9 +11,9 @@ from uuid import UUID
 
 import pytest
 
-from common import tracing
-from common.logging import JsonFormatter
-from common.settings import DatabaseSettings, KafkaSettings
+from runtime import tracing
+from runtime.logging import JsonFormatter
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.digest import ReadUser, Task, digest_system, mailer_process, mailer_settings
 from tests.support.infra import consume_all
 from tests.support.read_side import (

@@ -11,10 +11,10 @@ from uuid import uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from common.auth import issue_token
-from common.settings import DatabaseSettings, KafkaSettings, auth_settings
-from common.unsubscribe import issue_unsubscribe_token
+from contracts.unsubscribe import issue_unsubscribe_token
 from event_store.application import TodoStore
+from http_api.auth import issue_token
+from runtime.settings import DatabaseSettings, KafkaSettings, auth_settings
 from tests.support.digest import (
     DigestSystem,
     ReadUser,

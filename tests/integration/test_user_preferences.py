@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from common.settings import DatabaseSettings, KafkaSettings
 from event_store.application import TodoStore
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.integration.test_query_read_your_writes import whole_pipeline
 from tests.support.read_side import read_db
 from tests.support.system import auth, command_client, register_and_login, store_for

@@ -12,7 +12,7 @@ from uuid import UUID
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
-from common.events import (
+from contracts.events import (
     DailyDigestRequested,
     PublicEvent,
     TaskCompleted,
@@ -22,7 +22,7 @@ from common.events import (
     TaskReopened,
     decode_event,
 )
-from common.settings import DatabaseSettings, KafkaSettings
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.chaos_workload import Tally
 from tests.support.infra import PARTITIONS
 from tests.support.smtp import Received

@@ -17,12 +17,12 @@ from uuid import UUID
 
 import psycopg
 
-from common.events import DailyDigestRequested
-from common.settings import DatabaseSettings, HealthSettings, KafkaSettings
 from consuming.loop import ConsumerLoop
+from contracts.events import DailyDigestRequested
 from event_store.application import TodoStore
 from mailer.main import build_mailer
 from mailer.settings import MailerSettings
+from runtime.settings import DatabaseSettings, HealthSettings, KafkaSettings
 from scheduler.batch import BatchSummary
 from scheduler.bootstrap import bootstrap
 from scheduler.settings import SchedulerSettings

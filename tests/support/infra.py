@@ -17,8 +17,8 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from psycopg import sql
 
-from common.events import PublicEvent, decode_event
-from common.settings import DatabaseSettings, KafkaSettings
+from contracts.events import PublicEvent, decode_event
+from runtime.settings import DatabaseSettings, KafkaSettings
 
 PARTITIONS = 3
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from common.settings import DatabaseSettings, KafkaSettings
+from runtime.settings import DatabaseSettings, KafkaSettings
 
 ROOT = Path(__file__).parents[2]
 DATA = ROOT / ".data"

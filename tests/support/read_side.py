@@ -24,13 +24,12 @@ from alembic import command
 from alembic.config import Config
 from psycopg import sql
 
-from common import parking
-from common.dead_letters import DeadLetter
-from common.events import PublicEvent
-from common.poison import TransientError
-from common.settings import DatabaseSettings, KafkaSettings
+from consuming import parking
 from consuming.batch import BatchResult, Delivered
 from consuming.loop import ConsumerLoop
+from consuming.poison import TransientError
+from contracts.dead_letters import DeadLetter
+from contracts.events import PublicEvent
 from event_store.application import TodoStore
 from event_store.domain.model import Task, User
 from event_store.public import PUBLIC_TOPICS, to_public
@@ -40,6 +39,7 @@ from projector.main import build_projector
 from projector.rows import Rows, TaskEventRow
 from projector.settings import ProjectorSettings
 from projector.sink import sort_out
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.infra import process_env
 
 ROOT = Path(__file__).parents[2]

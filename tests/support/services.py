@@ -16,7 +16,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.settings import DatabaseSettings, KafkaSettings
+from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.infra import process_env
 
 ROOT = Path(__file__).parents[2]

@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from common.events import DailyDigestRequested, PublicEvent
+from contracts.events import DailyDigestRequested, PublicEvent
 from event_store.application import DigestDetails, TodoStore
 from event_store.domain.model import EmailAlreadyRegisteredError, digest_id_for
 from event_store.public import PUBLIC_TOPICS, to_public

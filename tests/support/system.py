@@ -9,10 +9,10 @@ from contextlib import contextmanager
 from fastapi.testclient import TestClient
 
 from command_api.bootstrap import bootstrap
-from common.settings import DatabaseSettings, HealthSettings, KafkaSettings, RelaySettings
 from event_store.application import TodoStore, store_env
 from event_store.relay import Relay
 from event_store.relay_bootstrap import bootstrap as bootstrap_relay
+from runtime.settings import DatabaseSettings, HealthSettings, KafkaSettings, RelaySettings
 from tests.support.read_side import migrate
 
 

@@ -1,4 +1,4 @@
-"""The token check both APIs use (common.auth.CurrentUserId): common.auth's rules, each token
+"""The token check both APIs use (http_api.auth.CurrentUserId): http_api.auth's rules, each token
 verified once until it expires, 401 with `WWW-Authenticate: Bearer` otherwise, declared in OpenAPI
 as the `HTTPBearer` scheme."""
 
@@ -11,8 +11,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from common.auth import CurrentUserId, InvalidTokenError, TokenVerifier, issue_token
-from common.settings import AuthSettings
+from http_api.auth import CurrentUserId, InvalidTokenError, TokenVerifier, issue_token
+from runtime.settings import AuthSettings
 
 SETTINGS = AuthSettings(
     JWT_SECRET="a-test-secret-of-at-least-32-characters!!", JWT_EXPIRES_SECONDS=60

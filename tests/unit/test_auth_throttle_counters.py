@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from command_api.settings import AuthThrottleSettings
 from command_api.throttle import AuthThrottle, InMemoryHitCounters, Key, Scope, ThrottledError
-from common.settings import AuthThrottleSettings
 
 
 class Clock:

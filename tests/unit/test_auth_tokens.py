@@ -7,8 +7,8 @@ import jwt
 import pytest
 
 from command_api.passwords import hash_password, verify_password
-from common.auth import InvalidTokenError, issue_token, verify_token
-from common.settings import AuthSettings
+from http_api.auth import InvalidTokenError, issue_token, verify_token
+from runtime.settings import AuthSettings
 
 SETTINGS = AuthSettings(ENVIRONMENT="test", JWT_SECRET="s" * 40, BCRYPT_ROUNDS=4)
 

@@ -8,8 +8,8 @@ from ipaddress import ip_network
 import pytest
 from starlette.requests import Request
 
+from command_api.settings import AuthThrottleSettings
 from command_api.throttle import client_address
-from common.settings import AuthThrottleSettings
 
 LOOPBACK = (ip_network("127.0.0.1/32"), ip_network("::1/128"))
 GATEWAY_NET = (ip_network("172.18.0.0/16"),)

@@ -14,13 +14,24 @@ from typing import Any
 import pytest
 import yaml
 
-from common.settings import AppSettings
+from runtime.settings import AppSettings
 
 ROOT = Path(__file__).parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 OUR_IMAGE = {name: svc for name, svc in SERVICES.items() if "build" in svc}
-PACKAGES = ["common", "event_store", "command_api", "query_api", "projector", "scheduler", "mailer"]
+PACKAGES = [
+    "contracts",
+    "runtime",
+    "http_api",
+    "consuming",
+    "event_store",
+    "command_api",
+    "query_api",
+    "projector",
+    "scheduler",
+    "mailer",
+]
 
 
 def all_setting_names() -> set[str]:

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from common.events import (
+from contracts.events import (
     EVENT_ID_NAMESPACE,
     TaskCreated,
     decode_event,

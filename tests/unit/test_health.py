@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from common.health import Heartbeat, serve_health
+from runtime.health import Heartbeat, serve_health
 
 
 class FakeClock:

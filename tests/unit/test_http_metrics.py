@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from common.http_metrics import UNMATCHED, install_http_metrics
-from common.metrics import HTTP
+from http_api.metrics import UNMATCHED, install_http_metrics
+from runtime.metrics import HTTP
 
 NAME = "http_request_duration_seconds"
 

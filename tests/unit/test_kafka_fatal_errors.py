@@ -9,9 +9,9 @@ from typing import Any
 
 from confluent_kafka import KafkaError
 
-from common.kafka import is_fatal
-from common.settings import KafkaSettings
 from consuming.source import KafkaSource
+from runtime.kafka import is_fatal
+from runtime.settings import KafkaSettings
 
 FENCED = KafkaError(KafkaError._FATAL, "Static consumer fenced by other consumer")
 

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from common.load_shedding import OVERLOADED_DETAIL, InFlightLimit
+from http_api.load_shedding import OVERLOADED_DETAIL, InFlightLimit
 
 
 def held_app(release: asyncio.Event, limit: int, all_in: asyncio.Event) -> InFlightLimit:

@@ -11,7 +11,7 @@ from uuid import UUID
 import pytest
 from pydantic import ValidationError
 
-from common.events import DailyDigestRequested, DigestStats
+from contracts.events import DailyDigestRequested, DigestStats
 from mailer.compose import DigestComposer, InvalidRecipientError, message_id_for
 from mailer.settings import MailerSettings
 

@@ -14,19 +14,19 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from common import parking
-from common.dead_letters import DeadLetter, LetterKind
-from common.events import DailyDigestRequested, DigestStats, TaskCreated, encode_event
-from common.health import Heartbeat
-from common.poison import HaltedError
-from common.settings import ConsumerSettings
+from consuming import parking
 from consuming.loop import ConsumerLoop
+from consuming.poison import HaltedError
+from contracts.dead_letters import DeadLetter, LetterKind
+from contracts.events import DailyDigestRequested, DigestStats, TaskCreated, encode_event
 from mailer.compose import DigestComposer
 from mailer.main import mailer_loop
 from mailer.service import Mailer
 from mailer.settings import MailerSettings
 from mailer.smtp import Permanent, SendOutcome, Sent, Transient
 from mailer.subscriptions import Subscriptions
+from runtime.health import Heartbeat
+from runtime.settings import ConsumerSettings
 from tests.support.read_side import FakeMessage, FakeSource
 
 TOPIC = "events"
@@ -83,7 +83,7 @@ class FakeDeadLetters:
 
 
 class FakeParking:
-    """dead_letters in memory, with the real blocking rule (common.parking.Blockers)."""
+    """dead_letters in memory, with the real blocking rule (consuming.parking.Blockers)."""
 
     def __init__(self) -> None:
         self.rows: dict[tuple[str, int, int], DeadLetter] = {}

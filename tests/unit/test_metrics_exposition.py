@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from common import metrics
-from common.health import serve_health
+from runtime import metrics
+from runtime.health import serve_health
 
 
 def free_port() -> int:

@@ -1,6 +1,6 @@
 """The monitoring files are checked statically (no Docker here): every Prometheus scrape target is
 a compose service and port that serves /metrics, and every metric a dashboard panel or an alert
-queries is one our code defines (common.metrics)."""
+queries is one our code defines (runtime.metrics)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
-from common import metrics
-from common.settings import CommandApiSettings, HealthSettings, QueryApiSettings
+from command_api.settings import CommandApiSettings
+from query_api.settings import QueryApiSettings
+from runtime import metrics
+from runtime.settings import HealthSettings
 
 ROOT = Path(__file__).parents[2]
 OPS = ROOT / "ops"

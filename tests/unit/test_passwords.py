@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from command_api.passwords import PasswordHasher, hash_cost, hash_password
-from common.settings import AuthSettings
+from runtime.settings import AuthSettings
 
 
 @pytest.mark.parametrize("rounds", [4, 5, 6])

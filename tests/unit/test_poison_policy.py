@@ -1,4 +1,5 @@
-"""The one poison policy (common.poison) and the one dead-letter envelope (common.dead_letters)."""
+"""The one poison policy (consuming.poison) and the one dead-letter envelope
+(contracts.dead_letters)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 from pydantic import ValidationError
 
-from common.dead_letters import DeadLetter, LetterKind, sequence_id, sniff
-from common.events import decode_event
-from common.poison import Backoff, BugBudget, HaltedError, Kind, PoisonError, classify
+from consuming.poison import Backoff, BugBudget, HaltedError, Kind, PoisonError, classify
+from contracts.dead_letters import DeadLetter, LetterKind, sequence_id, sniff
+from contracts.events import decode_event
 from projector.handlers import ProjectionError
 from tests.unit.test_projector_handlers import History
 

@@ -8,12 +8,12 @@ from uuid import uuid4
 import psycopg
 import pytest
 
-from common.events import PublicEvent, TaskCreated, encode_event
-from common.settings import ConsumerSettings, DatabaseSettings, KafkaSettings
 from consuming.loop import ConsumerLoop, StopRequestedError
+from contracts.events import PublicEvent, TaskCreated, encode_event
 from projector.handlers import ProjectionError
 from projector.main import build_projector
 from projector.settings import ProjectorSettings
+from runtime.settings import ConsumerSettings, DatabaseSettings, KafkaSettings
 from tests.support.read_side import (
     FakeDeadLetters,
     FakeMessage,
@@ -249,7 +249,7 @@ class HandlerBugError(Exception):
 
 
 def test_a_bug_is_retried_a_bounded_number_of_times_then_the_projector_halts_not_ready() -> None:
-    from common.health import Readiness, serve_health
+    from runtime.health import Readiness, serve_health
     from tests.unit.test_health import free_port, get
 
     source = FakeSource(messages(some_events(1)))
@@ -305,7 +305,7 @@ def test_a_batch_redelivered_after_a_crash_parks_nothing_twice_and_applies_nothi
 
 
 def test_a_redelivered_event_from_before_the_parked_one_is_not_held_back() -> None:
-    from common.parking import Blockers
+    from consuming.parking import Blockers
 
     held = Blockers({"task": [("events", 0, 5)]})
     assert held.head("task", ("events", 0, 3)) is None, "applied before the poison: a duplicate"

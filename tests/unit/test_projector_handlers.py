@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.events import (
+from contracts.events import (
     DailyDigestRequested,
     DigestStats,
     PublicEvent,

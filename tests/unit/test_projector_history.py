@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-from common.events import PublicEvent
+from contracts.events import PublicEvent
 from projector.handlers import Outcome, apply_event
 from tests.unit.test_projector_handlers import History, applied
 

@@ -10,13 +10,14 @@ from uuid import UUID, uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from common.auth import issue_token
-from common.schemas import TaskPublic
-from common.settings import AuthSettings, QueryApiSettings, auth_settings
+from contracts.task_schema import TaskPublic
+from http_api.auth import issue_token
 from query_api.bootstrap import create_app
 from query_api.cursor import TaskPageCursor, decode_cursor, encode_cursor
 from query_api.repository import ActivityRow, TaskPageRow
 from query_api.schemas import MePublic, TaskPage
+from query_api.settings import QueryApiSettings
+from runtime.settings import AuthSettings, auth_settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -339,7 +340,7 @@ def test_the_openapi_document_describes_the_bodies_and_the_bearer_scheme(
 def test_each_read_with_x_min_position_is_one_wait_observation_and_other_reads_none(
     client: TestClient,
 ) -> None:
-    from common import metrics
+    from runtime import metrics
 
     def waits() -> float:
         metrics.EVENT_HOP_SECONDS.labels("wait")  # the series exists from the first look

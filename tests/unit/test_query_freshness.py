@@ -7,7 +7,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 from uuid import UUID, uuid4
 
-from common.read_model import decode_progress, encode_progress
+from contracts.read_model import decode_progress, encode_progress
 from query_api.freshness import PositionWaiter
 
 

@@ -13,10 +13,11 @@ from uuid import UUID, uuid4
 import pytest
 from fastapi.testclient import TestClient
 
-from common.auth import issue_token
-from common.settings import QueryApiSettings, auth_settings
+from http_api.auth import issue_token
 from query_api.bootstrap import create_app
+from query_api.settings import QueryApiSettings
 from query_api.stream import StreamLimits, _events
+from runtime.settings import auth_settings
 
 ADA, BOB = uuid4(), uuid4()
 

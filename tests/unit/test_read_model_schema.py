@@ -1,5 +1,5 @@
-"""common.read_model is the one declaration of the read model: the projector's row classes, column
-lists and PostgreSQL types are derived from it and refuse to drift from it."""
+"""contracts.read_model is the one declaration of the read model: the projector's row classes,
+column lists and PostgreSQL types are derived from it and refuse to drift from it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from uuid import uuid4
 
 import pytest
 
-from common.read_model import column_list, json_fields, metadata, pg_types, tasks, users
+from contracts.read_model import column_list, json_fields, metadata, pg_types, tasks, users
 from projector.db import LIVE, REBUILD
 from projector.rows import TASK_COLUMNS, TaskRow, UserRow, _mirror, _TableRow
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import psycopg
 
-from common.settings import ConsumerSettings, DatabaseSettings, RelaySettings
 from event_store.relay import Relay
+from runtime.settings import ConsumerSettings, DatabaseSettings, RelaySettings
 from tests.support.read_side import wait_until
 
 

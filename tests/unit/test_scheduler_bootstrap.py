@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from common.settings import DatabaseSettings, HealthSettings
+from runtime.settings import DatabaseSettings, HealthSettings
 from scheduler.batch import DigestCandidate
 from scheduler.bootstrap import CATCH_UP_JOB_ID, DAILY_JOB_ID, bootstrap
 from scheduler.settings import SchedulerSettings

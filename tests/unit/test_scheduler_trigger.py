@@ -12,7 +12,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from pydantic import ValidationError
 
-from common.settings import DatabaseSettings
+from runtime.settings import DatabaseSettings
 from scheduler.bootstrap import CATCH_UP_JOB_ID, DAILY_JOB_ID, build_trigger, configure_jobs
 from scheduler.local_midnight import local_date, local_dates
 from scheduler.service import DigestService

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from common.settings import EXIT_REFUSED_SETTINGS
+from runtime.settings import EXIT_REFUSED_SETTINGS
 
 ROOT = Path(__file__).parents[2]
 STRONG_JWT_SECRET = "a-real-production-secret-of-48-characters-0123456"

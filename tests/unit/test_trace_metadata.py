@@ -8,9 +8,9 @@ from uuid import uuid4
 
 from eventsourcing.persistence import StoredEvent
 
-from common import tracing
 from event_store.application import TodoStore
 from event_store.trace_metadata import TRACE_KEY
+from runtime import tracing
 
 A = tracing.TraceContext("a" * 32, "1" * 16)
 B = tracing.TraceContext("b" * 32, "2" * 16)

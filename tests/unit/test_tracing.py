@@ -12,9 +12,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from common import tracing
-from common.logging import JsonFormatter
-from common.web import install_error_handlers
+from http_api.errors import install_error_handlers
+from runtime import tracing
+from runtime.logging import JsonFormatter
 
 VALID = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -126,8 +126,8 @@ def test_with_export_off_no_sdk_is_loaded_and_no_thread_started() -> None:
     OpenTelemetry SDK and runs no exporter thread, yet logs trace ids."""
     script = (
         "import sys, threading\n"
-        "from common.logging import configure_logging\n"
-        "from common import tracing\n"
+        "from runtime.logging import configure_logging\n"
+        "from runtime import tracing\n"
         "configure_logging('probe')\n"
         "with tracing.span('x', parent=tracing.new_context().traceparent):\n"
         "    pass\n"

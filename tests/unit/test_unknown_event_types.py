@@ -9,8 +9,8 @@ from uuid import uuid4
 
 import pytest
 
-from common.events import UnknownEventTypeError, decode_event, encode_event
-from common.poison import Kind, classify
+from consuming.poison import Kind, classify
+from contracts.events import UnknownEventTypeError, decode_event, encode_event
 from tests.support.read_side import FakeMessage, FakeSource
 from tests.unit.test_mailer_handler import TOPIC, mailer, process
 from tests.unit.test_projector_consumer import make, messages

@@ -10,15 +10,15 @@ from uuid import UUID, uuid4
 import jwt
 import pytest
 
-from common.auth import InvalidTokenError, issue_token, verify_token
-from common.settings import AuthSettings
-from common.unsubscribe import (
+from contracts.unsubscribe import (
     InvalidUnsubscribeTokenError,
     issue_unsubscribe_token,
     verify_unsubscribe_token,
 )
+from http_api.auth import InvalidTokenError, issue_token, verify_token
 from mailer.compose import DigestComposer
 from mailer.settings import MailerSettings
+from runtime.settings import AuthSettings
 from tests.unit.test_mailer_handler import (
     FakeProcessed,
     FakeSender,

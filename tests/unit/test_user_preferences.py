@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from common.events import UserPreferencesChanged, decode_event
-from common.timezones import is_iana_timezone
+from contracts.events import UserPreferencesChanged, decode_event
+from contracts.timezones import is_iana_timezone
 from event_store.domain.model import User
 from event_store.public import public_event_of
 

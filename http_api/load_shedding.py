@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from common import metrics
-from common.web import RETRY_AFTER_SECONDS
+from http_api.errors import RETRY_AFTER_SECONDS
+from runtime import metrics
 
 OVERLOADED_DETAIL = "overloaded: too many requests in progress, retry shortly"
 NEVER_SHED = frozenset({"/health", "/ready", "/metrics"})

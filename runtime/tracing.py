@@ -3,7 +3,7 @@
 The W3C `traceparent` (https://www.w3.org/TR/trace-context/) is the one format everywhere:
 `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`. The current context lives in a contextvar
 (per request in the APIs, per message in the consumers, per batch in the scheduler), and
-common/logging.py's JsonFormatter adds its `trace_id`/`span_id` to every log line.
+runtime/logging.py's JsonFormatter adds its `trace_id`/`span_id` to every log line.
 
 Propagation and logging never need the OpenTelemetry SDK: parsing and generating a traceparent is
 a regex and `os.urandom` (cheap on the command hot path). The SDK with its OTLP/HTTP exporter is

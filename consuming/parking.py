@@ -1,4 +1,4 @@
-"""Sequenced dead letters in PostgreSQL (table `dead_letters`, common.read_model), as Axon's
+"""Sequenced dead letters in PostgreSQL (table `dead_letters`, contracts.read_model), as Axon's
 SequencedDeadLetterQueue: once a message of an aggregate is dead-lettered, every later message of
 that aggregate is parked behind it, in order, while other aggregates keep flowing.
 
@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from common.dead_letters import DeadLetter, LetterKind, headers_from_json, headers_to_json
+from contracts.dead_letters import DeadLetter, LetterKind, headers_from_json, headers_to_json
 
 Cursor = psycopg.Cursor[Any]
 Where = tuple[str, int, int]  # topic, partition, offset
@@ -53,7 +53,7 @@ class Blockers:
 
 def blockers(cur: Cursor, consumer: str, aggregate_ids: Iterable[str]) -> Blockers:
     """The parked rows of these aggregates, locked FOR SHARE until the caller's commit, so a
-    concurrent replay cannot unpark them under us (see common.dlq_cli)."""
+    concurrent replay cannot unpark them under us (see consuming.dlq_cli)."""
     ids = sorted(set(aggregate_ids))
     found: dict[str, list[Where]] = {}
     if ids and _any_parked(cur, consumer):

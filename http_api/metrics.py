@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common import metrics
+from runtime import metrics
 
 METRICS_PATH = "/metrics"
 UNMATCHED = "unmatched"

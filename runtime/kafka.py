@@ -40,7 +40,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException
 
-from common.settings import KafkaSettings
+from runtime.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 

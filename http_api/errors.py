@@ -1,5 +1,5 @@
 """FastAPI plumbing shared by both APIs: JSON errors everywhere, health and readiness probes (the
-error answers are declared in OpenAPI by common.openapi).
+error answers are declared in OpenAPI by http_api.openapi).
 
 Error policy (the same in both APIs):
 - the client's mistake: 4xx with a JSON `detail` (422 in FastAPI's validation shape, naming the
@@ -27,8 +27,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common.openapi import INTERNAL_DETAIL
-from common.tracing import TraceMiddleware
+from http_api.openapi import INTERNAL_DETAIL
+from runtime.tracing import TraceMiddleware
 
 log = logging.getLogger(__name__)
 

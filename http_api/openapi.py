@@ -1,4 +1,4 @@
-"""The error answers every operation can give (see common.web's error policy), declared in each
+"""The error answers every operation can give (see http_api.errors's error policy), declared in each
 API's OpenAPI spec so that a generated client is correct: 500 and 503 bodies everywhere, 401 where
 a bearer token is required, 400 where a body is read, and the 422 shape both APIs really send."""
 

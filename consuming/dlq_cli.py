@@ -1,5 +1,5 @@
 """`python -m projector dlq ...` and `python -m mailer dlq ...`: the operators' view of the parked
-messages (common.parking) of one consumer group, written once and mounted by both services.
+messages (consuming.parking) of one consumer group, written once and mounted by both services.
 
     dlq list [--aggregate ID] [--json]     table of parked messages
     dlq replay (--aggregate ID | --all) [--json] [--no-progress]
@@ -25,9 +25,9 @@ from typing import Any, Protocol
 
 import psycopg
 
-from common import parking
-from common.dead_letters import DeadLetter
-from common.poison import describe
+from consuming import parking
+from consuming.poison import describe
+from contracts.dead_letters import DeadLetter
 
 Cursor = psycopg.Cursor[Any]
 

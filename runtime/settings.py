@@ -15,19 +15,17 @@ import os
 import sys
 from collections.abc import Callable
 from functools import lru_cache
-from ipaddress import IPv4Network, IPv6Network
 from types import TracebackType
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn
 
 from pydantic import (
     Field,
-    IPvAnyNetwork,
     SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 Environment = Literal["dev", "test", "prod"]
 DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # noqa: S105 - refused outside dev
@@ -102,7 +100,7 @@ class AppSettings(BaseSettings):
         _SETTINGS_CLASSES.add(cls.__name__)
 
 
-def _in_prod(info: ValidationInfo) -> bool:
+def in_prod(info: ValidationInfo) -> bool:
     """For field validators: ENVIRONMENT is AppSettings' field, so it is validated (and in
     `info.data`) before the fields of every subclass that depend on it."""
     return info.data.get("ENVIRONMENT") == "prod"
@@ -123,7 +121,7 @@ class DatabaseSettings(AppSettings):
     @field_validator("POSTGRES_PASSWORD")
     @classmethod
     def _refuse_dev_password_in_prod(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
-        if _in_prod(info) and value.get_secret_value() in ("", DEV_DB_PASSWORD):
+        if in_prod(info) and value.get_secret_value() in ("", DEV_DB_PASSWORD):
             raise ValueError("must be set to a real secret when ENVIRONMENT=prod")
         return value
 
@@ -168,7 +166,7 @@ class AuthSettings(AppSettings):
     @classmethod
     def _refuse_weak_secret_in_prod(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
         secret = value.get_secret_value()
-        if _in_prod(info) and (secret == DEV_JWT_SECRET or len(secret) < JWT_SECRET_MIN_LENGTH):
+        if in_prod(info) and (secret == DEV_JWT_SECRET or len(secret) < JWT_SECRET_MIN_LENGTH):
             rule = f"must be a real secret of {JWT_SECRET_MIN_LENGTH}+ characters"
             raise ValueError(f"{rule} when ENVIRONMENT=prod")
         return value
@@ -176,95 +174,9 @@ class AuthSettings(AppSettings):
     @field_validator("BCRYPT_ROUNDS")
     @classmethod
     def _refuse_weak_cost_in_prod(cls, value: int, info: ValidationInfo) -> int:
-        if _in_prod(info) and value < 12:
+        if in_prod(info) and value < 12:
             raise ValueError("must be at least 12 when ENVIRONMENT=prod")
         return value
-
-
-# Networks: "10.0.0.0/8" or a single address; comma-separated in the environment.
-ProxyNetworks = Annotated[tuple[IPvAnyNetwork, ...], NoDecode]
-
-
-class AuthThrottleSettings(AppSettings):
-    """How the command API keeps /auth abuse in check (see command_api/throttle.py): rate limits
-    kept in PostgreSQL (shared by every command API process) and the bounded bcrypt pool."""
-
-    # Every limit below counts over this sliding window (GCRA: `limit` per window, as a burst).
-    AUTH_THROTTLE_WINDOW_SECONDS: float = Field(default=60.0, gt=0, le=86_400)
-    # Failed logins for one email, whatever the address (slows a brute force of one account).
-    AUTH_LOGIN_FAILURES_PER_EMAIL: int = Field(default=5, ge=1)
-    # Failed logins from one client address, whatever the email (slows credential stuffing).
-    AUTH_LOGIN_FAILURES_PER_ADDRESS: int = Field(default=50, ge=1)
-    # Registrations from one client address (generous: an office, a classroom).
-    AUTH_REGISTRATIONS_PER_ADDRESS: int = Field(default=100, ge=1)
-    # Peers whose X-Forwarded-For / X-Real-IP is believed (the gateway); anyone else's is ignored.
-    TRUSTED_PROXIES: ProxyNetworks = (IPv4Network("127.0.0.1/32"), IPv6Network("::1/128"))
-    # Threads hashing/checking passwords (bcrypt holds a core each): a login flood queues here
-    # instead of taking every core from task commands. 0 = half the CPU cores, at least 1.
-    BCRYPT_WORKERS: int = Field(default=0, ge=0, le=256)
-    # Nice value of those threads (Linux; 0 = same priority as the rest): under CPU contention
-    # the event loop, the group-commit writer and PostgreSQL go first, bcrypt gets what is left.
-    BCRYPT_NICE: int = Field(default=10, ge=0, le=19)
-
-    @field_validator("TRUSTED_PROXIES", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
-
-    @field_validator("TRUSTED_PROXIES")
-    @classmethod
-    def _refuse_trusting_everyone_in_prod(
-        cls, value: tuple[IPv4Network | IPv6Network, ...], info: ValidationInfo
-    ) -> tuple[IPv4Network | IPv6Network, ...]:
-        if _in_prod(info) and any(net.prefixlen == 0 for net in value):
-            raise ValueError("must not trust every address when ENVIRONMENT=prod")
-        return value
-
-    @property
-    def bcrypt_workers(self) -> int:
-        return self.BCRYPT_WORKERS or max(1, (os.cpu_count() or 2) // 2)
-
-
-class CommandApiSettings(AppSettings):
-    COMMAND_API_HOST: str = "127.0.0.1"
-    COMMAND_API_PORT: int = 8001
-    # Commands arriving together are saved in one store transaction (group commit), up to this many.
-    COMMAND_BATCH_MAX: int = Field(default=64, ge=1)
-    # Longest a command waits for the store to record it; then 503 + Retry-After.
-    COMMAND_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0, le=300)
-    # Past this many requests in progress, answer 503 + Retry-After at once (common.load_shedding):
-    # at ~500 commands/s that is ~0.5 s of queue, far below COMMAND_TIMEOUT_SECONDS.
-    COMMAND_API_MAX_IN_FLIGHT: int = Field(default=256, ge=1, le=100_000)
-
-
-class QueryApiSettings(AppSettings):
-    QUERY_API_HOST: str = "127.0.0.1"
-    QUERY_API_PORT: int = 8002
-    READ_YOUR_WRITES_TIMEOUT_SECONDS: float = Field(default=2.0, ge=0, le=30)
-    # Read from this PostgreSQL streaming replica (a hot standby of POSTGRES_HOST:POSTGRES_PORT,
-    # same user, password and database) instead of the primary; empty: read from the primary.
-    # Read-your-writes still holds: positions are confirmed on the replica (query_api.freshness).
-    # One replica per process: behind a balancer spreading connections over several replicas,
-    # a position seen on one is not yet on the others.
-    QUERY_REPLICA_HOST: str = ""
-    QUERY_REPLICA_PORT: int = Field(default=5432, ge=1, le=65535)
-    # GET /stream: a comment this often on an idle stream (keeps proxies from closing it), and at
-    # most this many open streams per user (tabs and devices; more answer 429).
-    QUERY_STREAM_HEARTBEAT_SECONDS: float = Field(default=15.0, gt=0, le=300)
-    QUERY_STREAMS_PER_USER: int = Field(default=20, ge=1, le=1000)
-
-    @property
-    def reads_from_replica(self) -> bool:
-        return bool(self.QUERY_REPLICA_HOST)
-
-    def read_database(self, primary: DatabaseSettings) -> DatabaseSettings:
-        """Where the queries go: the replica when one is set, else the primary itself."""
-        if not self.reads_from_replica:
-            return primary
-        host, port = self.QUERY_REPLICA_HOST, self.QUERY_REPLICA_PORT
-        return primary.model_copy(update={"POSTGRES_HOST": host, "POSTGRES_PORT": port})
 
 
 class RelaySettings(AppSettings):
@@ -314,13 +226,8 @@ def auth_settings() -> AuthSettings:
     return load_or_exit(AuthSettings)
 
 
-@lru_cache
-def auth_throttle_settings() -> AuthThrottleSettings:
-    return load_or_exit(AuthThrottleSettings)
-
-
 class ConsumerSettings(AppSettings):
-    """The poison policy's knobs (common.poison), shared by the relay, projector and mailer."""
+    """The poison policy's knobs (consuming.poison), shared by the relay, projector and mailer."""
 
     # An unexpected exception (a bug) is retried this many times, then the worker stops taking
     # messages and reports not-ready with the reason, until an operator restarts it.

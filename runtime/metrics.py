@@ -24,7 +24,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-# -- HTTP (both APIs; common/http_metrics.py) ---------------------------------------------------
+# -- HTTP (both APIs; http_api/metrics.py) ---------------------------------------------------
 HTTP_REQUEST_DURATION = Histogram(
     "http_request_duration_seconds",
     "HTTP requests by route template (not raw path), method and status, with their latency; "
@@ -36,7 +36,7 @@ HTTP_REQUEST_DURATION = Histogram(
 
 HTTP_REQUESTS_SHED = Counter(
     "http_requests_shed",
-    "Requests answered 503 at once because too many were in progress (common/load_shedding.py).",
+    "Requests answered 503 at once because too many were in progress (http_api/load_shedding.py).",
     registry=None,
 )
 

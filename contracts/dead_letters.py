@@ -19,7 +19,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Producer
 
-from common.events import (
+from consuming.poison import MAX_REASON, TransientError
+from contracts.events import (
     DailyDigestRequested,
     PublicEvent,
     TaskCompleted,
@@ -30,9 +31,8 @@ from common.events import (
     TaskRestored,
     UserRegistered,
 )
-from common.kafka import producer_config
-from common.poison import MAX_REASON, TransientError
-from common.settings import KafkaSettings
+from runtime.kafka import producer_config
+from runtime.settings import KafkaSettings
 
 Headers = tuple[tuple[str, bytes], ...]
 _TASK_EVENTS = (

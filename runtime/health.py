@@ -1,7 +1,7 @@
 """Health for the worker processes (relay, projector, scheduler, mailer), which serve no API:
 a tiny HTTP server on its own port answering `GET /health` (the process is alive) and
 `GET /ready` (its main loop is making progress), for orchestrators and compose healthchecks, and
-`GET /metrics` (the families the process registered in common.metrics, Prometheus text format)."""
+`GET /metrics` (the families the process registered in runtime.metrics, Prometheus text format)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from common import metrics
+from runtime import metrics
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ projector's row classes in projector.rows are checked against it at import).
 - `projector_progress`: per Kafka partition, the last offset and store position applied; written in
   the same transaction as the rows, read by `python -m projector status`.
 - `dead_letters`: per consumer group (projector, mailer), the parked messages — a poison message and
-  the later messages of its aggregate — until `dlq replay` (common.parking; not rebuilt).
+  the later messages of its aggregate — until `dlq replay` (consuming.parking; not rebuilt).
 
 Not read model, but in the same database and migration chain (so one `alembic upgrade head` and
 one schema test cover them): `auth_throttle`, the command API's shared rate-limit state, and
@@ -170,9 +170,10 @@ projector_progress = Table(
     Column("updated_at", TIMESTAMPTZ, nullable=False, server_default=func.now()),
 )
 
-# Sequenced dead letters (common.parking): per consumer group, the messages parked behind a poison
-# message of their aggregate, in (topic, partition, offset) order, until `dlq replay` applies them.
-# Not rebuilt: it is about Kafka messages, not the store (see docs/runbooks/dead-letters.md).
+# Sequenced dead letters (consuming.parking): per consumer group, the messages parked behind a
+# poison message of their aggregate, in (topic, partition, offset) order, until `dlq replay`
+# applies them. Not rebuilt: it is about Kafka messages, not the store (see
+# docs/runbooks/dead-letters.md).
 dead_letters = Table(
     "dead_letters",
     metadata,

@@ -5,8 +5,8 @@ Every failure is classified as one of three kinds:
 - POISON: the message itself is wrong — it cannot be decoded, it breaks the public contract
   (pydantic ValidationError), the database refuses it as data (psycopg DataError/IntegrityError), a
   handler refuses it (PoisonError, e.g. a permanent SMTP refusal or an invalid recipient). Retrying
-  cannot help: it is dead-lettered and parked with its aggregate's later events (common.parking).
-  An event type the code does not know (common.events.UnknownEventTypeError: a newer producer's)
+  cannot help: it is dead-lettered and parked with its aggregate's later events (consuming.parking).
+  An event type the code does not know (contracts.events.UnknownEventTypeError: a newer producer's)
   is poison only where it must be understood; the projector and the mailer skip it instead.
 - TRANSIENT: a dependency is unavailable — PostgreSQL (OperationalError, InterfaceError, from
   psycopg or the event store library; deadlocks and serialization failures too), Kafka
@@ -30,8 +30,8 @@ import psycopg
 from confluent_kafka import KafkaException
 from pydantic import ValidationError
 
-from common.events import UnknownEventTypeError
-from common.settings import ConsumerSettings
+from contracts.events import UnknownEventTypeError
+from runtime.settings import ConsumerSettings
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
 
-from common.settings import AuthSettings, auth_settings
+from runtime.settings import AuthSettings, auth_settings
 
 ALGORITHM = "HS256"
 

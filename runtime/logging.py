@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from common import tracing
+from runtime import tracing
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
@@ -27,7 +27,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        # The trace of the request/message/batch being handled (common/tracing.py's contextvar).
+        # The trace of the request/message/batch being handled (runtime/tracing.py's contextvar).
         trace = tracing.current()
         if trace is not None:
             entry["trace_id"] = trace.trace_id

@@ -2,7 +2,7 @@
 
 Defined once here and imported by the relay (producer), projector and mailer (consumers).
 docs/events.md explains it; docs/events.schema.json is generated from these models
-(`python -m common.events > docs/events.schema.json`) and a test keeps the two equal.
+(`python -m contracts.events > docs/events.schema.json`) and a test keeps the two equal.
 """
 
 from __future__ import annotations

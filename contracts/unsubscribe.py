@@ -16,7 +16,7 @@ from uuid import UUID
 
 import jwt
 
-from common.settings import AuthSettings
+from runtime.settings import AuthSettings
 
 ALGORITHM = "HS256"
 AUDIENCE = "todo:unsubscribe"
