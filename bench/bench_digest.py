@@ -219,7 +219,7 @@ def produce(kafka: KafkaSettings, events: list[Any]) -> None:
 
 def mailer_rate(db: DatabaseSettings, kafka: KafkaSettings, port: int, count: int) -> float:
     """Emails/s of the full mailer from its first send to the last (group join excluded)."""
-    from mailer.main import build_mailer
+    from mailer.bootstrap import build_mailer
     from mailer.settings import MailerSettings
 
     with psycopg.connect(db.conninfo, autocommit=True) as conn:

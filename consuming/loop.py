@@ -131,13 +131,14 @@ class ConsumerLoop:
         policy: ConsumerSettings,
         *,
         stop: threading.Event | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self._source = source
         self._handler = handler
         self._dead_letters = dead_letters
         self._settings = settings
         self._stop = stop or threading.Event()
-        self.heartbeat = Heartbeat()
+        self.heartbeat = heartbeat or Heartbeat()
         self._retries = Retries(policy, self._stop, lambda reason: self.heartbeat.halt(reason))
         self._decoder = Decoder(settings.consumer, settings.service, settings.wanted)
         self._source_open = True

@@ -11,9 +11,8 @@ import sys
 import threading
 
 from consuming.dlq_cli import add_dlq_commands, run_dlq
-from mailer.main import build_mailer
+from mailer.bootstrap import bootstrap
 from mailer.settings import MailerSettings
-from runtime.health import Heartbeat, serve_health
 from runtime.logging import configure_logging
 from runtime.process import stop_on_signals
 from runtime.settings import HealthSettings, database_settings, kafka_settings, runtime_settings
@@ -22,13 +21,9 @@ from runtime.settings import HealthSettings, database_settings, kafka_settings, 
 def consume() -> int:
     stop = threading.Event()
     stop_on_signals(stop.set)
-    mailer = build_mailer(MailerSettings(), database_settings(), kafka_settings(), stop)
-    health = HealthSettings()
-    mailer.heartbeat = Heartbeat(health.HEALTH_STALE_SECONDS)
-    serve_health(
-        health.HEALTH_HOST, health.MAILER_HEALTH_PORT, mailer.heartbeat.readiness, "mailer"
-    )
-    mailer.run()
+    settings = MailerSettings()
+    process = bootstrap(settings, database_settings(), kafka_settings(), HealthSettings(), stop)
+    process.run()
     return 0
 
 

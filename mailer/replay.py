@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 
 from contracts.dead_letters import DeadLetter
-from mailer.main import build_mailer_handler
+from mailer.bootstrap import build_mailer_handler
 from mailer.settings import MailerSettings
 from runtime.settings import DatabaseSettings
 

@@ -16,12 +16,12 @@ import psycopg
 from consuming import parking
 from consuming.dlq_cli import add_dlq_commands, run_dlq
 from event_store.application import TodoStore, store_env
-from projector.main import build_projector
+from projector.bootstrap import bootstrap
 from projector.rebuild import Rebuild, RebuildInProgressError
 from projector.replay import ProjectorReplayer
 from projector.settings import ProjectorSettings
 from projector.status import collect_status, format_status, status_json
-from runtime.health import Heartbeat, serve_health
+from runtime.health import serve_health
 from runtime.logging import configure_logging
 from runtime.process import stop_on_signals
 from runtime.settings import (
@@ -34,21 +34,11 @@ from runtime.settings import (
 
 
 def consume() -> int:
-    projector = build_projector(database_settings(), kafka_settings(), ProjectorSettings())
-    health = HealthSettings()
-    projector.heartbeat = Heartbeat(health.HEALTH_STALE_SECONDS)
-    serve_health(
-        health.HEALTH_HOST,
-        health.PROJECTOR_HEALTH_PORT,
-        projector.heartbeat.readiness,
-        "projector",
+    process = bootstrap(
+        database_settings(), kafka_settings(), ProjectorSettings(), HealthSettings()
     )
-
-    stop_on_signals(projector.stop)
-    try:
-        projector.run()
-    finally:
-        projector.close()
+    stop_on_signals(process.stop)
+    process.run()
     return 0
 
 

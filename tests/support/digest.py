@@ -20,7 +20,7 @@ import psycopg
 from consuming.loop import ConsumerLoop
 from contracts.events import DailyDigestRequested
 from event_store.application import TodoStore
-from mailer.main import build_mailer
+from mailer.bootstrap import build_mailer
 from mailer.settings import MailerSettings
 from runtime.settings import DatabaseSettings, HealthSettings, KafkaSettings
 from scheduler.batch import BatchSummary

@@ -33,9 +33,9 @@ from contracts.events import PublicEvent
 from event_store.application import TodoStore
 from event_store.domain.model import Task, User
 from event_store.public import PUBLIC_TOPICS, to_public
+from projector.bootstrap import build_projector
 from projector.db import LIVE, TableNames
 from projector.handlers import apply_event
-from projector.main import build_projector
 from projector.rows import Rows, TaskEventRow
 from projector.settings import ProjectorSettings
 from projector.sink import sort_out

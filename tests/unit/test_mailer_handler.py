@@ -19,8 +19,8 @@ from consuming.loop import ConsumerLoop
 from consuming.poison import HaltedError
 from contracts.dead_letters import DeadLetter, LetterKind
 from contracts.events import DailyDigestRequested, DigestStats, TaskCreated, encode_event
+from mailer.bootstrap import mailer_loop
 from mailer.compose import DigestComposer
-from mailer.main import mailer_loop
 from mailer.service import Mailer
 from mailer.settings import MailerSettings
 from mailer.smtp import Permanent, SendOutcome, Sent, Transient

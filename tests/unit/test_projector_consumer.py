@@ -10,8 +10,8 @@ import pytest
 
 from consuming.loop import ConsumerLoop, StopRequestedError
 from contracts.events import PublicEvent, TaskCreated, encode_event
+from projector.bootstrap import build_projector
 from projector.handlers import ProjectionError
-from projector.main import build_projector
 from projector.settings import ProjectorSettings
 from runtime.settings import ConsumerSettings, DatabaseSettings, KafkaSettings
 from tests.support.read_side import (

@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from consuming.loop import ConsumerLoop, DeadLetterSink, LoopSettings
+from consuming.process import ConsumerProcess
 from consuming.source import KafkaSource, MessageSource
 from contracts.dead_letters import KafkaDeadLetters
 from event_store.application import TodoStore, store_env
@@ -18,7 +19,22 @@ from mailer.service import Mailer
 from mailer.settings import MailerSettings
 from mailer.smtp import SmtpSender
 from mailer.subscriptions import StoreSubscriptions
-from runtime.settings import ConsumerSettings, DatabaseSettings, KafkaSettings
+from runtime.health import Heartbeat
+from runtime.settings import ConsumerSettings, DatabaseSettings, HealthSettings, KafkaSettings
+
+
+def bootstrap(
+    settings: MailerSettings,
+    db: DatabaseSettings,
+    kafka: KafkaSettings,
+    health: HealthSettings,
+    stop_flag: threading.Event | None = None,
+) -> ConsumerProcess:
+    """The whole process: the loop (as build_mailer) with its heartbeat, and the health endpoint
+    on MAILER_HEALTH_PORT."""
+    heartbeat = Heartbeat(health.HEALTH_STALE_SECONDS)
+    loop = build_mailer(settings, db, kafka, stop_flag, heartbeat=heartbeat)
+    return ConsumerProcess(loop, "mailer", health.HEALTH_HOST, health.MAILER_HEALTH_PORT)
 
 
 def build_mailer(
@@ -27,6 +43,7 @@ def build_mailer(
     kafka: KafkaSettings,
     stop_flag: threading.Event | None = None,
     policy: ConsumerSettings | None = None,
+    heartbeat: Heartbeat | None = None,
 ) -> ConsumerLoop:
     stop = stop_flag or threading.Event()
     overrides: dict[str, Any] = {}
@@ -34,7 +51,7 @@ def build_mailer(
         overrides["group.instance.id"] = settings.MAILER_INSTANCE_ID
     source = KafkaSource(kafka, settings.MAILER_GROUP_ID, commit_asynchronously=False, **overrides)
     handler = build_mailer_handler(settings, db, stop)
-    return mailer_loop(handler, source, KafkaDeadLetters(kafka), settings, policy, stop)
+    return mailer_loop(handler, source, KafkaDeadLetters(kafka), settings, policy, stop, heartbeat)
 
 
 def build_mailer_handler(
@@ -60,6 +77,7 @@ def mailer_loop(
     settings: MailerSettings,
     policy: ConsumerSettings | None = None,
     stop: threading.Event | None = None,
+    heartbeat: Heartbeat | None = None,
 ) -> ConsumerLoop:
     """The mailer's settings on the shared loop (unit tests pass fakes here)."""
     return ConsumerLoop(
@@ -76,4 +94,5 @@ def mailer_loop(
         ),
         policy or ConsumerSettings(),
         stop=stop,
+        heartbeat=heartbeat,
     )
