@@ -21,11 +21,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
 import psycopg
-from confluent_kafka import KafkaError, Producer
 from eventsourcing.persistence import Notification
 from psycopg import sql
 
@@ -34,101 +33,21 @@ from consuming.poison import (
     BugBudget,
     HaltedError,
     Kind,
-    TransientError,
     classify,
     describe,
 )
-from contracts.events import PublicEvent, encode_event
+from contracts.events import PublicEvent
 from event_store.application import TodoStore
+from event_store.kafka_publisher import Publisher
 from event_store.public import PUBLIC_TOPICS, public_event_of
-from runtime import metrics, tracing
+from runtime import metrics
 from runtime.health import Heartbeat
-from runtime.kafka import producer_config
-from runtime.settings import ConsumerSettings, DatabaseSettings, KafkaSettings, RelaySettings
+from runtime.settings import ConsumerSettings, DatabaseSettings, RelaySettings
 
 log = logging.getLogger(__name__)
 
 _ADVISORY_LOCK_KEY = 0x7E1A7  # arbitrary, constant: "the relay"
 HEAD_PROBE_SECONDS = 0.25  # how stale event_store_head_position may be (docs/operations.md)
-
-
-class PublishError(TransientError):
-    """Kafka did not acknowledge the batch: transient, the same batch is published again."""
-
-
-class Publisher(Protocol):
-    def publish(
-        self,
-        events: Sequence[PublicEvent],
-        should_stop: Callable[[], bool],
-        traceparents: Sequence[str | None] = (),
-    ) -> None:
-        """Deliver all events, in order, or raise PublishError. `traceparents[i]`, if given and
-        not None, goes with events[i] as the Kafka header `traceparent`."""
-
-    def close(self) -> None: ...
-
-
-class KafkaPublisher:
-    def __init__(self, settings: KafkaSettings, **config_overrides: Any) -> None:
-        self._settings = settings
-        # The relay batches itself (up to RELAY_BATCH_SIZE per read) and flushes each batch at
-        # once: lingering would only add its delay to every event's freshness.
-        self._overrides = {"linger.ms": 0, **config_overrides}
-        self._producer = Producer(producer_config(settings, **self._overrides))
-
-    def publish(
-        self,
-        events: Sequence[PublicEvent],
-        should_stop: Callable[[], bool],
-        traceparents: Sequence[str | None] = (),
-    ) -> None:
-        errors: list[KafkaError] = []
-
-        def on_delivery(err: KafkaError | None, _msg: Any) -> None:
-            if err is not None:
-                errors.append(err)
-
-        traces = list(traceparents) or [None] * len(events)
-        for event, traceparent in zip(events, traces, strict=True):
-            self._produce(event, traceparent, on_delivery)
-        while self._producer.flush(1.0) > 0:
-            if should_stop():
-                raise PublishError("stopping before Kafka acknowledged the batch")
-        if errors:
-            if any(e.fatal() for e in errors):
-                self._reset_producer()
-            raise PublishError(f"{len(errors)} deliveries failed, first: {errors[0]}")
-
-    def _produce(
-        self, event: PublicEvent, traceparent: str | None, on_delivery: Callable[..., None]
-    ) -> None:
-        headers: dict[str, str | bytes | None] = {
-            "type": event.type,
-            "event_id": str(event.event_id),
-        }
-        if traceparent is not None:  # the command's trace (docs/events.md "Trace context")
-            headers[tracing.HEADER] = traceparent
-        while True:
-            try:
-                self._producer.produce(
-                    self._settings.KAFKA_TOPIC,
-                    key=str(event.user_id).encode(),
-                    value=encode_event(event),
-                    headers=headers,
-                    on_delivery=on_delivery,
-                )
-                self._producer.poll(0)
-                return
-            except BufferError:  # local queue full: let deliveries drain, then retry
-                self._producer.poll(0.1)
-
-    def _reset_producer(self) -> None:
-        log.warning("producer hit a fatal error; creating a new one")
-        self._producer = Producer(producer_config(self._settings, **self._overrides))
-
-    def close(self) -> None:
-        self._producer.flush(5.0)
 
 
 class Checkpoint:

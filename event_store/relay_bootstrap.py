@@ -10,7 +10,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 from event_store.application import TodoStore, store_env
-from event_store.relay import KafkaPublisher, Publisher, Relay
+from event_store.kafka_publisher import KafkaPublisher, Publisher
+from event_store.relay import Relay
 from runtime.health import Heartbeat, serve_health
 from runtime.settings import DatabaseSettings, HealthSettings, KafkaSettings, RelaySettings
 
