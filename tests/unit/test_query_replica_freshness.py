@@ -4,21 +4,12 @@ when to look; a waiter is resolved by what the replica shows."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from query_api.freshness import ReplicaPositionWaiter
-
-
-class Positions:
-    def __init__(self) -> None:
-        self.current: dict[UUID, int] = {}
-        self.reads = 0
-
-    async def __call__(self, user_ids: Sequence[UUID]) -> dict[UUID, int]:
-        self.reads += 1
-        return {u: self.current[u] for u in user_ids if u in self.current}
+from tests.support.positions import Positions
 
 
 @asynccontextmanager
