@@ -51,6 +51,14 @@ class ReadUser:
     digest_enabled: bool = True
 
 
+def migrated(db: DatabaseSettings, users: Sequence[ReadUser] = ()) -> DatabaseSettings:
+    """`db` with the real schema, and `users` (if any) in its read tables."""
+    migrate(db)
+    if users:
+        insert_read_model(db, users)
+    return db
+
+
 def insert_read_model(db: DatabaseSettings, users: Sequence[ReadUser]) -> None:
     """Rows as the projector would have written them (the scheduler only reads them)."""
     base = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
