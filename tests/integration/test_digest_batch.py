@@ -23,10 +23,10 @@ from tests.support.digest import (
     SeededReadSide,
     Task,
     insert_read_model,
+    migrated,
     run_batch,
     scheduler_settings,
 )
-from tests.support.read_side import migrate
 from tests.support.system import store_for
 
 pytestmark = pytest.mark.integration
@@ -59,8 +59,7 @@ def ledger(db: DatabaseSettings, day: date = DAY) -> tuple[Any, ...] | None:
 
 @pytest.fixture
 def db(db_settings: DatabaseSettings) -> DatabaseSettings:
-    migrate(db_settings)
-    return db_settings
+    return migrated(db_settings)
 
 
 ADA = ReadUser(

@@ -23,12 +23,18 @@ DAY = date(2026, 11, 24)
 GROUP = "projector-freshness"
 
 
+def migrated_progress(db: DatabaseSettings, kafka: KafkaSettings) -> PipelineProgress:
+    """The real schema on `db`, and how far the pipeline (relay, then this test's projector group)
+    has come, as the batch asks before it reads."""
+    migrate(db)
+    return PipelineProgress(db, kafka, GROUP, RelaySettings().RELAY_NAME)
+
+
 def test_a_task_created_just_before_the_batch_is_in_the_digest_once_the_read_side_applies_it(
     db_settings: DatabaseSettings, kafka_settings: KafkaSettings
 ) -> None:
-    migrate(db_settings)
+    progress = migrated_progress(db_settings, kafka_settings)
     settings = scheduler_settings(SCHEDULER_READ_SIDE_WAIT_SECONDS=60)
-    progress = PipelineProgress(db_settings, kafka_settings, GROUP, RelaySettings().RELAY_NAME)
     results: list[BatchSummary | None] = []
     with store_for(db_settings) as store, running_relay(store, db_settings, kafka_settings):
         user = store.register_user("late@example.com", "hash").aggregate
@@ -55,9 +61,8 @@ def test_a_task_created_just_before_the_batch_is_in_the_digest_once_the_read_sid
 def test_a_read_side_that_stays_behind_delays_the_batch_only_up_to_the_bound(
     db_settings: DatabaseSettings, kafka_settings: KafkaSettings
 ) -> None:
-    migrate(db_settings)
+    progress = migrated_progress(db_settings, kafka_settings)
     settings = scheduler_settings(SCHEDULER_READ_SIDE_WAIT_SECONDS=1.5)
-    progress = PipelineProgress(db_settings, kafka_settings, GROUP, RelaySettings().RELAY_NAME)
     with store_for(db_settings) as store:
         user = store.register_user("stuck@example.com", "hash").aggregate
         store.create_task(user.id, "never projected")

@@ -15,11 +15,10 @@ from tests.support.digest import (
     ReadUser,
     SeededReadSide,
     Task,
-    insert_read_model,
+    migrated,
     run_batch,
     scheduler_settings,
 )
-from tests.support.read_side import migrate
 from tests.support.system import store_for
 
 pytestmark = pytest.mark.integration
@@ -35,9 +34,7 @@ EVERYONE = [LONDON, KOLKATA, KATHMANDU, LOS_ANGELES, OFF]
 
 @pytest.fixture
 def db(db_settings: DatabaseSettings) -> DatabaseSettings:
-    migrate(db_settings)
-    insert_read_model(db_settings, EVERYONE)
-    return db_settings
+    return migrated(db_settings, EVERYONE)
 
 
 def recorded_dates(store: TodoStore, user: ReadUser) -> list[date]:

@@ -5,46 +5,40 @@ recorded) the re-sent copy is the very same message (same Message-ID, same bytes
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import date
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from mailer.settings import MailerSettings
-from runtime.settings import DatabaseSettings, KafkaSettings
+from runtime.settings import KafkaSettings
 from tests.support.digest import (
     DigestSystem,
     ReadUser,
     Task,
-    digest_system,
     mailer_process,
     mailer_settings,
     processed_event_ids,
     wait_for_log,
 )
 from tests.support.infra import PARTITIONS
-from tests.support.smtp import SmtpServer, running_smtp_server
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.support.mail_fixtures"]
 DAY = date(2026, 11, 23)
 USERS = ["ada@example.com", "bob@example.com"]
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with running_smtp_server() as server:
-        yield server
-
-
-@pytest.fixture
-def system(db_settings: DatabaseSettings, kafka_settings: KafkaSettings) -> Iterator[DigestSystem]:
-    with digest_system(db_settings, kafka_settings) as system:
-        system.add_users([ReadUser(email, [Task(f"task of {email}")]) for email in USERS])
-        system.run_batch(DAY)
-        yield system
+def system(system: DigestSystem) -> DigestSystem:
+    """The mail tests' digest system, with each user's digest already recorded for DAY."""
+    system.add_users([ReadUser(email, [Task(f"task of {email}")]) for email in USERS])
+    system.run_batch(DAY)
+    return system
 
 
 def committed_offsets(kafka: KafkaSettings, settings: MailerSettings) -> list[int]:
@@ -81,15 +75,28 @@ def restart_and_finish(system: DigestSystem, smtp: SmtpServer, settings: MailerS
         process.kill()
 
 
+def paused_mailer(
+    system: DigestSystem, settings: MailerSettings, pause: str
+) -> subprocess.Popen[str]:
+    """A real mailer process, once it has stopped at its fault-injection point `pause`."""
+    process = mailer_process(system.db, system.kafka, settings, MAILER_FAULT_PAUSE=pause)
+    wait_for_log(process, "fault injection: paused")
+    return process
+
+
+def kill(process: subprocess.Popen[str]) -> None:
+    """SIGKILL: a crash, with no chance to commit, record or clean up."""
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+
+
 def test_killing_the_mailer_between_consuming_and_committing_still_sends_one_email_each(
     system: DigestSystem, smtp: SmtpServer
 ) -> None:
     settings = mailer_settings(smtp, MAILER_INSTANCE_ID="mailer-1")
-    crashing = mailer_process(system.db, system.kafka, settings, MAILER_FAULT_PAUSE="before_commit")
-    wait_for_log(crashing, "fault injection: paused")
+    crashing = paused_mailer(system, settings, "before_commit")
     sent_before_kill = len(smtp.received)
-    crashing.send_signal(signal.SIGKILL)
-    crashing.wait(timeout=10)
+    kill(crashing)
     uncommitted = committed_offsets(system.kafka, settings)
 
     restart_and_finish(system, smtp, settings)
@@ -104,10 +111,8 @@ def test_a_crash_after_smtp_accepted_but_before_recording_resends_the_very_same_
     system: DigestSystem, smtp: SmtpServer
 ) -> None:
     settings = mailer_settings(smtp, MAILER_INSTANCE_ID="mailer-1")
-    crashing = mailer_process(system.db, system.kafka, settings, MAILER_FAULT_PAUSE="after_send")
-    wait_for_log(crashing, "fault injection: paused")
-    crashing.send_signal(signal.SIGKILL)
-    crashing.wait(timeout=10)
+    crashing = paused_mailer(system, settings, "after_send")
+    kill(crashing)
     [in_the_window] = smtp.received
 
     restart_and_finish(system, smtp, settings)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import date
 
 import pytest
@@ -13,33 +12,20 @@ from confluent_kafka import Producer
 from contracts.events import DailyDigestRequested
 from mailer.compose import message_id_for
 from runtime.kafka import producer_config
-from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.digest import (
     DigestSystem,
     ReadUser,
     Task,
-    digest_system,
     mailer_settings,
     processed_event_ids,
     running_mailer,
 )
 from tests.support.infra import consume_all
-from tests.support.smtp import SmtpServer, running_smtp_server
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.support.mail_fixtures"]
 DAY = date(2026, 11, 23)
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with running_smtp_server() as server:
-        yield server
-
-
-@pytest.fixture
-def system(db_settings: DatabaseSettings, kafka_settings: KafkaSettings) -> Iterator[DigestSystem]:
-    with digest_system(db_settings, kafka_settings) as system:
-        yield system
 
 
 def ada() -> ReadUser:

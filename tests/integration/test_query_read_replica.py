@@ -95,6 +95,16 @@ def me(token: str) -> UUID:
     return verify_token(token, auth_settings())
 
 
+def created_and_applied_on_primary(p: Pipeline, token: str, title: str) -> tuple[str, int]:
+    """A task created through the command API: its id, and its position once the projector has
+    applied it on the primary (whatever the replica has replayed)."""
+    created = p.commands.post("/tasks", json={"title": title}, headers=auth(token))
+    task_id, wanted = created.json()["id"], int(position(created))
+    user_id = me(token)
+    wait_until(lambda: applied_on_primary(p.primary, user_id, wanted), 30, "projector")
+    return str(task_id), wanted
+
+
 @pytest.mark.parametrize("synchronous_commit", [False, True], ids=["async-commit", "sync-commit"])
 def test_reads_from_the_replica_with_x_min_position_see_their_own_write_every_time(
     kafka_settings: KafkaSettings, synchronous_commit: bool
@@ -148,11 +158,8 @@ def test_with_replay_paused_a_read_waits_for_the_replica_and_answers_fresh_once_
 ) -> None:
     with replicated_pipeline(kafka_settings, timeout=10.0) as p:
         token = register_and_login(p.commands, "grace@example.com")
-        user_id = me(token)
         with p.replica.replay_paused():
-            created = p.commands.post("/tasks", json={"title": "late"}, headers=auth(token))
-            task_id, wanted = created.json()["id"], int(position(created))
-            wait_until(lambda: applied_on_primary(p.primary, user_id, wanted), 30, "projector")
+            task_id, wanted = created_and_applied_on_primary(p, token, "late")
             # Plain reads come from the replica, which does not have it yet.
             assert p.queries.get(f"/tasks/{task_id}", headers=auth(token)).status_code == 404
             assert p.on_primary.get(f"/tasks/{task_id}", headers=auth(token)).status_code == 200
@@ -186,11 +193,8 @@ def test_with_replay_paused_past_the_bound_the_answer_is_marked_stale_and_only_t
     bound = 1.0
     with replicated_pipeline(kafka_settings, timeout=bound) as p:
         token = register_and_login(p.commands, "linus@example.com")
-        user_id = me(token)
         with p.replica.replay_paused():
-            created = p.commands.post("/tasks", json={"title": "held"}, headers=auth(token))
-            task_id, wanted = created.json()["id"], int(position(created))
-            wait_until(lambda: applied_on_primary(p.primary, user_id, wanted), 30, "projector")
+            task_id, wanted = created_and_applied_on_primary(p, token, "held")
             headers = {**auth(token), "X-Min-Position": str(wanted)}
             started = time.monotonic()
             stale = p.queries.get(f"/tasks/{task_id}", headers=headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from event_store.application import DigestDetails, TodoStore
 from event_store.domain.model import DomainError
 from projector.db import REBUILD_LOCK_KEY
-from projector.rebuild import Rebuild, RebuildInProgressError
+from projector.rebuild import Rebuild, RebuildInProgressError, RebuildSummary
 from projector.settings import ProjectorSettings
 from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.read_side import (
@@ -34,8 +35,12 @@ OPS = ("create", "create", "rename", "complete", "reopen", "delete", "restore", 
 Command = tuple[int, str, int, str]
 
 
-def rebuild(store: TodoStore, db: DatabaseSettings, workers: int = 1) -> None:
-    Rebuild(store, db, ProjectorSettings(), workers=workers, show_progress=False).run()
+def rebuild(
+    store: TodoStore, db: DatabaseSettings, workers: int = 1, **overrides: Any
+) -> RebuildSummary:
+    """A rebuild in this process, with the projector's settings but for `overrides`."""
+    chosen = ProjectorSettings(**overrides)
+    return Rebuild(store, db, chosen, workers=workers, show_progress=False).run()
 
 
 def run_commands(
@@ -117,13 +122,13 @@ def test_a_rebuild_split_across_worker_processes_builds_the_same_tables(
 ) -> None:
     with store_for(read_db) as store:
         seed(store, users=6, tasks_per_user=50)
-        summary = Rebuild(
+        summary = rebuild(
             store,
             read_db,
-            ProjectorSettings(PROJECTOR_REBUILD_PAGE_SIZE=97, PROJECTOR_REBUILD_CACHE_ROWS=1000),
             workers=2,
-            show_progress=False,
-        ).run()
+            PROJECTOR_REBUILD_PAGE_SIZE=97,
+            PROJECTOR_REBUILD_CACHE_ROWS=1000,
+        )
         assert summary.workers == 2
         assert summary.events == len(store_events(store))
         assert snapshot(read_db) == expected_tables(store)
@@ -134,10 +139,7 @@ def test_a_small_cache_that_flushes_mid_replay_builds_the_same_tables(
 ) -> None:
     with store_for(read_db) as store:
         seed(store, users=3, tasks_per_user=40)
-        settings = ProjectorSettings(
-            PROJECTOR_REBUILD_PAGE_SIZE=13, PROJECTOR_REBUILD_CACHE_ROWS=20
-        )
-        Rebuild(store, read_db, settings, workers=1, show_progress=False).run()
+        rebuild(store, read_db, PROJECTOR_REBUILD_PAGE_SIZE=13, PROJECTOR_REBUILD_CACHE_ROWS=20)
         assert snapshot(read_db) == expected_tables(store)
 
 

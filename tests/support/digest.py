@@ -30,6 +30,7 @@ from tests.support.infra import consume_events, process_env
 from tests.support.read_side import migrate
 from tests.support.smtp import SmtpServer
 from tests.support.system import running_relay, store_for
+from tests.support.threads import loop_in_thread
 
 ROOT = Path(__file__).parents[2]
 
@@ -48,6 +49,14 @@ class ReadUser:
     id: UUID = field(default_factory=uuid.uuid4)
     timezone: str = "UTC"
     digest_enabled: bool = True
+
+
+def migrated(db: DatabaseSettings, users: Sequence[ReadUser] = ()) -> DatabaseSettings:
+    """`db` with the real schema, and `users` (if any) in its read tables."""
+    migrate(db)
+    if users:
+        insert_read_model(db, users)
+    return db
 
 
 def insert_read_model(db: DatabaseSettings, users: Sequence[ReadUser]) -> None:
@@ -168,15 +177,8 @@ def running_mailer(
     db: DatabaseSettings, kafka: KafkaSettings, settings: MailerSettings
 ) -> Iterator[ConsumerLoop]:
     """The real mailer (Kafka consumer + SMTP) in a background thread."""
-    mailer = build_mailer(settings, db, kafka)
-    thread = threading.Thread(target=mailer.run, name="mailer", daemon=True)
-    thread.start()
-    try:
+    with loop_in_thread(build_mailer(settings, db, kafka), "mailer") as mailer:
         yield mailer
-    finally:
-        mailer.stop()
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "mailer did not stop"
 
 
 def mailer_process(

@@ -8,7 +8,6 @@ import json
 import random
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -41,6 +40,7 @@ from projector.settings import ProjectorSettings
 from projector.sink import sort_out
 from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.infra import process_env
+from tests.support.threads import loop_in_thread
 
 ROOT = Path(__file__).parents[2]
 
@@ -354,13 +354,10 @@ def running_projector(
 ) -> Iterator[ConsumerLoop]:
     """The real projector (Kafka consumer + PostgreSQL) in a background thread."""
     projector = build_projector(db, kafka, projector_settings(group, **overrides))
-    thread = threading.Thread(target=projector.run, name="projector", daemon=True)
-    thread.start()
     try:
-        yield projector
+        with loop_in_thread(projector, "projector", insist_stopped=False):
+            yield projector
     finally:
-        projector.stop()
-        thread.join(timeout=30)
         projector.close()
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
+import httpx
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError
 from fastapi.testclient import TestClient
@@ -148,12 +149,23 @@ def test_a_lost_database_connection_makes_the_pool_check_its_connections(
 # --- honest 409 ----------------------------------------------------------------------------------
 
 
+def rename_after_conflicts(
+    client: TestClient, token: str, store: ScriptedStore, conflicts: int
+) -> httpx.Response:
+    """A new task renamed to "mine" while the store answers its next `conflicts` writes with a
+    version conflict."""
+    task = new_task(client, token)
+    store.conflicts_left = conflicts
+    response: httpx.Response = client.patch(
+        f"/tasks/{task}", json={"title": "mine"}, headers=auth(token)
+    )
+    return response
+
+
 def test_a_change_that_keeps_conflicting_answers_an_honest_409_not_expected_version_minus_1(
     client: TestClient, token: str, store: ScriptedStore
 ) -> None:
-    task = new_task(client, token)
-    store.conflicts_left = 100
-    response = client.patch(f"/tasks/{task}", json={"title": "mine"}, headers=auth(token))
+    response = rename_after_conflicts(client, token, store, conflicts=100)
     assert response.status_code == 409
     detail = response.json()["detail"]
     assert "changed concurrently" in detail and "-1" not in detail
@@ -162,9 +174,7 @@ def test_a_change_that_keeps_conflicting_answers_an_honest_409_not_expected_vers
 def test_a_change_that_conflicts_once_without_if_match_is_retried_and_succeeds(
     client: TestClient, token: str, store: ScriptedStore
 ) -> None:
-    task = new_task(client, token)
-    store.conflicts_left = 1
-    response = client.patch(f"/tasks/{task}", json={"title": "mine"}, headers=auth(token))
+    response = rename_after_conflicts(client, token, store, conflicts=1)
     assert response.status_code == 200
     assert response.json()["title"] == "mine"
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import pickle
-from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID, uuid4, uuid5
 
@@ -19,6 +18,7 @@ from contracts.events import (
     json_schema,
     public_event_id,
 )
+from tests.support.events import envelope_fields
 
 SCHEMA_FILE = Path(__file__).parents[2] / "docs" / "events.schema.json"
 
@@ -29,11 +29,7 @@ def test_the_committed_json_schema_matches_the_contract_in_code() -> None:
 
 def test_an_event_survives_a_roundtrip_through_json() -> None:
     event = TaskCreated(
-        event_id=uuid4(),
-        occurred_at=datetime(2026, 11, 23, tzinfo=UTC),
-        user_id=uuid4(),
-        position=7,
-        aggregate_version=1,
+        **envelope_fields(position=7),
         task_id=uuid4(),
         title="hello",
     )

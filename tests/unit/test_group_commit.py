@@ -48,10 +48,15 @@ def test_each_command_gets_back_the_recordings_of_its_own_events() -> None:
     committer.close()
 
 
-def test_commands_queued_while_a_save_is_in_flight_are_saved_together() -> None:
+def gated_committer() -> tuple[threading.Event, FakeStore, GroupCommitter]:
+    """A committer whose store holds every save until the test sets the gate."""
     gate = threading.Event()
     store = FakeStore(slow=gate)
-    committer = GroupCommitter(store.save)
+    return gate, store, GroupCommitter(store.save)
+
+
+def test_commands_queued_while_a_save_is_in_flight_are_saved_together() -> None:
+    gate, store, committer = gated_committer()
     with ThreadPoolExecutor(8) as pool:
         first = pool.submit(committer.commit, ["first"])
         others = [pool.submit(committer.commit, [f"e{i}"]) for i in range(7)]
@@ -66,9 +71,7 @@ def test_commands_queued_while_a_save_is_in_flight_are_saved_together() -> None:
 
 
 def test_a_failing_command_in_a_group_fails_alone() -> None:
-    gate = threading.Event()
-    store = FakeStore(slow=gate)
-    committer = GroupCommitter(store.save)
+    gate, _, committer = gated_committer()
     with ThreadPoolExecutor(4) as pool:
         blocker = pool.submit(committer.commit, ["blocker"])
         good = pool.submit(committer.commit, ["good"])

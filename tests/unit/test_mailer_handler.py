@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from email.message import Message
 from typing import Any
 from uuid import UUID, uuid4
@@ -27,6 +27,7 @@ from mailer.smtp import Permanent, SendOutcome, Sent, Transient
 from mailer.subscriptions import Subscriptions
 from runtime.health import Heartbeat
 from runtime.settings import ConsumerSettings
+from tests.support.events import envelope_fields
 from tests.support.read_side import FakeMessage, FakeSource
 
 TOPIC = "events"
@@ -105,11 +106,7 @@ class FakeParking:
 
 def digest(email: str) -> DailyDigestRequested:
     return DailyDigestRequested(
-        event_id=uuid4(),
-        occurred_at=datetime(2026, 11, 23, tzinfo=UTC),
-        user_id=uuid4(),
-        position=1,
-        aggregate_version=1,
+        **envelope_fields(),
         digest_id=uuid4(),
         digest_date=date(2026, 11, 23),
         email=email,
@@ -120,11 +117,7 @@ def digest(email: str) -> DailyDigestRequested:
 
 def task_created() -> TaskCreated:
     return TaskCreated(
-        event_id=uuid4(),
-        occurred_at=datetime(2026, 11, 23, tzinfo=UTC),
-        user_id=uuid4(),
-        position=1,
-        aggregate_version=1,
+        **envelope_fields(),
         task_id=uuid4(),
         title="not for the mailer",
     )

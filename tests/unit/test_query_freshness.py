@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from contracts.read_model import decode_progress, encode_progress
 from query_api.freshness import PositionWaiter
-
-
-class Positions:
-    def __init__(self) -> None:
-        self.current: dict[UUID, int] = {}
-        self.reads = 0
-
-    async def __call__(self, user_ids: Sequence[UUID]) -> dict[UUID, int]:
-        self.reads += 1
-        return {u: self.current[u] for u in user_ids if u in self.current}
+from tests.support.positions import Positions
 
 
 def run[T](coro: Coroutine[Any, Any, T]) -> T:

@@ -4,21 +4,12 @@ when to look; a waiter is resolved by what the replica shows."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from uuid import UUID, uuid4
 
 from query_api.freshness import ReplicaPositionWaiter
-
-
-class Positions:
-    def __init__(self) -> None:
-        self.current: dict[UUID, int] = {}
-        self.reads = 0
-
-    async def __call__(self, user_ids: Sequence[UUID]) -> dict[UUID, int]:
-        self.reads += 1
-        return {u: self.current[u] for u in user_ids if u in self.current}
+from tests.support.positions import Positions
 
 
 @asynccontextmanager
@@ -32,6 +23,14 @@ async def confirming(waiter: ReplicaPositionWaiter) -> AsyncIterator[ReplicaPosi
         task.cancel()
 
 
+def committed_on_primary(
+    waiter: ReplicaPositionWaiter, primary: Positions, user: UUID, position: int
+) -> None:
+    """What the projector does on the primary: `user` reaches `position`, and it is announced."""
+    primary.current[user] = position
+    waiter.announce({user: position})
+
+
 def test_a_notification_alone_does_not_answer_until_the_replica_has_replayed_the_position() -> None:
     primary, replica, user = Positions(), Positions(), uuid4()
     waiter = ReplicaPositionWaiter("unused", replica, primary)
@@ -42,8 +41,7 @@ def test_a_notification_alone_does_not_answer_until_the_replica_has_replayed_the
             started = loop.time()
             wait = asyncio.create_task(waiter.wait_for(user, 5, max_wait=5))
             await asyncio.sleep(0.01)
-            primary.current[user] = 5
-            waiter.announce({user: 5})  # the projector committed on the primary...
+            committed_on_primary(waiter, primary, user, 5)  # the projector committed...
             await asyncio.sleep(0.2)
             assert not wait.done(), "...but the replica has not replayed it: keep waiting"
             replica.current[user] = 5  # replayed: confirmed without another notification
@@ -84,8 +82,7 @@ def test_a_paused_replica_makes_the_request_wait_its_bound_then_say_stale_not_ea
             started = loop.time()
             wait = asyncio.create_task(waiter.wait_for(user, 4, max_wait=0.3))
             await asyncio.sleep(0.01)
-            primary.current[user] = 4
-            waiter.announce({user: 4})
+            committed_on_primary(waiter, primary, user, 4)
             return await wait, loop.time() - started
 
     reached, elapsed = asyncio.run(scenario())
