@@ -33,7 +33,7 @@ from event_store.recording import RecordingApplication
 from event_store.store_errors import CONFLICT_RETRIES, ConcurrentChangeError, VersionConflictError
 from runtime.settings import DatabaseSettings
 
-# The stored topic of a user's preference changes (TodoStore.digest_preferences reads the latest).
+# The stored topic of a user's preference changes (TodoStore.digest_enabled reads the latest).
 _PREFERENCES_TOPIC = get_topic(User.PreferencesChanged)
 
 Clock = Callable[[], datetime]
@@ -149,12 +149,14 @@ class TodoStore(RecordingApplication):
     def get_user(self, user_id: UUID) -> User | None:
         return self._get(User, user_id)
 
-    def digest_preferences(self, user_ids: Sequence[UUID]) -> dict[UUID, bool]:
-        """Each user's current digest preference, from their latest PreferencesChanged event alone
-        (one query for them all: the mailer asks once per polled batch). True for a user without
-        one (the default) and for a user the store does not know."""
-        latest = self._latest_events(user_ids, _PREFERENCES_TOPIC)
-        return {u: bool(latest[u].digest_enabled) if u in latest else True for u in user_ids}
+    def digest_enabled(self, user_id: UUID) -> bool:
+        """The user's current digest preference, from their latest PreferencesChanged event alone
+        (one indexed row, no aggregate to rebuild: the mailer asks for every email). True for a
+        user without one (the default) and for a user the store does not know."""
+        event = self._latest_event(user_id, _PREFERENCES_TOPIC)
+        if event is None:
+            return True
+        return bool(event.digest_enabled)
 
     def change_preferences(
         self, user_id: UUID, *, timezone: str | None = None, digest_enabled: bool | None = None

@@ -22,11 +22,10 @@ class PostgresQueries:
         self._existing = sql.SQL(
             "SELECT DISTINCT originator_id FROM {} WHERE originator_id = ANY(%s)"
         ).format(table)
-        # The primary key (originator_id, originator_version) serves it, one index probe per id.
         self._latest = sql.SQL(
-            "SELECT DISTINCT ON (originator_id) originator_id, originator_version, topic, state"
-            " FROM {} WHERE originator_id = ANY(%s) AND topic = %s"
-            " ORDER BY originator_id, originator_version DESC"
+            "SELECT originator_id, originator_version, topic, state FROM {}"
+            " WHERE originator_id = %s AND topic = %s"
+            " ORDER BY originator_version DESC LIMIT 1"
         ).format(table)
         self._rows = sql.SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state FROM {}"
@@ -43,19 +42,18 @@ class PostgresQueries:
             cursor.execute(self._existing, (list(aggregate_ids),))
             return {row["originator_id"] for row in cursor.fetchall()}
 
-    def latest_events(self, aggregate_ids: Sequence[UUID], topic: str) -> dict[UUID, StoredEvent]:
+    def latest_event(self, aggregate_id: UUID, topic: str) -> StoredEvent | None:
         with self._datastore.transaction(commit=False) as cursor:
-            cursor.execute(self._latest, (list(aggregate_ids), topic))
-            rows = cursor.fetchall()
-        return {
-            row["originator_id"]: StoredEvent(
-                originator_id=row["originator_id"],
-                originator_version=row["originator_version"],
-                topic=row["topic"],
-                state=bytes(row["state"]),
-            )
-            for row in rows
-        }
+            cursor.execute(self._latest, (aggregate_id, topic))
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        return StoredEvent(
+            originator_id=row["originator_id"],
+            originator_version=row["originator_version"],
+            topic=row["topic"],
+            state=bytes(row["state"]),
+        )
 
     def event_rows(
         self, after: int, until: int, topics: Sequence[str], shard: Shard | None

@@ -136,8 +136,8 @@ class RecordingApplication(Application[UUID]):
             return None
         return aggregate if isinstance(aggregate, cls) else None
 
-    def _latest_events(self, aggregate_ids: Sequence[UUID], topic: str) -> dict[UUID, Any]:
-        """Each aggregate's last event of this topic, as a domain event (one query, one indexed
-        row per aggregate, no aggregate to rebuild)."""
-        stored = self.queries.latest_events(aggregate_ids, topic)
-        return {i: self.mapper.to_domain_event(e) for i, e in stored.items()}
+    def _latest_event(self, aggregate_id: UUID, topic: str) -> Any | None:
+        """The aggregate's last event of this topic, as a domain event (one indexed row, no
+        aggregate to rebuild)."""
+        stored = self.queries.latest_event(aggregate_id, topic)
+        return None if stored is None else self.mapper.to_domain_event(stored)

@@ -42,8 +42,8 @@ class StoreQueries(Protocol):
         """Which of these aggregates have any event."""
         ...
 
-    def latest_events(self, aggregate_ids: Sequence[UUID], topic: str) -> dict[UUID, StoredEvent]:
-        """Each aggregate's last event of this topic (absent: it has none), in one query."""
+    def latest_event(self, aggregate_id: UUID, topic: str) -> StoredEvent | None:
+        """The aggregate's last event of this topic."""
         ...
 
     def event_rows(
@@ -74,13 +74,9 @@ class InMemoryQueries:
     def existing_ids(self, aggregate_ids: Sequence[UUID]) -> set[UUID]:
         return {i for i in aggregate_ids if self._recorder.select_events(i, limit=1)}
 
-    def latest_events(self, aggregate_ids: Sequence[UUID], topic: str) -> dict[UUID, StoredEvent]:
-        found = {}
-        for aggregate_id in aggregate_ids:
-            events = self._recorder.select_events(aggregate_id, desc=True)
-            if (latest := next((e for e in events if e.topic == topic), None)) is not None:
-                found[aggregate_id] = latest
-        return found
+    def latest_event(self, aggregate_id: UUID, topic: str) -> StoredEvent | None:
+        events = self._recorder.select_events(aggregate_id, desc=True)
+        return next((e for e in events if e.topic == topic), None)
 
     def event_rows(
         self, after: int, until: int, topics: Sequence[str], shard: Shard | None

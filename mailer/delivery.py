@@ -44,28 +44,27 @@ class Delivery:
         # event id -> its email (or why it has none), composed ahead of its turn
         self._composed: dict[UUID, Message | InvalidRecipientError] = {}
         self._next_after: dict[UUID, DailyDigestRequested] = {}
-        # user id -> still subscribed, for the planned batch: one query, started by plan()
-        self._preferences: asyncio.Future[dict[UUID, bool]] | None = None
+        # event id -> the subscription check of its user, started during the previous send
+        self._checks: dict[UUID, asyncio.Future[bool]] = {}
 
     def plan(self, events: Sequence[DailyDigestRequested]) -> None:
         """The digests a batch is about to deliver, in order: delivering one composes the next
         ahead. What was composed for a previous plan and not delivered is dropped."""
         self._composed.clear()
-        if self._preferences is not None:
-            self._preferences.cancel()
-            self._preferences = None
+        for check in self._checks.values():
+            check.cancel()
+        self._checks.clear()
         self._next_after = {a.event_id: b for a, b in itertools.pairwise(events)}
-        if self._subscriptions is not None and events:
-            users = list(dict.fromkeys(e.user_id for e in events))
-            self._preferences = asyncio.ensure_future(self._subscriptions.digest_preferences(users))
 
     async def deliver(self, event: DailyDigestRequested) -> None:
         """Compose, send and record one digest. Raises PoisonError for a permanent refusal,
         TransientError-like failures otherwise. A digest of a user who has turned the digest off
         since it was recorded is not sent, only recorded as handled."""
         if (following := self._next_after.pop(event.event_id, None)) is not None:
-            # Runs while this email waits on SMTP and PostgreSQL, at the loop's next idle moment.
+            # Both run while this email waits on the store, SMTP and PostgreSQL: composing at the
+            # loop's next idle moment, the next user's subscription check on a worker thread.
             asyncio.get_running_loop().call_soon(self._compose_ahead, following)
+            self._check_ahead(following)
         if not await self._subscribed(event):
             log.info(
                 "digest not sent: the user unsubscribed", extra={"event_id": str(event.event_id)}
@@ -100,17 +99,19 @@ class Delivery:
         await self.deliver(event)
         return True
 
+    def _check_ahead(self, event: DailyDigestRequested) -> None:
+        if self._subscriptions is not None and event.event_id not in self._checks:
+            check = self._subscriptions.digest_enabled(event.user_id)
+            self._checks[event.event_id] = asyncio.ensure_future(check)
+
     async def _subscribed(self, event: DailyDigestRequested) -> bool:
-        """The planned batch's answer (one query for the batch); a digest delivered outside a
-        plan (`dlq replay`) asks for its user alone."""
+        """Asked at send time (a check started during the previous send counts: milliseconds)."""
         if self._subscriptions is None:
             return True
-        if self._preferences is not None:
-            preferences = await asyncio.shield(self._preferences)
-            if event.user_id in preferences:
-                return preferences[event.user_id]
-        alone = await self._subscriptions.digest_preferences([event.user_id])
-        return alone.get(event.user_id, True)
+        check = self._checks.pop(event.event_id, None)
+        if check is None:
+            return await self._subscriptions.digest_enabled(event.user_id)
+        return await check
 
     def _compose_ahead(self, event: DailyDigestRequested) -> None:
         if event.event_id in self._composed:

@@ -106,35 +106,16 @@ class StoreContract:
 
     def test_the_digest_preference_is_the_latest_changes_alone(self, store: TodoStore) -> None:
         user = store.register_user("pref@example.com", "h").aggregate.id
-
-        def enabled() -> bool:
-            return store.digest_preferences([user])[user]
-
-        assert enabled() is True, "on by default (no preferences event yet)"
+        assert store.digest_enabled(user) is True, "on by default (no preferences event yet)"
         store.change_preferences(user, timezone="Asia/Kathmandu")
-        assert enabled() is True
+        assert store.digest_enabled(user) is True
         store.change_preferences(user, digest_enabled=False)
-        assert enabled() is False
+        assert store.digest_enabled(user) is False
         store.change_preferences(user, timezone="UTC")
-        assert enabled() is False, "a later change keeps the choice"
+        assert store.digest_enabled(user) is False, "a later change keeps the choice"
         store.change_preferences(user, digest_enabled=True)
-        assert enabled() is True
-        stranger = uuid4()
-        assert store.digest_preferences([stranger]) == {stranger: True}, "unknown: sent, as before"
-
-    def test_the_digest_preferences_of_many_users_come_in_one_answer(
-        self, store: TodoStore
-    ) -> None:
-        ada = store.register_user("ada-prefs@example.com", "h").aggregate.id
-        bob = store.register_user("bob-prefs@example.com", "h").aggregate.id
-        eve = store.register_user("eve-prefs@example.com", "h").aggregate.id
-        store.change_preferences(bob, digest_enabled=False)
-        store.change_preferences(eve, digest_enabled=False)
-        store.change_preferences(eve, digest_enabled=True)
-
-        answer = store.digest_preferences([ada, bob, eve, bob])
-
-        assert answer == {ada: True, bob: False, eve: True}
+        assert store.digest_enabled(user) is True
+        assert store.digest_enabled(uuid4()) is True, "unknown to the store: sent, as before"
 
     @pytest.fixture
     def busy_store(self, store: TodoStore) -> TodoStore:
