@@ -14,19 +14,19 @@ from fastapi.testclient import TestClient
 from contracts.unsubscribe import issue_unsubscribe_token
 from event_store.application import TodoStore
 from http_api.auth import issue_token
-from runtime.settings import DatabaseSettings, KafkaSettings, auth_settings
+from runtime.settings import DatabaseSettings, auth_settings
 from tests.support.digest import (
     DigestSystem,
     ReadUser,
     Task,
-    digest_system,
     mailer_settings,
     running_mailer,
 )
-from tests.support.smtp import SmtpServer, running_smtp_server
+from tests.support.smtp import SmtpServer
 from tests.support.system import auth, command_client, store_for
 
 pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.support.mail_fixtures"]  # smtp, system
 DAY = date(2026, 11, 23)
 
 
@@ -112,18 +112,6 @@ def test_an_unsubscribe_token_is_no_login_and_an_unknown_users_token_answers_404
     stranger = issue_unsubscribe_token(uuid4(), datetime.now(UTC), auth_settings())
     answer = client.post("/unsubscribe", params={"token": stranger})
     assert answer.status_code == 404 and answer.json() == {"detail": "user not found"}
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with running_smtp_server() as server:
-        yield server
-
-
-@pytest.fixture
-def system(db_settings: DatabaseSettings, kafka_settings: KafkaSettings) -> Iterator[DigestSystem]:
-    with digest_system(db_settings, kafka_settings) as system:
-        yield system
 
 
 def test_the_email_carries_working_unsubscribe_links_and_no_digest_goes_to_an_unsubscribed_user(
