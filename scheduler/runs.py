@@ -18,10 +18,32 @@ from typing import Any
 
 import psycopg
 
+from contracts.read_model import column_list, scheduler_runs
 from scheduler.batch import BatchSummary
 
 _LOCK_CLASS = 0x0D16E57  # arbitrary, constant: "digest batch" (first key of the advisory lock)
 EVERY_ZONE = "*"
+
+# The ledger's statements, written against contracts.read_model's declaration of the table: a
+# column renamed or dropped there fails here at import, not at the first midnight.
+_RUNS = scheduler_runs.name
+_KEY = column_list(scheduler_runs, "digest_date", "timezone")
+_DATE, _ZONE = _KEY.split(", ")
+_COUNTS = column_list(scheduler_runs, "users", "recorded", "already_recorded", "skipped")
+_COMPLETED_ZONES = (
+    f"select {_ZONE} from {_RUNS} where {_DATE} = %s and {_ZONE} = any(%s)"  # noqa: S608
+    f" and {column_list(scheduler_runs, 'completed_at')} is not null"
+)
+_MARK_STARTED = (
+    f"insert into {_RUNS} ({_KEY}) select %s, unnest(%s::text[])"
+    f" on conflict ({_KEY}) do update set {column_list(scheduler_runs, 'started_at')} = now(),"
+    f" {column_list(scheduler_runs, 'attempts')} = {_RUNS}.attempts + 1"
+)
+_MARK_COMPLETED = (
+    f"update {_RUNS} set completed_at = now(), "  # noqa: S608
+    + ", ".join(f"{name} = %s" for name in _COUNTS.split(", "))
+    + f" where {_DATE} = %s and {_ZONE} = any(%s)"
+)
 
 
 class RunLedger:
@@ -36,26 +58,16 @@ class RunLedger:
         return EVERY_ZONE in self.completed_zones([EVERY_ZONE])
 
     def completed_zones(self, zones: Sequence[str]) -> set[str]:
-        rows = self._conn.execute(
-            "select timezone from scheduler_runs where digest_date = %s and timezone = any(%s)"
-            " and completed_at is not null",
-            (self.digest_date, list(zones)),
-        ).fetchall()
+        rows = self._conn.execute(_COMPLETED_ZONES, (self.digest_date, list(zones))).fetchall()
         return {r[0] for r in rows}
 
     def mark_started(self, zones: Sequence[str] = (EVERY_ZONE,)) -> None:
-        self._conn.execute(
-            "insert into scheduler_runs (digest_date, timezone) select %s, unnest(%s::text[])"
-            " on conflict (digest_date, timezone) do update set started_at = now(), attempts ="
-            " scheduler_runs.attempts + 1",
-            (self.digest_date, list(zones)),
-        )
+        self._conn.execute(_MARK_STARTED, (self.digest_date, list(zones)))
 
     def mark_completed(self, summary: BatchSummary, zones: Sequence[str] = (EVERY_ZONE,)) -> None:
         """Zones completed by one batch share its counts."""
         self._conn.execute(
-            "update scheduler_runs set completed_at = now(), users = %s, recorded = %s,"
-            " already_recorded = %s, skipped = %s where digest_date = %s and timezone = any(%s)",
+            _MARK_COMPLETED,
             (
                 summary.users,
                 summary.recorded,
