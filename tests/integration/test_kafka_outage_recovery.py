@@ -92,7 +92,13 @@ def test_after_a_30s_kafka_outage_the_projector_and_mailer_consume_every_partiti
                         mailed.setdefault(partition, now)
                 return len(applied) == len(mailed) == 3
 
-            wait_until(every_partition_resumed, 90, "every partition to be consumed again")
+            try:
+                wait_until(every_partition_resumed, 90, "every partition to be consumed again")
+            except AssertionError as e:  # say which consumer is stuck and what its client said
+                raise AssertionError(
+                    f"{e}: applied {applied}, mailed {mailed}\n"
+                    + "\n".join(_log_tail(s.name, s.log()) for s in (projector, mailer))
+                ) from e
 
     print(f"\nafter a {OUTAGE_SECONDS:.0f}s outage, seconds until consumed again per partition:")
     print(
@@ -101,3 +107,9 @@ def test_after_a_30s_kafka_outage_the_projector_and_mailer_consume_every_partiti
     assert max(applied.values()) <= RESUME_WITHIN_SECONDS, f"projector: {applied}"
     assert max(mailed.values()) <= RESUME_WITHIN_SECONDS, f"mailer: {mailed}"
     assert len(smtp.received) == 6, "one email per user and day, none twice"
+
+
+def _log_tail(name: str, log: str, lines: int = 15) -> str:
+    """The last lines of a service's log, without the refused reconnects of the outage."""
+    kept = [line for line in log.splitlines() if "Connection refused" not in line]
+    return f"--- {name}.log (tail)\n" + "\n".join(kept[-lines:])
