@@ -14,17 +14,11 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from http_api.errors import RETRY_AFTER_SECONDS
+from http_api.errors import unavailable_response
 from runtime import metrics
 
 OVERLOADED_DETAIL = "overloaded: too many requests in progress, retry shortly"
 NEVER_SHED = frozenset({"/health", "/ready", "/metrics"})
-_BODY = b'{"detail":"' + OVERLOADED_DETAIL.encode() + b'"}'
-_HEADERS = [
-    (b"content-type", b"application/json"),
-    (b"content-length", str(len(_BODY)).encode()),
-    (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
-]
 
 
 class InFlightLimit:
@@ -42,8 +36,8 @@ class InFlightLimit:
             return
         if self.in_flight >= self.limit:
             metrics.HTTP_REQUESTS_SHED.inc()
-            await send({"type": "http.response.start", "status": 503, "headers": _HEADERS})
-            await send({"type": "http.response.body", "body": _BODY})
+            # The 503 every other unavailability answers, with its own detail.
+            await unavailable_response(OVERLOADED_DETAIL)(scope, receive, send)
             return
         self.in_flight += 1
         try:
