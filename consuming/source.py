@@ -114,10 +114,7 @@ class KafkaSource:
         # re-delivered and skipped by the version checks.
         partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
-            if self._asynchronous:
-                self._consumer.commit(offsets=partitions, asynchronous=True)
-            else:
-                self._consumer.commit(offsets=partitions, asynchronous=False)
+            self._consumer.commit(offsets=partitions, asynchronous=self._asynchronous)
         except KafkaException as e:
             # E.g. a rebalance took the partition away: whoever gets it skips what is already
             # durable (read tables, processed_events, dead_letters), so this is harmless.
