@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -123,21 +123,24 @@ def assert_contiguous_complete_and_ordered(events: list[PublicEvent], expected: 
 
 
 def relay_process(
-    db: DatabaseSettings, kafka: KafkaSettings
-) -> AbstractContextManager[subprocess.Popen[str]]:
-    popen = {"stderr": subprocess.PIPE, "text": True}
-    return processes.relay_process(db, kafka, popen, RELAY_BATCH_SIZE="20", LOG_LEVEL="INFO")
+    db: DatabaseSettings, kafka: KafkaSettings, log: Path, stack: ExitStack
+) -> subprocess.Popen[str]:
+    """A relay whose log goes to a file (a pipe nobody reads would block it once full)."""
+    popen = {"stderr": stack.enter_context(log.open("w")), "text": True}
+    return stack.enter_context(
+        processes.relay_process(db, kafka, popen, RELAY_BATCH_SIZE="20", LOG_LEVEL="INFO")
+    )
 
 
 def test_the_standby_relay_publishes_within_5s_when_the_leader_is_killed_under_load(
-    db_settings: DatabaseSettings, kafka_settings: KafkaSettings
+    db_settings: DatabaseSettings, kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
     with store_for(db_settings) as store, ExitStack() as stack:
         user = store.register_user(f"r-{uuid.uuid4().hex[:6]}@example.com", "h").aggregate.id
-        leader = stack.enter_context(relay_process(db_settings, kafka_settings))
+        leader = relay_process(db_settings, kafka_settings, tmp_path / "leader.log", stack)
         store.create_task(user, "first")
         consume_events(kafka_settings, until=lambda es: len(es) >= 2, timeout=30)
-        standby = stack.enter_context(relay_process(db_settings, kafka_settings))
+        standby = relay_process(db_settings, kafka_settings, tmp_path / "standby.log", stack)
         time.sleep(1.0)  # the standby is up, waiting for the lock
 
         stop_writing = threading.Event()
@@ -172,6 +175,7 @@ def test_the_standby_relay_publishes_within_5s_when_the_leader_is_killed_under_l
         )
         assert standby.poll() is None, "the standby is the one publishing"
 
-    assert probe_events, "the standby published the command recorded after the kill"
-    assert took_over_in < 5.0, f"standby took {took_over_in:.1f}s to publish"
+    standby_log = (tmp_path / "standby.log").read_text()[-3000:]
+    assert probe_events, f"the standby published the command recorded after the kill\n{standby_log}"
+    assert took_over_in < 5.0, f"standby took {took_over_in:.1f}s to publish\n{standby_log}"
     assert_contiguous_complete_and_ordered(events, expected)
