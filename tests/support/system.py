@@ -1,4 +1,5 @@
-"""Real parts of the system, wired for tests: the store, the command API and the relay."""
+"""Real parts of the system, wired for tests: the store, the command API, the relay, and the whole
+write-to-read pipeline."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from event_store.application import TodoStore, store_env
 from event_store.relay import Relay
 from event_store.relay_bootstrap import bootstrap as bootstrap_relay
 from runtime.settings import DatabaseSettings, HealthSettings, KafkaSettings, RelaySettings
-from tests.support.read_side import migrate
+from tests.support.read_side import migrate, running_projector
 
 
 @contextmanager
@@ -50,6 +51,18 @@ def running_relay(
         finally:
             process.stop()
             thread.join(timeout=30)
+
+
+@contextmanager
+def live_pipeline(db: DatabaseSettings, kafka: KafkaSettings, group: str) -> Iterator[TodoStore]:
+    """The store with the relay and a projector (consumer group `group`) running behind it: what
+    is written to it reaches the read tables in `db`."""
+    with (
+        store_for(db) as store,
+        running_relay(store, db, kafka),
+        running_projector(db, kafka, group=group),
+    ):
+        yield store
 
 
 def register_and_login(client: TestClient, email: str, password: str = "correct horse") -> str:
