@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from fastapi.testclient import TestClient
 
 from command_api.bootstrap import bootstrap
@@ -78,3 +79,24 @@ def register_and_login(client: TestClient, email: str, password: str = "correct 
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+# Fixtures for a test module to import (and list in its __all__): the store on the test's own
+# database, a client of the command API on it, and a token of a user registered through it.
+
+
+@pytest.fixture
+def store(db_settings: DatabaseSettings) -> Iterator[TodoStore]:
+    with store_for(db_settings) as store:
+        yield store
+
+
+@pytest.fixture
+def client(store: TodoStore, db_settings: DatabaseSettings) -> Iterator[TestClient]:
+    with command_client(store, db_settings) as client:
+        yield client
+
+
+@pytest.fixture
+def token(client: TestClient) -> str:
+    return register_and_login(client, "owner@example.com")
