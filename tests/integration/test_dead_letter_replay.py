@@ -26,6 +26,7 @@ from tests.support.digest import (
     processed_event_ids,
     running_mailer,
 )
+from tests.support.events import History
 from tests.support.infra import consume_all, process_env
 from tests.support.read_side import (
     ROOT,
@@ -36,7 +37,6 @@ from tests.support.read_side import (
     wait_until,
 )
 from tests.support.smtp import SmtpServer, running_smtp_server
-from tests.unit.test_projector_handlers import History
 
 pytestmark = pytest.mark.integration
 __all__ = ["read_db"]

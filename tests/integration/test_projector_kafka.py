@@ -14,6 +14,7 @@ from contracts.events import PublicEvent, encode_event
 from event_store.application import TodoStore
 from runtime.kafka import producer_config
 from runtime.settings import DatabaseSettings, KafkaSettings
+from tests.support.events import History
 from tests.support.infra import consume_all
 from tests.support.read_side import (
     applied_offsets,
@@ -26,7 +27,6 @@ from tests.support.read_side import (
     wait_until,
 )
 from tests.support.system import live_pipeline
-from tests.unit.test_projector_handlers import History
 
 pytestmark = pytest.mark.integration
 __all__ = ["read_db"]

@@ -17,9 +17,9 @@ from query_api.bootstrap import create_app
 from query_api.schemas import ActivityPage, TaskHistory
 from query_api.settings import QueryApiSettings
 from runtime.settings import DatabaseSettings, auth_settings
+from tests.support.events import History
 from tests.support.read_side import read_db, snapshot
 from tests.support.system import auth
-from tests.unit.test_projector_handlers import History
 
 pytestmark = pytest.mark.integration
 __all__ = ["read_db"]

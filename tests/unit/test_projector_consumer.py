@@ -14,6 +14,7 @@ from projector.bootstrap import build_projector
 from projector.handlers import ProjectionError
 from projector.settings import ProjectorSettings
 from runtime.settings import ConsumerSettings, DatabaseSettings, KafkaSettings
+from tests.support.events import History
 from tests.support.read_side import (
     FakeDeadLetters,
     FakeMessage,
@@ -21,7 +22,6 @@ from tests.support.read_side import (
     InMemoryProjection,
     wait_until,
 )
-from tests.unit.test_projector_handlers import History
 
 
 def messages(events: list[PublicEvent], partition: int = 0, start: int = 0) -> list[FakeMessage]:

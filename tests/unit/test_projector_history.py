@@ -7,7 +7,8 @@ from uuid import uuid4
 
 from contracts.events import PublicEvent
 from projector.handlers import Outcome, apply_event
-from tests.unit.test_projector_handlers import History, applied
+from tests.support.events import History
+from tests.unit.test_projector_handlers import applied
 
 
 def test_a_restored_task_is_no_longer_deleted_and_keeps_its_state() -> None:
