@@ -46,8 +46,7 @@ def token_for(user: UUID) -> dict[str, str]:
 
 def a_task_deleted_and_restored(h: History, user: UUID, task: UUID) -> list[PublicEvent]:
     return [
-        h.register(user),
-        h.create(user, task, "draft"),
+        *h.user_with_task(user, task, "draft"),
         h.rename(user, task, "final"),
         h.complete(user, task),
         h.delete(user, task),

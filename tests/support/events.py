@@ -70,6 +70,12 @@ class History:
     def create(self, user: UUID, task: UUID, title: str = "write tests") -> TaskCreated:
         return TaskCreated(**self._env(task, user), task_id=task, title=title)
 
+    def user_with_task(
+        self, user: UUID, task: UUID, title: str = "write tests"
+    ) -> list[UserRegistered | TaskCreated]:
+        """The start of most histories: the user registers, then creates the task."""
+        return [self.register(user), self.create(user, task, title)]
+
     def rename(self, user: UUID, task: UUID, title: str) -> TaskRenamed:
         return TaskRenamed(**self._env(task, user), task_id=task, title=title)
 

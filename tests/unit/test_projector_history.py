@@ -42,8 +42,7 @@ def test_a_late_redelivered_delete_does_not_delete_a_restored_task_again() -> No
 def test_every_applied_task_event_is_recorded_with_what_it_changed() -> None:
     h, user, task = History(), uuid4(), uuid4()
     events: list[PublicEvent] = [
-        h.register(user),
-        h.create(user, task, "draft"),
+        *h.user_with_task(user, task, "draft"),
         h.rename(user, task, "final"),
         h.complete(user, task),
         h.reopen(user, task),
