@@ -19,7 +19,6 @@ from tests.support.infra import consume_all
 from tests.support.read_side import (
     applied_offsets,
     expected_tables,
-    read_db,
     running_projector,
     snapshot,
     store_events,
@@ -29,7 +28,6 @@ from tests.support.read_side import (
 from tests.support.system import live_pipeline
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
 
 
 def some_history(store: TodoStore, users: int = 3, tasks: int = 4) -> None:

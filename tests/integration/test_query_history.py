@@ -18,11 +18,10 @@ from query_api.schemas import ActivityPage, TaskHistory
 from query_api.settings import QueryApiSettings
 from runtime.settings import DatabaseSettings, auth_settings
 from tests.support.events import History
-from tests.support.read_side import read_db, snapshot
+from tests.support.read_side import snapshot
 from tests.support.system import auth
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
 
 
 def project(db: DatabaseSettings, events: Sequence[PublicEvent]) -> None:

@@ -17,18 +17,10 @@ from projector.db import REBUILD_LOCK_KEY
 from projector.rebuild import Rebuild, RebuildInProgressError, RebuildSummary
 from projector.settings import ProjectorSettings
 from runtime.settings import DatabaseSettings, KafkaSettings
-from tests.support.read_side import (
-    expected_tables,
-    read_db,
-    seed,
-    snapshot,
-    store_events,
-    wait_for_tables,
-)
+from tests.support.read_side import expected_tables, seed, snapshot, store_events, wait_for_tables
 from tests.support.system import live_pipeline, store_for
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
 
 OPS = ("create", "create", "rename", "complete", "reopen", "delete", "restore", "digest")
 Command = tuple[int, str, int, str]

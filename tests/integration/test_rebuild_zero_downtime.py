@@ -15,18 +15,10 @@ from projector.rebuild import Rebuild
 from projector.settings import ProjectorSettings
 from query_api.bootstrap import create_app
 from runtime.settings import DatabaseSettings, KafkaSettings, auth_settings
-from tests.support.read_side import (
-    expected_tables,
-    read_db,
-    seed,
-    snapshot,
-    store_events,
-    wait_for_tables,
-)
+from tests.support.read_side import expected_tables, seed, snapshot, store_events, wait_for_tables
 from tests.support.system import auth, live_pipeline
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
 
 
 def test_queries_keep_succeeding_from_complete_tables_while_rebuilds_run_and_swap(

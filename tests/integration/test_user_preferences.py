@@ -9,11 +9,10 @@ from fastapi.testclient import TestClient
 from event_store.application import TodoStore
 from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.integration.test_query_read_your_writes import whole_pipeline
-from tests.support.read_side import read_db
 from tests.support.system import auth, client, register_and_login, store
 
 pytestmark = pytest.mark.integration
-__all__ = ["client", "read_db", "store"]  # the fixtures
+__all__ = ["client", "store"]  # the fixtures
 
 
 def test_a_new_user_has_utc_and_the_digest_on(client: TestClient, store: TodoStore) -> None:
