@@ -209,24 +209,16 @@ def load_or_exit[S: AppSettings](settings_class: type[S]) -> S:
         exit_refused(e)
 
 
-@lru_cache
-def runtime_settings() -> RuntimeSettings:
-    return load_or_exit(RuntimeSettings)
+def read_once[S: AppSettings](settings_class: type[S]) -> Callable[[], S]:
+    """The accessor of a process's settings of one class: read (or refused) at the first call,
+    the same object after."""
+    return lru_cache(maxsize=None)(lambda: load_or_exit(settings_class))
 
 
-@lru_cache
-def database_settings() -> DatabaseSettings:
-    return load_or_exit(DatabaseSettings)
-
-
-@lru_cache
-def kafka_settings() -> KafkaSettings:
-    return load_or_exit(KafkaSettings)
-
-
-@lru_cache
-def auth_settings() -> AuthSettings:
-    return load_or_exit(AuthSettings)
+runtime_settings = read_once(RuntimeSettings)
+database_settings = read_once(DatabaseSettings)
+kafka_settings = read_once(KafkaSettings)
+auth_settings = read_once(AuthSettings)
 
 
 class ConsumerSettings(AppSettings):
