@@ -15,40 +15,22 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 from confluent_kafka import KafkaError, Producer
 
 from consuming.poison import MAX_REASON, TransientError
-from contracts.events import (
-    DailyDigestRequested,
-    PublicEvent,
-    TaskCompleted,
-    TaskCreated,
-    TaskDeleted,
-    TaskRenamed,
-    TaskReopened,
-    TaskRestored,
-    UserRegistered,
-)
+from contracts.events import DailyDigestRequested, PublicEvent, TaskEvent
 from runtime.kafka import producer_config
 from runtime.settings import KafkaSettings
 
 Headers = tuple[tuple[str, bytes], ...]
-_TASK_EVENTS = (
-    TaskCreated,
-    TaskRenamed,
-    TaskCompleted,
-    TaskReopened,
-    TaskDeleted,
-    TaskRestored,
-)
 # For messages that cannot be decoded: which JSON field names the aggregate of an event type.
 _SEQUENCE_FIELD = {
     "user.registered": "user_id",
     "user.preferences_changed": "user_id",
     "email.daily_digest.requested": "digest_id",
-    **{t.model_fields["type"].default: "task_id" for t in _TASK_EVENTS},
+    **{t.model_fields["type"].default: "task_id" for t in get_args(TaskEvent)},
 }
 
 
@@ -59,13 +41,11 @@ class LetterKind(enum.Enum):
 
 def sequence_id(event: PublicEvent) -> str:
     """The aggregate an event belongs to: its events are applied, and parked, in order."""
-    if isinstance(event, _TASK_EVENTS):
+    if isinstance(event, TaskEvent):
         return str(event.task_id)
     if isinstance(event, DailyDigestRequested):
         return str(event.digest_id)
-    if isinstance(event, UserRegistered):
-        return str(event.user_id)
-    return str(event.user_id)
+    return str(event.user_id)  # the user's own events
 
 
 def sniff(

@@ -67,37 +67,35 @@ class UserPreferencesChanged(_Envelope):
     digest_enabled: bool = Field(description="False: the user gets no daily digest")
 
 
-class TaskCreated(_Envelope):
+class _TaskEnvelope(_Envelope):
+    task_id: UUID  # every task event names its task
+
+
+class TaskCreated(_TaskEnvelope):
     type: Literal["task.created"] = "task.created"
-    task_id: UUID
     title: str
 
 
-class TaskRenamed(_Envelope):
+class TaskRenamed(_TaskEnvelope):
     type: Literal["task.renamed"] = "task.renamed"
-    task_id: UUID
     title: str
 
 
-class TaskCompleted(_Envelope):
+class TaskCompleted(_TaskEnvelope):
     type: Literal["task.completed"] = "task.completed"
-    task_id: UUID
     done_at: datetime
 
 
-class TaskReopened(_Envelope):
+class TaskReopened(_TaskEnvelope):
     type: Literal["task.reopened"] = "task.reopened"
-    task_id: UUID
 
 
-class TaskDeleted(_Envelope):
+class TaskDeleted(_TaskEnvelope):
     type: Literal["task.deleted"] = "task.deleted"
-    task_id: UUID
 
 
-class TaskRestored(_Envelope):
+class TaskRestored(_TaskEnvelope):
     type: Literal["task.restored"] = "task.restored"
-    task_id: UUID
 
 
 class DigestStats(BaseModel):

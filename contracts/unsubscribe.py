@@ -1,7 +1,7 @@
 """One-click unsubscribe tokens: the link in every digest email (mailer) that the command API
 honours without a login.
 
-Signed with the JWT secret but a token of its own kind: HS256 pinned on decode, audience
+Signed like a login token (contracts.tokens) but a token of its own kind: audience
 `todo:unsubscribe` required (a login token has no audience, so it is refused here; and PyJWT
 refuses an unsubscribe token where a login token is expected, its audience being unexpected
 there). It can do one thing only: turn the daily digest of `sub` off. Its times come from the
@@ -14,11 +14,9 @@ from datetime import datetime, timedelta
 from urllib.parse import quote, urlencode
 from uuid import UUID
 
-import jwt
-
+from contracts.tokens import sign, verified_user_id
 from runtime.settings import AuthSettings
 
-ALGORITHM = "HS256"
 AUDIENCE = "todo:unsubscribe"
 # Unsubscribe links keep working long after the email arrived (RFC 8058 asks for that).
 VALIDITY = timedelta(days=90)
@@ -36,23 +34,17 @@ def issue_unsubscribe_token(user_id: UUID, issued_at: datetime, settings: AuthSe
         "iat": int(issued_at.timestamp()),
         "exp": int((issued_at + VALIDITY).timestamp()),
     }
-    return jwt.encode(claims, settings.JWT_SECRET.get_secret_value(), algorithm=ALGORITHM)
+    return sign(claims, settings)
 
 
 def verify_unsubscribe_token(token: str, settings: AuthSettings) -> UUID:
-    try:
-        claims = jwt.decode(
-            token,
-            settings.JWT_SECRET.get_secret_value(),
-            algorithms=[ALGORITHM],
-            audience=AUDIENCE,
-            options={"require": ["sub", "aud", "iat", "exp"]},
-        )
-        return UUID(str(claims["sub"]))
-    except jwt.ExpiredSignatureError as e:
-        raise InvalidUnsubscribeTokenError("unsubscribe link expired") from e
-    except (jwt.PyJWTError, ValueError) as e:
-        raise InvalidUnsubscribeTokenError("invalid unsubscribe link") from e
+    return verified_user_id(
+        token,
+        settings,
+        refusal=InvalidUnsubscribeTokenError,
+        kind="unsubscribe link",
+        audience=AUDIENCE,
+    )
 
 
 def unsubscribe_url(public_base_url: str, token: str) -> str:

@@ -1,7 +1,7 @@
 """JWT issue/verify, shared by the command API (issues tokens) and the query API (checks them).
 
-HS256 only: the algorithm is pinned on decode, so a token signed with `none` or RS/HS confusion
-is refused. The user id comes from `sub` and from nowhere else.
+Signed and checked as contracts.tokens does every token of the project: HS256 only, pinned on
+decode; the user id comes from `sub` and from nowhere else.
 
 Both APIs check tokens with one dependency (`CurrentUserId`), through a TokenVerifier
 (`app.state.tokens`): a client sends the same token on every request, and verifying its signature
@@ -21,9 +21,8 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
 
+from contracts.tokens import sign, verified_user_id
 from runtime.settings import AuthSettings, auth_settings
-
-ALGORITHM = "HS256"
 
 
 class InvalidTokenError(Exception):
@@ -34,24 +33,11 @@ def issue_token(user_id: UUID, settings: AuthSettings) -> tuple[str, int]:
     now = int(time.time())
     expires_in = settings.JWT_EXPIRES_SECONDS
     claims = {"sub": str(user_id), "iat": now, "exp": now + expires_in}
-    return jwt.encode(
-        claims, settings.JWT_SECRET.get_secret_value(), algorithm=ALGORITHM
-    ), expires_in
+    return sign(claims, settings), expires_in
 
 
 def verify_token(token: str, settings: AuthSettings) -> UUID:
-    try:
-        claims = jwt.decode(
-            token,
-            settings.JWT_SECRET.get_secret_value(),
-            algorithms=[ALGORITHM],
-            options={"require": ["sub", "iat", "exp"]},
-        )
-        return UUID(str(claims["sub"]))
-    except jwt.ExpiredSignatureError as e:
-        raise InvalidTokenError("token expired") from e
-    except (jwt.PyJWTError, ValueError) as e:
-        raise InvalidTokenError("invalid token") from e
+    return verified_user_id(token, settings, refusal=InvalidTokenError, kind="token")
 
 
 class TokenVerifier:

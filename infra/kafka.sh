@@ -37,39 +37,19 @@ REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 CONF_DIR="$SCRIPT_DIR/kafka"
 
 KAFKA_HOME="${KAFKA_HOME:-$REPO_ROOT/.data/kafka}"
-# The client port follows KAFKA_BOOTSTRAP_SERVERS (the services' setting) unless KAFKA_PORT is given.
-_bootstrap_port="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"; _bootstrap_port="${_bootstrap_port##*:}"
-KAFKA_PORT="${KAFKA_PORT:-${_bootstrap_port:-9092}}"
-KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
-KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:-}"
-KAFKA_TOPIC="${KAFKA_TOPIC:-events}"
-KAFKA_DLQ_TOPIC="${KAFKA_DLQ_TOPIC:-$KAFKA_TOPIC.dlq}"
-KAFKA_PARTITIONS="${KAFKA_PARTITIONS:-3}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
-KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
-PYTHON="${PYTHON:-$REPO_ROOT/.venv/bin/python}"
-if [[ -z "${JAVA:-}" ]]; then
-  if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then JAVA="$JAVA_HOME/bin/java"; else JAVA=java; fi
-fi
+LOG_PREFIX=kafka
+# shellcheck source=infra/kafka/common.sh
+source "$CONF_DIR/common.sh"  # KAFKA_PORT and the other settings, log, die, lock, alive, port_open
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 
-LIBS="$KAFKA_HOME/libs"
 MARKER="$LIBS/.installed"          # written last, holds the pom.xml hash
 DATA_DIR="$KAFKA_HOME/kraft-logs"
 PROPS="$KAFKA_HOME/server.properties"
 PID_FILE="$KAFKA_HOME/kafka.pid"
 LOG_FILE="$KAFKA_HOME/kafka.log"
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
-
-log() { echo "kafka: $*" >&2; }
-die() { echo "kafka: error: $*" >&2; exit 1; }
-
-# ---------------------------------------------------------------- locking
-lock() {
-  mkdir -p "$KAFKA_HOME"
-  exec 9>"$KAFKA_HOME/.lock"
-  flock -w 300 9 || die "another infra/kafka.sh holds $KAFKA_HOME/.lock"
-}
 
 # ---------------------------------------------------------------- install
 pom_hash() { sha256sum "$CONF_DIR/pom.xml" | cut -d' ' -f1; }
@@ -98,16 +78,6 @@ do_install() {
 }
 
 # ---------------------------------------------------------------- process helpers
-# alive PID: process exists, is not a zombie, and is a Kafka broker.
-alive() {
-  local pid="$1"
-  [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] || return 1
-  [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != "Z" ]] || return 1
-  local cmdline
-  cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
-  [[ "$cmdline" == *"kafka.Kafka "* ]]
-}
-
 # Prints the pid of the broker using this KAFKA_HOME, if running.
 running_pid() {
   local pid=""
@@ -129,8 +99,6 @@ use_running_port() {
     BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
   fi
 }
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 check_python() {
   [[ -x "$PYTHON" ]] || command -v "$PYTHON" >/dev/null || die "python not found: $PYTHON (set PYTHON)"

@@ -68,15 +68,24 @@ as_db_owner() {
   fi
 }
 
-is_running() {
-  local bin; bin="$(pg_bin)"
-  [ -f "$CLUSTER/PG_VERSION" ] && as_db_owner "$bin/pg_ctl" -D "$CLUSTER" status >/dev/null 2>&1
+cluster_running() {  # <cluster dir>
+  [ -f "$1/PG_VERSION" ] && as_db_owner "$(pg_bin)/pg_ctl" -D "$1" status >/dev/null 2>&1
+}
+
+is_running() { cluster_running "$CLUSTER"; }
+
+make_data_dirs() {  # <data dir> <socket dir>: created, and under root handed to the server's user
+  mkdir -p "$1" "$2"
+  if [ "$(id -u)" = 0 ]; then chown -R postgres "$1"; fi
+}
+
+stop_cluster() {  # <cluster dir>
+  as_db_owner "$(pg_bin)/pg_ctl" -D "$1" -m fast -w -t 60 stop >/dev/null
 }
 
 init_cluster() {
   local bin; bin="$(pg_bin)"
-  mkdir -p "$DATA" "$SOCK"
-  [ "$(id -u)" = 0 ] && chown -R postgres "$DATA"
+  make_data_dirs "$DATA" "$SOCK"
   if [ ! -f "$CLUSTER/PG_VERSION" ]; then
     echo "postgres: initialising cluster in $CLUSTER"
     local pwfile="$DATA/.pwfile"
@@ -120,7 +129,7 @@ ensure_database() {
 
 stop() {
   is_running || { echo "postgres: not running"; return 0; }
-  as_db_owner "$(pg_bin)/pg_ctl" -D "$CLUSTER" -m fast -w -t 60 stop >/dev/null
+  stop_cluster "$CLUSTER"
   echo "postgres: stopped"
 }
 
@@ -141,15 +150,11 @@ run() {
 # the replica's primary_conninfo. No replication slot: a replica that falls too far behind (or is
 # deleted) never makes the primary keep WAL; re-clone it instead (`replica stop`, delete its data).
 
-replica_running() {
-  local bin; bin="$(pg_bin)"
-  [ -f "$REPLICA_CLUSTER/PG_VERSION" ] && as_db_owner "$bin/pg_ctl" -D "$REPLICA_CLUSTER" status >/dev/null 2>&1
-}
+replica_running() { cluster_running "$REPLICA_CLUSTER"; }
 
 replica_clone() {
   local bin; bin="$(pg_bin)"
-  mkdir -p "$REPLICA_DATA" "$REPLICA_SOCK"
-  [ "$(id -u)" = 0 ] && chown -R postgres "$REPLICA_DATA"
+  make_data_dirs "$REPLICA_DATA" "$REPLICA_SOCK"
   [ -f "$REPLICA_CLUSTER/PG_VERSION" ] && return 0
   echo "postgres replica: cloning $HOST:$PORT into $REPLICA_CLUSTER"
   rm -rf "$REPLICA_CLUSTER"
@@ -175,7 +180,7 @@ replica_start() {
 
 replica_stop() {
   replica_running || { echo "postgres replica: not running"; return 0; }
-  as_db_owner "$(pg_bin)/pg_ctl" -D "$REPLICA_CLUSTER" -m fast -w -t 60 stop >/dev/null
+  stop_cluster "$REPLICA_CLUSTER"
   echo "postgres replica: stopped"
 }
 

@@ -69,29 +69,26 @@ RELAY_LAG_SECONDS = Gauge(
     "Seconds since the relay last had nothing left to publish (0 while caught up).",
     registry=None,
 )
-CONSUMER_OFFSET = Gauge(
-    "consumer_committed_offset",
-    "Next Kafka offset the consumer committed, per partition.",
-    ["service", "partition"],
-    registry=None,
+
+
+def _per_consumer_partition(name: str, documentation: str) -> Gauge:
+    """A consumer's gauge (the projector's or the mailer's: `service`), one per Kafka partition."""
+    return Gauge(name, documentation, ["service", "partition"], registry=None)
+
+
+CONSUMER_OFFSET = _per_consumer_partition(
+    "consumer_committed_offset", "Next Kafka offset the consumer committed, per partition."
 )
-CONSUMER_POSITION = Gauge(
-    "consumer_position",
-    "Store position of the last event the consumer applied, per partition.",
-    ["service", "partition"],
-    registry=None,
+CONSUMER_POSITION = _per_consumer_partition(
+    "consumer_position", "Store position of the last event the consumer applied, per partition."
 )
-CONSUMER_LAG_EVENTS = Gauge(
+CONSUMER_LAG_EVENTS = _per_consumer_partition(
     "consumer_lag_events",
     "Messages on the partition not yet applied (high watermark minus committed offset).",
-    ["service", "partition"],
-    registry=None,
 )
-CONSUMER_LAG_SECONDS = Gauge(
+CONSUMER_LAG_SECONDS = _per_consumer_partition(
     "consumer_lag_seconds",
     "now - occurred_at of the last applied event of the partition; 0 once caught up.",
-    ["service", "partition"],
-    registry=None,
 )
 
 # One command's way to the read tables, hop by hop (docs/read-side.md "Freshness"): fine buckets

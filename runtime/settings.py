@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from functools import lru_cache
 from types import TracebackType
-from typing import Any, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import (
     Field,
@@ -186,14 +186,17 @@ class RelaySettings(AppSettings):
     RELAY_NAME: str = "kafka-relay"
 
 
+HealthPort = Annotated[int, Field(ge=0, le=65535)]  # 0: no health endpoint
+
+
 class HealthSettings(AppSettings):
     """Ports of the worker processes' /health and /ready endpoints (0 turns one off)."""
 
     HEALTH_HOST: str = "127.0.0.1"
-    RELAY_HEALTH_PORT: int = Field(default=8011, ge=0, le=65535)
-    PROJECTOR_HEALTH_PORT: int = Field(default=8012, ge=0, le=65535)
-    SCHEDULER_HEALTH_PORT: int = Field(default=8013, ge=0, le=65535)
-    MAILER_HEALTH_PORT: int = Field(default=8014, ge=0, le=65535)
+    RELAY_HEALTH_PORT: HealthPort = 8011
+    PROJECTOR_HEALTH_PORT: HealthPort = 8012
+    SCHEDULER_HEALTH_PORT: HealthPort = 8013
+    MAILER_HEALTH_PORT: HealthPort = 8014
     # A worker whose loop has not turned for this long answers /ready with 503.
     HEALTH_STALE_SECONDS: float = Field(default=60.0, gt=0)
 
@@ -206,24 +209,16 @@ def load_or_exit[S: AppSettings](settings_class: type[S]) -> S:
         exit_refused(e)
 
 
-@lru_cache
-def runtime_settings() -> RuntimeSettings:
-    return load_or_exit(RuntimeSettings)
+def read_once[S: AppSettings](settings_class: type[S]) -> Callable[[], S]:
+    """The accessor of a process's settings of one class: read (or refused) at the first call,
+    the same object after."""
+    return lru_cache(maxsize=None)(lambda: load_or_exit(settings_class))
 
 
-@lru_cache
-def database_settings() -> DatabaseSettings:
-    return load_or_exit(DatabaseSettings)
-
-
-@lru_cache
-def kafka_settings() -> KafkaSettings:
-    return load_or_exit(KafkaSettings)
-
-
-@lru_cache
-def auth_settings() -> AuthSettings:
-    return load_or_exit(AuthSettings)
+runtime_settings = read_once(RuntimeSettings)
+database_settings = read_once(DatabaseSettings)
+kafka_settings = read_once(KafkaSettings)
+auth_settings = read_once(AuthSettings)
 
 
 class ConsumerSettings(AppSettings):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from time import monotonic
 from typing import Protocol
@@ -36,27 +37,24 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(eq=False)
 class DigestService:
-    def __init__(
-        self,
-        settings: SchedulerSettings,
-        db: DatabaseSettings,
-        recorder: DigestStore,
-        read_side: ReadSideProgress,
-        *,
-        clock: Clock = utc_now,
-    ) -> None:
-        self._settings = settings
-        self._db = db
-        self._recorder = recorder
-        self._read_side = read_side
-        self._clock = clock
-        self._stop = threading.Event()
+    """The digest batches: of one date now (run_date), or of every zone as it passes midnight
+    (run_due, each tick)."""
+
+    settings: SchedulerSettings
+    db: DatabaseSettings
+    recorder: DigestStore
+    read_side: ReadSideProgress
+    clock: Clock = field(default=utc_now, kw_only=True)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+
+    def __post_init__(self) -> None:
         metrics.register(*metrics.SCHEDULER)
 
     def today(self) -> date:
         """The date a batch run now is for: today in the scheduler's timezone."""
-        return self._clock().astimezone(self._settings.timezone).date()
+        return self.clock().astimezone(self.settings.timezone).date()
 
     def stop(self) -> None:
         self._stop.set()
@@ -89,8 +87,8 @@ class DigestService:
         zones: Sequence[str] | None,
     ) -> BatchSummary | None:
         started = monotonic()
-        high_water_mark = self._recorder.head_position()
-        with locked_run(self._db.conninfo, digest_date) as ledger:
+        high_water_mark = self.recorder.head_position()
+        with locked_run(self.db.conninfo, digest_date) as ledger:
             scope = [EVERY_ZONE] if zones is None else list(zones)
             if skip_if_completed:
                 completed = ledger.completed_zones(scope)
@@ -108,7 +106,7 @@ class DigestService:
             log.info(
                 "digest batch started", extra={"digest_date": str(digest_date), "zones": scope}
             )
-            batch = DigestBatch(source, self._recorder)
+            batch = DigestBatch(source, self.recorder)
             summary = batch.run(digest_date, progress, should_stop=self._stop.is_set)
             ledger.mark_completed(summary, scope)
         metrics.DIGEST_BATCH_DURATION.observe(monotonic() - started)
@@ -117,12 +115,12 @@ class DigestService:
         return summary
 
     def _await_read_side(self, mark: int) -> None:
-        timeout = self._settings.SCHEDULER_READ_SIDE_WAIT_SECONDS
+        timeout = self.settings.SCHEDULER_READ_SIDE_WAIT_SECONDS
         if timeout <= 0 or mark <= 0:
             return
         started = monotonic()
         fresh = wait_for_read_side(
-            self._read_side, mark, timeout=timeout, wait=self._stop.wait, clock=monotonic
+            self.read_side, mark, timeout=timeout, wait=self._stop.wait, clock=monotonic
         )
         if fresh:
             log.info(
@@ -132,9 +130,9 @@ class DigestService:
 
     def _source(self, zones: Sequence[str] | None = None) -> ReadTables:
         return ReadTables(
-            self._db.conninfo,
-            page_size=self._settings.SCHEDULER_PAGE_SIZE,
-            max_titles=self._settings.SCHEDULER_MAX_UNDONE_TITLES,
+            self.db.conninfo,
+            page_size=self.settings.SCHEDULER_PAGE_SIZE,
+            max_titles=self.settings.SCHEDULER_MAX_UNDONE_TITLES,
             zones=zones,
         )
 
@@ -146,13 +144,13 @@ class DigestService:
         deadline = monotonic() + TICK_MINUTES * 60
         while not self._stop.is_set():
             try:
-                return self._tick(self._clock())
+                return self._tick(self.clock())
             except Exception:
                 log.exception(
                     "digest batch failed; will retry",
-                    extra={"retry_in_seconds": self._settings.SCHEDULER_RETRY_SECONDS},
+                    extra={"retry_in_seconds": self.settings.SCHEDULER_RETRY_SECONDS},
                 )
-            if self._stop.wait(self._settings.SCHEDULER_RETRY_SECONDS):
+            if self._stop.wait(self.settings.SCHEDULER_RETRY_SECONDS):
                 break
             if monotonic() >= deadline:
                 log.error("giving up this tick's digest batches: the next tick retries them")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from command_api.deps import Store
-from command_api.responses import POSITION_HEADER, set_position
+from command_api.responses import position_header, set_position
 from command_api.schemas import PatchBody
 from contracts.timezones import TimezoneName
 from event_store.domain.model import User
@@ -38,20 +38,11 @@ class PreferencesPublic(BaseModel):
         return cls(id=user.id, timezone=user.timezone, digest_enabled=user.digest_enabled)
 
 
-_POSITION = {
-    POSITION_HEADER: {
-        "description": "Store position of the event recorded (for X-Min-Position on GET /me);"
-        " absent when the preferences were already so",
-        "schema": {"type": "string", "pattern": "^[0-9]+$"},
-    }
-}
-
-
 @router.patch(
     "/me",
     response_model=PreferencesPublic,
     responses={
-        200: {"headers": _POSITION},
+        200: {"headers": position_header("GET /me", "the preferences were already so")},
         400: error_response("The body is not UTF-8 JSON"),
         404: error_response("The token's user is not registered here"),
     },

@@ -6,7 +6,7 @@ from uuid import UUID
 from fastapi import APIRouter, Response, status
 
 from command_api.deps import ExpectedVersion, Store
-from command_api.responses import POSITION_HEADER, set_etag, set_position
+from command_api.responses import POSITION_HEADER, position_header, set_etag, set_position
 from command_api.schemas import TaskCreate, TaskUpdate, task_public
 from contracts.task_schema import TaskPublic
 from http_api.auth import CurrentUserId
@@ -15,11 +15,7 @@ from http_api.openapi import error_response
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 _WRITTEN_HEADERS = {
-    POSITION_HEADER: {
-        "description": "Store position of the event recorded (for X-Min-Position on reads);"
-        " absent when nothing changed",
-        "schema": {"type": "string", "pattern": "^[0-9]+$"},
-    },
+    **position_header("reads", "nothing changed"),
     "ETag": {"description": 'The task\'s new version, e.g. `"2"`', "schema": {"type": "string"}},
 }
 _CHANGE_ANSWERS: dict[int | str, dict[str, Any]] = {

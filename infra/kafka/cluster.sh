@@ -26,27 +26,15 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 CONF_DIR="$SCRIPT_DIR"
 
-KAFKA_BROKERS="${KAFKA_BROKERS:-3}"
 KAFKA_HOME="${KAFKA_HOME:-$REPO_ROOT/.data/kafka-cluster}"
-_bootstrap_port="${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}"; _bootstrap_port="${_bootstrap_port%%,*}"; _bootstrap_port="${_bootstrap_port##*:}"
-KAFKA_PORT="${KAFKA_PORT:-${_bootstrap_port:-9092}}"
 # Three JVMs on one machine: a smaller heap than the single broker's 512m is plenty for tests.
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms128m -Xmx384m}"
-KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:-}"
-KAFKA_TOPIC="${KAFKA_TOPIC:-events}"
-KAFKA_DLQ_TOPIC="${KAFKA_DLQ_TOPIC:-$KAFKA_TOPIC.dlq}"
-KAFKA_PARTITIONS="${KAFKA_PARTITIONS:-3}"
-KAFKA_MIN_INSYNC_REPLICAS="${KAFKA_MIN_INSYNC_REPLICAS:-2}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
-KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
-PYTHON="${PYTHON:-$REPO_ROOT/.venv/bin/python}"
-if [[ -z "${JAVA:-}" ]]; then
-  if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then JAVA="$JAVA_HOME/bin/java"; else JAVA=java; fi
-fi
-LIBS="$KAFKA_HOME/libs"
-
-log() { echo "kafka-cluster: $*" >&2; }
-die() { echo "kafka-cluster: error: $*" >&2; exit 1; }
+LOG_PREFIX=kafka-cluster
+# shellcheck source=infra/kafka/common.sh
+source "$CONF_DIR/common.sh"  # KAFKA_PORT and the other settings, log, die, lock, alive, port_open
+KAFKA_BROKERS="${KAFKA_BROKERS:-3}"
+KAFKA_MIN_INSYNC_REPLICAS="${KAFKA_MIN_INSYNC_REPLICAS:-2}"
 
 (( KAFKA_BROKERS >= 3 )) || die "KAFKA_BROKERS=$KAFKA_BROKERS: a cluster needs at least 3 nodes (1 = the single broker)"
 
@@ -57,27 +45,12 @@ node_dir() { echo "$KAFKA_HOME/node-$1"; }
 bootstrap() { local n out=""; for n in $(nodes); do out+="${out:+,}127.0.0.1:$(broker_port "$n")"; done; echo "$out"; }
 voters() { local n out=""; for n in $(nodes); do out+="${out:+,}$n@127.0.0.1:$(controller_port "$n")"; done; echo "$out"; }
 
-lock() {
-  mkdir -p "$KAFKA_HOME"
-  exec 9>"$KAFKA_HOME/.lock"
-  flock -w 300 9 || die "another infra/kafka.sh holds $KAFKA_HOME/.lock"
-}
-
-alive() {
-  local pid="$1"
-  [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] || return 1
-  [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != "Z" ]] || return 1
-  [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" == *"kafka.Kafka "* ]]
-}
-
 running_pid() {  # node
   local pid="" f; f="$(node_dir "$1")/kafka.pid"
   [[ -f "$f" ]] && pid="$(<"$f")"
   if alive "$pid"; then echo "$pid"; return 0; fi
   return 1
 }
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 install_jars() {
   # The single-broker script knows how to download the jars; same KAFKA_HOME, same libs/.

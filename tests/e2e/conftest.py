@@ -55,25 +55,16 @@ class System:
     database: str
     topic: str
 
+    def upstream(self, service: str) -> str:
+        """host:port of a service (a key of `ports`), as nginx's access log names its upstream."""
+        return f"127.0.0.1:{self.ports[service]}"
+
+    def url(self, service: str) -> str:
+        return f"http://{self.upstream(service)}"
+
     @property
     def gateway_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['gateway']}"
-
-    @property
-    def command_upstream(self) -> str:
-        return f"127.0.0.1:{self.ports['command_api']}"
-
-    @property
-    def query_upstream(self) -> str:
-        return f"127.0.0.1:{self.ports['query_api']}"
-
-    @property
-    def command_url(self) -> str:
-        return f"http://{self.command_upstream}"
-
-    @property
-    def query_url(self) -> str:
-        return f"http://{self.query_upstream}"
+        return self.url("gateway")
 
     @property
     def access_log(self) -> Path:
@@ -187,8 +178,8 @@ class RunningSystem:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         probes = {
             "gateway": f"{system.gateway_url}/gateway-health",
-            "command API": f"{system.command_url}/ready",
-            "query API": f"{system.query_url}/ready",
+            "command API": f"{system.url('command_api')}/ready",
+            "query API": f"{system.url('query_api')}/ready",
         }
         pending = dict(probes)
         with httpx.Client() as client:

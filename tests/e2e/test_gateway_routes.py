@@ -58,9 +58,9 @@ class Gateway:
         match = re.search(r" up=(\S+)", lines[0])
         assert match, f"no up= field in the access-log line {lines[0]!r}"
         upstream = match.group(1)
-        if upstream == self.system.command_upstream:
+        if upstream == self.system.upstream("command_api"):
             return "command"
-        if upstream == self.system.query_upstream:
+        if upstream == self.system.upstream("query_api"):
             return "query"
         assert upstream == "-", f"unexpected upstream {upstream!r} in {lines[0]!r}"
         return "gateway"
@@ -92,8 +92,8 @@ def openapi(system: System) -> dict[str, dict[str, Any]]:
     """Both services' OpenAPI documents, read from them directly (not through the gateway)."""
     with httpx.Client(timeout=10) as client:
         return {
-            "command": client.get(f"{system.command_url}/openapi.json").raise_for_status().json(),
-            "query": client.get(f"{system.query_url}/openapi.json").raise_for_status().json(),
+            name: client.get(f"{system.url(service)}/openapi.json").raise_for_status().json()
+            for name, service in (("command", "command_api"), ("query", "query_api"))
         }
 
 
@@ -381,4 +381,4 @@ def test_the_stream_reaches_the_query_api_and_passes_each_message_at_once(
     while not (m := done.search(gateway.system.access_log.read_text(errors="replace"))):
         assert time.monotonic() < deadline, "the stream's access-log line"
         time.sleep(0.05)
-    assert m.group(1) == gateway.system.query_upstream
+    assert m.group(1) == gateway.system.upstream("query_api")

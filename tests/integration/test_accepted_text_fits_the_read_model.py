@@ -15,10 +15,8 @@ from pydantic import ValidationError
 
 from command_api.schemas import TaskCreate
 from runtime.settings import DatabaseSettings
-from tests.support.read_side import read_db
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
 
 # Every code point, surrogates included (what a JSON "\\ud800" escape can produce).
 any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)

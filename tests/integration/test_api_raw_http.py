@@ -19,10 +19,9 @@ from query_api.bootstrap import create_app as create_query_app
 from query_api.settings import QueryApiSettings
 from runtime.settings import DatabaseSettings, auth_settings
 from tests.support.http_server import raw_request, serving
-from tests.support.read_side import migrate, read_db
+from tests.support.read_side import migrate
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
 
 
 class BuggyDeleteStore(TodoStore):

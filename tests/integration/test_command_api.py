@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from uuid import uuid4
 
 import jwt
@@ -16,18 +15,9 @@ from command_api.bootstrap import bootstrap, build_store
 from command_api.settings import CommandApiSettings
 from command_api.throttle import InMemoryHitCounters
 from runtime.settings import DatabaseSettings, auth_settings
-from tests.support.system import auth, command_client, register_and_login, store_for
+from tests.support.system import auth, client, register_and_login, store, token
 
-
-@pytest.fixture
-def client(db_settings: DatabaseSettings) -> Iterator[TestClient]:
-    with store_for(db_settings) as store, command_client(store, db_settings) as client:
-        yield client
-
-
-@pytest.fixture
-def token(client: TestClient) -> str:
-    return register_and_login(client, "owner@example.com")
+__all__ = ["client", "store", "token"]  # the fixtures
 
 
 def create(client: TestClient, token: str, title: str = "a task") -> dict[str, object]:

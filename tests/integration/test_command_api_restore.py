@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from uuid import uuid4
 
-import pytest
 from fastapi.testclient import TestClient
 
-from runtime.settings import DatabaseSettings
-from tests.support.system import auth, command_client, register_and_login, store_for
+from tests.support.system import auth, client, register_and_login, store, token
 
-
-@pytest.fixture
-def client(db_settings: DatabaseSettings) -> Iterator[TestClient]:
-    with store_for(db_settings) as store, command_client(store, db_settings) as client:
-        yield client
-
-
-@pytest.fixture
-def token(client: TestClient) -> str:
-    return register_and_login(client, "owner@example.com")
+__all__ = ["client", "store", "token"]  # the fixtures
 
 
 def deleted_task(client: TestClient, token: str) -> dict[str, object]:

@@ -26,20 +26,12 @@ from tests.support.digest import (
     processed_event_ids,
     running_mailer,
 )
+from tests.support.events import History
 from tests.support.infra import consume_all, process_env
-from tests.support.read_side import (
-    ROOT,
-    projector_env,
-    read_db,
-    running_projector,
-    snapshot,
-    wait_until,
-)
+from tests.support.read_side import ROOT, projector_env, running_projector, snapshot, wait_until
 from tests.support.smtp import SmtpServer, running_smtp_server
-from tests.unit.test_projector_handlers import History
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
 
 
 def produce(kafka: KafkaSettings, events: list[PublicEvent | bytes], key: bytes) -> None:

@@ -18,13 +18,12 @@ from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.digest import run_batch
 from tests.support.infra import consume_all
 from tests.support.private_infra import private_kafka
-from tests.support.read_side import read_db, wait_until
+from tests.support.read_side import wait_until
 from tests.support.services import running, service
 from tests.support.smtp import running_smtp_server
 from tests.support.system import store_for
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
 
 KAFKA_PORT = 24092
 OUTAGE_SECONDS = float(os.environ.get("KAFKA_OUTAGE_SECONDS", "30"))

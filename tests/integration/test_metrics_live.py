@@ -15,11 +15,10 @@ from projector.rebuild import Rebuild
 from projector.settings import ProjectorSettings
 from runtime.health import serve_health
 from runtime.settings import DatabaseSettings, KafkaSettings
-from tests.support.read_side import migrate, read_db, seed
+from tests.support.read_side import migrate, seed
 from tests.support.services import running, service, wait_for_http
 from tests.support.system import store_for
 
-__all__ = ["read_db"]
 API_PORT, RELAY_PORT, PROJECTOR_PORT, REBUILD_PORT = 26001, 26011, 26012, 26013
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

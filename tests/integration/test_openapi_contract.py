@@ -22,11 +22,10 @@ from query_api.bootstrap import create_app as create_query_app
 from query_api.settings import QueryApiSettings
 from runtime.settings import DatabaseSettings, auth_settings
 from tests.support.http_server import serving
-from tests.support.read_side import migrate, read_db
+from tests.support.read_side import migrate
 from tests.support.system import store_for
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
 
 MAX_EXAMPLES = 25  # per operation and phase: enough to reach every declared constraint
 

@@ -13,17 +13,10 @@ import pytest
 
 from contracts.events import TaskRenamed
 from runtime.settings import DatabaseSettings, KafkaSettings
-from tests.support.read_side import (
-    expected_tables,
-    read_db,
-    running_projector,
-    wait_for_tables,
-    wait_until,
-)
+from tests.support.read_side import expected_tables, running_projector, wait_for_tables, wait_until
 from tests.support.system import running_relay, store_for
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
 
 
 def terminate_other_connections(db: DatabaseSettings) -> int:

@@ -14,7 +14,6 @@ from tests.support.read_side import (
     ROOT,
     expected_tables,
     projector_env,
-    read_db,
     running_projector,
     seed,
     snapshot,
@@ -24,7 +23,6 @@ from tests.support.read_side import (
 from tests.support.system import running_relay, store_for
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
 
 
 def run_cli(

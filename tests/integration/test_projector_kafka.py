@@ -14,22 +14,20 @@ from contracts.events import PublicEvent, encode_event
 from event_store.application import TodoStore
 from runtime.kafka import producer_config
 from runtime.settings import DatabaseSettings, KafkaSettings
+from tests.support.events import History
 from tests.support.infra import consume_all
 from tests.support.read_side import (
     applied_offsets,
     expected_tables,
-    read_db,
     running_projector,
     snapshot,
     store_events,
     wait_for_tables,
     wait_until,
 )
-from tests.support.system import running_relay, store_for
-from tests.unit.test_projector_handlers import History
+from tests.support.system import live_pipeline
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
 
 
 def some_history(store: TodoStore, users: int = 3, tasks: int = 4) -> None:
@@ -71,11 +69,7 @@ def all_applied(db: DatabaseSettings, kafka: KafkaSettings) -> bool:
 def test_events_written_to_the_store_end_up_in_the_read_tables_through_kafka(
     read_db: DatabaseSettings, kafka_settings: KafkaSettings
 ) -> None:
-    with (
-        store_for(read_db) as store,
-        running_relay(store, read_db, kafka_settings),
-        running_projector(read_db, kafka_settings, group="projector-flow"),
-    ):
+    with live_pipeline(read_db, kafka_settings, group="projector-flow") as store:
         some_history(store)
         wait_for_tables(read_db, expected_tables(store))
     tables = snapshot(read_db)
@@ -87,26 +81,21 @@ def test_events_written_to_the_store_end_up_in_the_read_tables_through_kafka(
 def test_a_garbage_message_lands_on_the_dead_letter_topic_and_later_events_are_still_applied(
     read_db: DatabaseSettings, kafka_settings: KafkaSettings
 ) -> None:
-    with store_for(read_db) as store:
-        with (
-            running_relay(store, read_db, kafka_settings),
-            running_projector(read_db, kafka_settings, group="projector-dlq"),
-        ):
-            user = store.register_user("ada@example.com", "hash").aggregate.id
-            wait_for_tables(read_db, expected_tables(store))
-            produce_raw(
-                kafka_settings,
-                [
-                    (str(user).encode(), b"this is not an event"),
-                    (str(user).encode(), b'{"type": "task.created", "title": 42}'),
-                ],
-            )
-            store.create_task(user, "after the garbage")
-            wait_for_tables(read_db, expected_tables(store))
-
-        dead = consume_all(
-            kafka_settings, topic=kafka_settings.KAFKA_DLQ_TOPIC, until=lambda ms: len(ms) >= 2
+    with live_pipeline(read_db, kafka_settings, group="projector-dlq") as store:
+        user = store.register_user("ada@example.com", "hash").aggregate.id
+        wait_for_tables(read_db, expected_tables(store))
+        produce_raw(
+            kafka_settings,
+            [
+                (str(user).encode(), b"this is not an event"),
+                (str(user).encode(), b'{"type": "task.created", "title": 42}'),
+            ],
         )
+        store.create_task(user, "after the garbage")
+        wait_for_tables(read_db, expected_tables(store))
+    dead = consume_all(
+        kafka_settings, topic=kafka_settings.KAFKA_DLQ_TOPIC, until=lambda ms: len(ms) >= 2
+    )
     assert sorted(m.value() for m in dead) == sorted(
         [b'{"type": "task.created", "title": 42}', b"this is not an event"]
     )
@@ -146,11 +135,7 @@ def test_an_event_the_database_cannot_store_is_dead_lettered_and_the_projector_c
 def test_redelivering_every_consumed_message_leaves_the_tables_unchanged(
     read_db: DatabaseSettings, kafka_settings: KafkaSettings
 ) -> None:
-    with (
-        store_for(read_db) as store,
-        running_relay(store, read_db, kafka_settings),
-        running_projector(read_db, kafka_settings, group="projector-dup"),
-    ):
+    with live_pipeline(read_db, kafka_settings, group="projector-dup") as store:
         some_history(store, users=2, tasks=5)
         wait_for_tables(read_db, expected_tables(store))
         before = snapshot(read_db)
@@ -173,11 +158,7 @@ def highest_position(db: DatabaseSettings) -> int | None:
 def test_progress_records_the_last_offset_and_position_applied_per_partition(
     read_db: DatabaseSettings, kafka_settings: KafkaSettings
 ) -> None:
-    with (
-        store_for(read_db) as store,
-        running_relay(store, read_db, kafka_settings),
-        running_projector(read_db, kafka_settings, group="projector-progress"),
-    ):
+    with live_pipeline(read_db, kafka_settings, group="projector-progress") as store:
         some_history(store, users=4, tasks=1)
         head = store.recorder.max_notification_id()
         wait_until(lambda: highest_position(read_db) == head, what="the last event applied")

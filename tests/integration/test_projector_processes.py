@@ -17,7 +17,6 @@ from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.read_side import (
     expected_tables,
     log_lines,
-    read_db,
     seed,
     snapshot,
     start_projector_process,
@@ -28,7 +27,6 @@ from tests.support.read_side import (
 from tests.support.system import running_relay, store_for
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
 
 
 def rebuilt(store: TodoStore, db: DatabaseSettings) -> dict[str, list[tuple[object, ...]]]:

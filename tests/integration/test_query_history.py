@@ -17,12 +17,11 @@ from query_api.bootstrap import create_app
 from query_api.schemas import ActivityPage, TaskHistory
 from query_api.settings import QueryApiSettings
 from runtime.settings import DatabaseSettings, auth_settings
-from tests.support.read_side import read_db, snapshot
+from tests.support.events import History
+from tests.support.read_side import snapshot
 from tests.support.system import auth
-from tests.unit.test_projector_handlers import History
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
 
 
 def project(db: DatabaseSettings, events: Sequence[PublicEvent]) -> None:
@@ -46,8 +45,7 @@ def token_for(user: UUID) -> dict[str, str]:
 
 def a_task_deleted_and_restored(h: History, user: UUID, task: UUID) -> list[PublicEvent]:
     return [
-        h.register(user),
-        h.create(user, task, "draft"),
+        *h.user_with_task(user, task, "draft"),
         h.rename(user, task, "final"),
         h.complete(user, task),
         h.delete(user, task),

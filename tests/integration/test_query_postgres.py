@@ -14,11 +14,9 @@ from http_api.auth import issue_token
 from query_api.bootstrap import create_app
 from query_api.schemas import MePublic, TaskPage
 from runtime.settings import DatabaseSettings, auth_settings
-from tests.support.read_side import read_db
 from tests.support.system import auth
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 

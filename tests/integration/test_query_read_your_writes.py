@@ -13,11 +13,10 @@ from fastapi.testclient import TestClient
 from query_api.bootstrap import create_app
 from query_api.settings import QueryApiSettings
 from runtime.settings import DatabaseSettings, KafkaSettings
-from tests.support.read_side import read_db, running_projector
+from tests.support.read_side import running_projector
 from tests.support.system import auth, command_client, register_and_login, running_relay, store_for
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
 
 
 @contextmanager

@@ -17,12 +17,11 @@ import pytest
 
 from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.http_server import free_port
-from tests.support.read_side import read_db, running_projector, wait_until
+from tests.support.read_side import running_projector, wait_until
 from tests.support.services import running, service, wait_for_http
 from tests.support.system import auth, command_client, register_and_login, running_relay, store_for
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
 
 
 @dataclass

@@ -17,19 +17,10 @@ from projector.db import REBUILD_LOCK_KEY
 from projector.rebuild import Rebuild, RebuildInProgressError, RebuildSummary
 from projector.settings import ProjectorSettings
 from runtime.settings import DatabaseSettings, KafkaSettings
-from tests.support.read_side import (
-    expected_tables,
-    read_db,
-    running_projector,
-    seed,
-    snapshot,
-    store_events,
-    wait_for_tables,
-)
-from tests.support.system import running_relay, store_for
+from tests.support.read_side import expected_tables, seed, snapshot, store_events, wait_for_tables
+from tests.support.system import live_pipeline, store_for
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
 
 OPS = ("create", "create", "rename", "complete", "reopen", "delete", "restore", "digest")
 Command = tuple[int, str, int, str]
@@ -90,11 +81,7 @@ commands_strategy = st.lists(
 def test_tables_built_live_from_kafka_equal_the_tables_rebuilt_from_the_store(
     read_db: DatabaseSettings, kafka_settings: KafkaSettings
 ) -> None:
-    with (
-        store_for(read_db) as store,
-        running_relay(store, read_db, kafka_settings),
-        running_projector(read_db, kafka_settings, group="projector-property"),
-    ):
+    with live_pipeline(read_db, kafka_settings, group="projector-property") as store:
         users = [store.register_user(f"p{i}@example.com", "h").aggregate.id for i in range(4)]
         tasks: dict[UUID, list[UUID]] = {u: [] for u in users}
 

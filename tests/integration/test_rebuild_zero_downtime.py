@@ -15,28 +15,17 @@ from projector.rebuild import Rebuild
 from projector.settings import ProjectorSettings
 from query_api.bootstrap import create_app
 from runtime.settings import DatabaseSettings, KafkaSettings, auth_settings
-from tests.support.read_side import (
-    expected_tables,
-    read_db,
-    running_projector,
-    seed,
-    snapshot,
-    store_events,
-    wait_for_tables,
-)
-from tests.support.system import auth, running_relay, store_for
+from tests.support.read_side import expected_tables, seed, snapshot, store_events, wait_for_tables
+from tests.support.system import auth, live_pipeline
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
 
 
 def test_queries_keep_succeeding_from_complete_tables_while_rebuilds_run_and_swap(
     read_db: DatabaseSettings, kafka_settings: KafkaSettings
 ) -> None:
     with (
-        store_for(read_db) as store,
-        running_relay(store, read_db, kafka_settings),
-        running_projector(read_db, kafka_settings, group="projector-zero-downtime"),
+        live_pipeline(read_db, kafka_settings, group="projector-zero-downtime") as store,
         TestClient(create_app(db=read_db)) as queries,
     ):
         seed(store, users=4, tasks_per_user=250)
@@ -82,11 +71,7 @@ def test_queries_keep_succeeding_from_complete_tables_while_rebuilds_run_and_swa
 def test_events_written_while_the_rebuild_runs_are_in_the_swapped_tables_exactly_once(
     read_db: DatabaseSettings, kafka_settings: KafkaSettings
 ) -> None:
-    with (
-        store_for(read_db) as store,
-        running_relay(store, read_db, kafka_settings),
-        running_projector(read_db, kafka_settings, group="projector-during-rebuild"),
-    ):
+    with live_pipeline(read_db, kafka_settings, group="projector-during-rebuild") as store:
         seed(store, users=2, tasks_per_user=100)
         user = store.register_user("busy@example.com", "h").aggregate.id
         written: list[UUID] = []

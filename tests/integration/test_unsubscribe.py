@@ -3,7 +3,6 @@ flow (store -> relay -> Kafka -> mailer -> a real SMTP server) with the links in
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 from uuid import uuid4
@@ -23,23 +22,12 @@ from tests.support.digest import (
     running_mailer,
 )
 from tests.support.smtp import SmtpServer
-from tests.support.system import auth, command_client, store_for
+from tests.support.system import auth, client, command_client, store
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.support.mail_fixtures"]  # smtp, system
+__all__ = ["client", "store"]  # the fixtures
 DAY = date(2026, 11, 23)
-
-
-@pytest.fixture
-def store(db_settings: DatabaseSettings) -> Iterator[TodoStore]:
-    with store_for(db_settings) as store:
-        yield store
-
-
-@pytest.fixture
-def client(store: TodoStore, db_settings: DatabaseSettings) -> Iterator[TestClient]:
-    with command_client(store, db_settings) as client:
-        yield client
 
 
 def registered(store: TodoStore, email: str = "ada@example.com") -> tuple[str, str]:

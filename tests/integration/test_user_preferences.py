@@ -3,31 +3,16 @@ them in the store, and GET /me (query API) answering them through the whole pipe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
 from event_store.application import TodoStore
 from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.integration.test_query_read_your_writes import whole_pipeline
-from tests.support.read_side import read_db
-from tests.support.system import auth, command_client, register_and_login, store_for
+from tests.support.system import auth, client, register_and_login, store
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
-
-
-@pytest.fixture
-def store(db_settings: DatabaseSettings) -> Iterator[TodoStore]:
-    with store_for(db_settings) as store:
-        yield store
-
-
-@pytest.fixture
-def client(store: TodoStore, db_settings: DatabaseSettings) -> Iterator[TestClient]:
-    with command_client(store, db_settings) as client:
-        yield client
+__all__ = ["client", "store"]  # the fixtures
 
 
 def test_a_new_user_has_utc_and_the_digest_on(client: TestClient, store: TodoStore) -> None:

@@ -18,6 +18,7 @@ from contracts.events import (
     TaskCompleted,
     TaskCreated,
     TaskDeleted,
+    TaskEvent,
     TaskRenamed,
     TaskReopened,
     decode_event,
@@ -37,7 +38,7 @@ def task_states(events: list[PublicEvent]) -> dict[UUID, Row]:
         if isinstance(e, TaskCreated):
             state[e.task_id] = [e.task_id, e.user_id, e.title, False, False, e.aggregate_version]
             continue
-        if not isinstance(e, TaskRenamed | TaskCompleted | TaskReopened | TaskDeleted):
+        if not isinstance(e, TaskEvent):
             continue
         row = state[e.task_id]
         row[5] = e.aggregate_version
@@ -45,8 +46,8 @@ def task_states(events: list[PublicEvent]) -> dict[UUID, Row]:
             row[2] = e.title
         elif isinstance(e, TaskCompleted | TaskReopened):
             row[3] = isinstance(e, TaskCompleted)
-        else:
-            row[4] = True
+        else:  # deleted or restored
+            row[4] = isinstance(e, TaskDeleted)
     return {k: tuple(v) for k, v in state.items()}
 
 

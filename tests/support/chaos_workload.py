@@ -164,18 +164,20 @@ class Client:
                 continue
             return response
 
+    def call_until_known(self, path: str) -> httpx.Response:
+        """POST our credentials to an auth route until the outcome is known (both routes are
+        safe to repeat)."""
+        while True:
+            try:
+                return self.call("POST", path, {"email": self.email, "password": PASSWORD})
+            except UnknownOutcomeError:
+                continue
+
     def sign_up(self) -> None:
         """Register (a retry after an unknown outcome may find the email taken: then the first
         attempt did it), then log in."""
-        while True:
-            try:
-                response = self.call(
-                    "POST", "/auth/register", {"email": self.email, "password": PASSWORD}
-                )
-            except UnknownOutcomeError:
-                continue
-            if response.status_code in (201, 409):
-                break
+        response = self.call_until_known("/auth/register")
+        if response.status_code not in (201, 409):
             raise AssertionError(f"register {self.email}: {response.status_code} {response.text}")
         self.login()
         assert self.user_id is not None
@@ -184,17 +186,10 @@ class Client:
 
     def login(self) -> None:
         self.token = ""
-        while True:
-            try:
-                response = self.call(
-                    "POST", "/auth/login", {"email": self.email, "password": PASSWORD}
-                )
-            except UnknownOutcomeError:
-                continue
-            assert response.status_code == 200, f"login: {response.status_code} {response.text}"
-            self.token = response.json()["access_token"]
-            self.user_id = user_id_from_token(self.token)
-            return
+        response = self.call_until_known("/auth/login")
+        assert response.status_code == 200, f"login: {response.status_code} {response.text}"
+        self.token = response.json()["access_token"]
+        self.user_id = user_id_from_token(self.token)
 
     # --- the workload --------------------------------------------------------------------------
 

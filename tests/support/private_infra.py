@@ -13,9 +13,10 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar, Self
 
 import psycopg
 
@@ -150,18 +151,54 @@ def private_kafka(port: int, controller_port: int | None = None) -> Iterator[Pri
         broker.stop()
 
 
+class _OwnPostgres(_Restartable):
+    """What a cluster and its replica of a test's own share: a data directory of their own, and
+    `infra/postgres.sh [replica] start|stop` with the environment that points it there."""
+
+    script_args: ClassVar[tuple[str, ...]]  # before start/stop: () or ("replica",)
+
+    @property
+    def data(self) -> Path:
+        raise NotImplementedError
+
+    @property
+    def env(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        _run_script("postgres.sh", *self.script_args, "start", env=self.env)
+
+    def stop(self) -> None:
+        """A fast shutdown: open connections are terminated, as in a server restart."""
+        _run_script("postgres.sh", *self.script_args, "stop", env=self.env)
+
+    @contextmanager
+    def fresh(self) -> Iterator[Self]:
+        """Started on an empty data directory (one left running by an earlier run is stopped
+        first); stopped on exit."""
+        script = [str(ROOT / "infra" / "postgres.sh"), *self.script_args]
+        subprocess.run([*script, "stop"], env=self.env, capture_output=True)
+        shutil.rmtree(self.data, ignore_errors=True)
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
+
 @dataclass
-class PrivatePostgres(_Restartable):
+class PrivatePostgres(_OwnPostgres):
     """A PostgreSQL cluster of our own: `infra/postgres.sh` with PGDATA_DIR/POSTGRES_PORT
     overridden (fsync off: throwaway data)."""
 
+    script_args = ()
     port: int
     database: str = "todo"
-    data: Path = field(init=False)
     outages: list[float] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self.data = DATA / f"postgres-{self.port}"
+    @property
+    def data(self) -> Path:
+        return DATA / f"postgres-{self.port}"
 
     @property
     def env(self) -> dict[str, str]:
@@ -186,40 +223,25 @@ class PrivatePostgres(_Restartable):
             }
         )
 
-    def start(self) -> None:
-        _run_script("postgres.sh", "start", env=self.env)
 
-    def stop(self) -> None:
-        """A fast shutdown: open connections are terminated, as in a server restart."""
-        _run_script("postgres.sh", "stop", env=self.env)
-
-
-@contextmanager
-def private_postgres(port: int) -> Iterator[PrivatePostgres]:
+def private_postgres(port: int) -> AbstractContextManager[PrivatePostgres]:
     """A fresh cluster (empty data directory) with the database `todo`."""
-    server = PrivatePostgres(port)
-    subprocess.run(
-        [str(ROOT / "infra" / "postgres.sh"), "stop"], env=server.env, capture_output=True
-    )
-    shutil.rmtree(server.data, ignore_errors=True)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return PrivatePostgres(port).fresh()
 
 
 @dataclass
-class PrivateReplica:
+class PrivateReplica(_OwnPostgres):
     """A streaming replica (hot standby) of a PrivatePostgres: `infra/postgres.sh replica`, cloned
     from it with pg_basebackup, read-only, replaying its WAL as it is streamed."""
 
+    script_args = ("replica",)
     primary: PrivatePostgres
     port: int
-    data: Path = field(init=False)
+    outages: list[float] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self.data = DATA / f"postgres-{self.primary.port}-replica"
+    @property
+    def data(self) -> Path:
+        return Path(f"{self.primary.data}-replica")  # as postgres.sh would default it
 
     @property
     def env(self) -> dict[str, str]:
@@ -233,12 +255,6 @@ class PrivateReplica:
     def settings(self) -> DatabaseSettings:
         """The replica as a database to read from (same user, password and database)."""
         return self.primary.settings.model_copy(update={"POSTGRES_PORT": self.port})
-
-    def start(self) -> None:
-        _run_script("postgres.sh", "replica", "start", env=self.env)
-
-    def stop(self) -> None:
-        _run_script("postgres.sh", "replica", "stop", env=self.env)
 
     def _sql(self, on: DatabaseSettings, query: str, *params: object) -> object:
         with psycopg.connect(on.conninfo, autocommit=True, connect_timeout=5) as conn:
@@ -276,18 +292,6 @@ class PrivateReplica:
             time.sleep(0.01)
 
 
-@contextmanager
-def private_replica(primary: PrivatePostgres, port: int) -> Iterator[PrivateReplica]:
+def private_replica(primary: PrivatePostgres, port: int) -> AbstractContextManager[PrivateReplica]:
     """A fresh replica of `primary` (cloned now: it holds what the primary holds)."""
-    replica = PrivateReplica(primary, port)
-    subprocess.run(
-        [str(ROOT / "infra" / "postgres.sh"), "replica", "stop"],
-        env=replica.env,
-        capture_output=True,
-    )
-    shutil.rmtree(replica.data, ignore_errors=True)
-    replica.start()
-    try:
-        yield replica
-    finally:
-        replica.stop()
+    return PrivateReplica(primary, port).fresh()

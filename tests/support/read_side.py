@@ -18,7 +18,6 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-import pytest
 from alembic import command
 from alembic.config import Config
 from psycopg import sql
@@ -57,13 +56,6 @@ def alembic_config(db: DatabaseSettings) -> Config:
 def migrate(db: DatabaseSettings, revision: str = "head") -> None:
     """`alembic upgrade <revision>` against this database, exactly as an operator runs it."""
     command.upgrade(alembic_config(db), revision)
-
-
-@pytest.fixture
-def read_db(db_settings: DatabaseSettings) -> DatabaseSettings:
-    """A fresh database with the read model's schema."""
-    migrate(db_settings)
-    return db_settings
 
 
 # --- fakes for unit tests ------------------------------------------------------------------------

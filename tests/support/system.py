@@ -1,4 +1,5 @@
-"""Real parts of the system, wired for tests: the store, the command API and the relay."""
+"""Real parts of the system, wired for tests: the store, the command API, the relay, and the whole
+write-to-read pipeline."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from fastapi.testclient import TestClient
 
 from command_api.bootstrap import bootstrap
@@ -13,7 +15,7 @@ from event_store.application import TodoStore, store_env
 from event_store.relay import Relay
 from event_store.relay_bootstrap import bootstrap as bootstrap_relay
 from runtime.settings import DatabaseSettings, HealthSettings, KafkaSettings, RelaySettings
-from tests.support.read_side import migrate
+from tests.support.read_side import migrate, running_projector
 
 
 @contextmanager
@@ -52,6 +54,18 @@ def running_relay(
             thread.join(timeout=30)
 
 
+@contextmanager
+def live_pipeline(db: DatabaseSettings, kafka: KafkaSettings, group: str) -> Iterator[TodoStore]:
+    """The store with the relay and a projector (consumer group `group`) running behind it: what
+    is written to it reaches the read tables in `db`."""
+    with (
+        store_for(db) as store,
+        running_relay(store, db, kafka),
+        running_projector(db, kafka, group=group),
+    ):
+        yield store
+
+
 def register_and_login(client: TestClient, email: str, password: str = "correct horse") -> str:
     """Returns a bearer token for a newly registered user."""
     assert (
@@ -65,3 +79,24 @@ def register_and_login(client: TestClient, email: str, password: str = "correct 
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+# Fixtures for a test module to import (and list in its __all__): the store on the test's own
+# database, a client of the command API on it, and a token of a user registered through it.
+
+
+@pytest.fixture
+def store(db_settings: DatabaseSettings) -> Iterator[TodoStore]:
+    with store_for(db_settings) as store:
+        yield store
+
+
+@pytest.fixture
+def client(store: TodoStore, db_settings: DatabaseSettings) -> Iterator[TestClient]:
+    with command_client(store, db_settings) as client:
+        yield client
+
+
+@pytest.fixture
+def token(client: TestClient) -> str:
+    return register_and_login(client, "owner@example.com")

@@ -27,13 +27,17 @@ def throttle(clock: Clock) -> AuthThrottle:
 EMAIL = Key(Scope.LOGIN_FAILURES_PER_EMAIL, "ada@example.com")
 
 
+async def fill_the_window(guard: AuthThrottle) -> None:
+    for _ in range(5):  # AUTH_LOGIN_FAILURES_PER_EMAIL
+        await guard.take(EMAIL)
+
+
 def test_the_sixth_failure_in_a_window_is_refused_with_the_wait_until_the_next_slot() -> None:
     clock = Clock()
     guard = throttle(clock)
 
     async def scenario() -> int:
-        for _ in range(5):
-            await guard.take(EMAIL)
+        await fill_the_window(guard)
         with pytest.raises(ThrottledError) as refused:
             await guard.take(EMAIL)
         return refused.value.retry_after
@@ -46,8 +50,7 @@ def test_a_hit_given_back_frees_its_slot_and_time_frees_the_rest() -> None:
     guard = throttle(clock)
 
     async def scenario() -> None:
-        for _ in range(5):
-            await guard.take(EMAIL)
+        await fill_the_window(guard)
         await guard.give_back(EMAIL)
         await guard.take(EMAIL)  # the slot given back
         clock.now += 12

@@ -16,7 +16,7 @@ from consuming.poison import Backoff, BugBudget, HaltedError, Kind, PoisonError,
 from contracts.dead_letters import DeadLetter, LetterKind, sequence_id, sniff
 from contracts.events import decode_event
 from projector.handlers import ProjectionError
-from tests.unit.test_projector_handlers import History
+from tests.support.events import History
 
 
 def validation_error() -> ValidationError:

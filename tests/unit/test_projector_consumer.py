@@ -14,6 +14,7 @@ from projector.bootstrap import build_projector
 from projector.handlers import ProjectionError
 from projector.settings import ProjectorSettings
 from runtime.settings import ConsumerSettings, DatabaseSettings, KafkaSettings
+from tests.support.events import History
 from tests.support.read_side import (
     FakeDeadLetters,
     FakeMessage,
@@ -21,7 +22,6 @@ from tests.support.read_side import (
     InMemoryProjection,
     wait_until,
 )
-from tests.unit.test_projector_handlers import History
 
 
 def messages(events: list[PublicEvent], partition: int = 0, start: int = 0) -> list[FakeMessage]:
@@ -205,8 +205,7 @@ def test_the_composition_root_wires_injected_adapters() -> None:
 def test_later_events_of_a_poisoned_task_are_parked_behind_it_in_order_and_others_flow() -> None:
     h, user, poisoned, other = History(), uuid4(), uuid4(), uuid4()
     events: list[PublicEvent] = [
-        h.register(user),
-        h.create(user, poisoned, "refused"),
+        *h.user_with_task(user, poisoned, "refused"),
         h.create(user, other, "fine"),
         h.rename(user, poisoned, "renamed"),
         h.complete(user, other),
@@ -284,8 +283,7 @@ def test_a_bug_is_retried_a_bounded_number_of_times_then_the_projector_halts_not
 def test_a_batch_redelivered_after_a_crash_parks_nothing_twice_and_applies_nothing_twice() -> None:
     h, user, task = History(), uuid4(), uuid4()
     events: list[PublicEvent] = [
-        h.register(user),
-        h.create(user, task, "refused"),
+        *h.user_with_task(user, task, "refused"),
         h.rename(user, task, "later"),
     ]
     source = FakeSource(messages(events))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime, timedelta
 from typing import get_args
 from uuid import UUID, uuid4
 
@@ -11,85 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.events import (
-    DailyDigestRequested,
-    DigestStats,
-    PublicEvent,
-    TaskCompleted,
-    TaskCreated,
-    TaskDeleted,
-    TaskRenamed,
-    TaskReopened,
-    TaskRestored,
-    UserPreferencesChanged,
-    UserRegistered,
-    public_event_id,
-)
+from contracts.events import PublicEvent, TaskRestored, UserPreferencesChanged
 from projector.handlers import HANDLERS, Outcome, ProjectionError, apply_event
 from projector.rows import Rows
+from tests.support.events import History
 from tests.support.read_side import fold
-
-T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
-
-
-class History:
-    """Builds a consistent stream of public events, as the relay would publish them."""
-
-    def __init__(self) -> None:
-        self.position = 0
-        self.versions: dict[UUID, int] = {}
-
-    def _env(self, aggregate: UUID, user: UUID) -> dict[str, object]:
-        self.position += 1
-        version = self.versions.get(aggregate, 0) + 1
-        self.versions[aggregate] = version
-        return {
-            "event_id": public_event_id(aggregate, version),
-            "occurred_at": T0 + timedelta(seconds=self.position),
-            "user_id": user,
-            "position": self.position,
-            "aggregate_version": version,
-        }
-
-    def register(self, user: UUID, email: str = "ada@example.com") -> UserRegistered:
-        return UserRegistered(**self._env(user, user), email=email)
-
-    def preferences(
-        self, user: UUID, timezone: str = "Asia/Kolkata", digest_enabled: bool = True
-    ) -> UserPreferencesChanged:
-        return UserPreferencesChanged(
-            **self._env(user, user), timezone=timezone, digest_enabled=digest_enabled
-        )
-
-    def create(self, user: UUID, task: UUID, title: str = "write tests") -> TaskCreated:
-        return TaskCreated(**self._env(task, user), task_id=task, title=title)
-
-    def rename(self, user: UUID, task: UUID, title: str) -> TaskRenamed:
-        return TaskRenamed(**self._env(task, user), task_id=task, title=title)
-
-    def complete(self, user: UUID, task: UUID) -> TaskCompleted:
-        env = self._env(task, user)
-        return TaskCompleted(**env, task_id=task, done_at=env["occurred_at"])
-
-    def reopen(self, user: UUID, task: UUID) -> TaskReopened:
-        return TaskReopened(**self._env(task, user), task_id=task)
-
-    def delete(self, user: UUID, task: UUID) -> TaskDeleted:
-        return TaskDeleted(**self._env(task, user), task_id=task)
-
-    def restore(self, user: UUID, task: UUID) -> TaskRestored:
-        return TaskRestored(**self._env(task, user), task_id=task)
-
-    def digest(self, user: UUID) -> DailyDigestRequested:
-        digest = uuid4()
-        return DailyDigestRequested(
-            **self._env(digest, user),
-            digest_id=digest,
-            digest_date=T0.date(),
-            email="ada@example.com",
-            stats=DigestStats(total=1, done=0, undone=1),
-            undone_titles=["write tests"],
-        )
 
 
 def applied(*events: PublicEvent) -> Rows:

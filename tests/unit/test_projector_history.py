@@ -7,7 +7,8 @@ from uuid import uuid4
 
 from contracts.events import PublicEvent
 from projector.handlers import Outcome, apply_event
-from tests.unit.test_projector_handlers import History, applied
+from tests.support.events import History
+from tests.unit.test_projector_handlers import applied
 
 
 def test_a_restored_task_is_no_longer_deleted_and_keeps_its_state() -> None:
@@ -41,8 +42,7 @@ def test_a_late_redelivered_delete_does_not_delete_a_restored_task_again() -> No
 def test_every_applied_task_event_is_recorded_with_what_it_changed() -> None:
     h, user, task = History(), uuid4(), uuid4()
     events: list[PublicEvent] = [
-        h.register(user),
-        h.create(user, task, "draft"),
+        *h.user_with_task(user, task, "draft"),
         h.rename(user, task, "final"),
         h.complete(user, task),
         h.reopen(user, task),

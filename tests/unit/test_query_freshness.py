@@ -16,6 +16,13 @@ def run[T](coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
+async def timed[T](coro: Coroutine[Any, Any, T]) -> tuple[T, float]:
+    """The coroutine's result, and how long it took by the event loop's clock."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    return await coro, loop.time() - started
+
+
 def test_a_position_already_applied_answers_at_once_with_one_read() -> None:
     positions, user = Positions(), uuid4()
     positions.current[user] = 10
@@ -28,9 +35,7 @@ def test_a_waiting_request_wakes_when_a_notification_reaches_its_position() -> N
     positions, user = Positions(), uuid4()
     waiter = PositionWaiter("unused", positions)
 
-    async def scenario() -> tuple[bool, float]:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+    async def scenario() -> bool:
         wait = asyncio.create_task(waiter.wait_for(user, 5, max_wait=5))
         await asyncio.sleep(0.01)
         waiter.advance({user: 4})  # not far enough
@@ -38,9 +43,9 @@ def test_a_waiting_request_wakes_when_a_notification_reaches_its_position() -> N
         await asyncio.sleep(0.01)
         assert not wait.done()
         waiter.advance({user: 6})
-        return await wait, loop.time() - started
+        return await wait
 
-    reached, elapsed = run(scenario())
+    reached, elapsed = run(timed(scenario()))
     assert reached is True and elapsed < 1
     assert waiter.waiting == 0
 
@@ -49,12 +54,7 @@ def test_a_position_never_reached_gives_up_after_the_bound_and_says_so() -> None
     positions, user = Positions(), uuid4()
     waiter = PositionWaiter("unused", positions)
 
-    async def scenario() -> tuple[bool, float]:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        return await waiter.wait_for(user, 5, max_wait=0.1), loop.time() - started
-
-    reached, elapsed = run(scenario())
+    reached, elapsed = run(timed(waiter.wait_for(user, 5, max_wait=0.1)))
     assert reached is False
     assert 0.1 <= elapsed < 1
     assert positions.reads == 2  # the first check and one last look, no polling in between

@@ -11,10 +11,10 @@ import pytest
 
 from consuming.poison import Kind, classify
 from contracts.events import UnknownEventTypeError, decode_event, encode_event
+from tests.support.events import History
 from tests.support.read_side import FakeMessage, FakeSource
 from tests.unit.test_mailer_handler import TOPIC, mailer, process
 from tests.unit.test_projector_consumer import make, messages
-from tests.unit.test_projector_handlers import History
 
 
 def future_event(task_id: str, **fields: object) -> bytes:
