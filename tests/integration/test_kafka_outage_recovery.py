@@ -26,7 +26,7 @@ from tests.support.system import store_for
 pytestmark = pytest.mark.integration
 __all__ = ["read_db"]
 
-KAFKA_PORT = 24092
+KAFKA_PORT = int(os.environ.get("KAFKA_OUTAGE_PORT", "24092"))
 OUTAGE_SECONDS = float(os.environ.get("KAFKA_OUTAGE_SECONDS", "30"))
 RESUME_WITHIN_SECONDS = 5.0
 
