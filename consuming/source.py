@@ -80,6 +80,7 @@ class KafkaSource:
         self._clock = clock
         self._outside_since: float | None = None
         self._next_membership_check = 0.0
+        self._consumer: Any = None
         self._consumer = self._connect()
 
     def _connect(self) -> Any:
@@ -96,11 +97,15 @@ class KafkaSource:
         )
         return consumer
 
-    def _on_assign(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        if consumer is not self._consumer:
+            return  # a replaced consumer, closing on its own thread
         self._outside_since = None
         log.info("partitions assigned", extra={"partitions": [p.partition for p in partitions]})
 
-    def _on_revoke(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        if consumer is not self._consumer:
+            return
         # Eager rebalancing: a revoke (or a lost session) is always followed by an assignment
         # once the member is back in a complete group.
         if self._outside_since is None:
@@ -144,8 +149,9 @@ class KafkaSource:
             "consumer stayed outside its group while the cluster answers; creating a new one",
             extra={"seconds": round(now - since, 1), "group": self._group_id},
         )
-        abandon_consumer(self._consumer)
+        stuck = self._consumer
         self._replace("outside_group")
+        abandon_consumer(stuck)
 
     def _replace(self, reason: str) -> None:
         self._consumer = self._connect()

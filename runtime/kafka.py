@@ -140,11 +140,12 @@ def topic_has_partitions(consumer: Any, topic: str) -> bool:
 
 def abandon_consumer(consumer: Any) -> None:
     """Close a consumer stuck outside its group on a thread of its own: a wedged client's close
-    may wait for what wedged it, and the loop must go on with its replacement meanwhile."""
+    may wait for what wedged it, and the loop must go on with its replacement meanwhile. Its
+    rebalance callbacks during the close are ignored (consuming/source.py)."""
 
     def close() -> None:
         try:
-            close_consumer(consumer, grace=0)
+            close_consumer(consumer)
         except (KafkaException, RuntimeError) as e:
             log.warning("closing the stuck consumer failed", extra={"error": str(e)})
 

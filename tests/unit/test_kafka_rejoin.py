@@ -183,3 +183,19 @@ def test_a_member_that_gets_its_assignment_in_time_is_kept(assigned_first: bool)
     source.poll(10, 0)
 
     assert made == [member]
+
+
+def test_a_replaced_consumers_last_revoke_does_not_put_its_successor_outside_the_group() -> None:
+    clock = Clock()
+    stuck, fresh = GroupMember(), GroupMember()
+    source, made = source_of(stuck, fresh, GroupMember(), clock=clock)
+    stuck.revoke()
+    clock.now += REJOIN_DEADLINE_SECONDS + 1
+    source.poll(10, 0)
+    fresh.assign([0, 1, 2])
+
+    stuck.revoke()  # its close, on its own thread, serves one more rebalance callback
+    clock.now += 10 * REJOIN_DEADLINE_SECONDS
+    source.poll(10, 0)
+
+    assert made == [stuck, fresh]
