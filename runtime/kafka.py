@@ -23,16 +23,15 @@ tests/integration/test_kafka_outage_recovery.py and docs/runbooks/chaos.md):
   It arrives as an error event of code `_FATAL` whose own `fatal()` is False, so `is_fatal` checks
   both, and every consumer replaces a fatal consumer with a new one (`discard_consumer`); nothing
   is lost, the uncommitted messages are delivered again and the consumers are idempotent.
-
 - A member that never re-joins (a rare flake of the outage test, the mailer's): an offset commit
   in flight when the coordinator goes away is retried by librdkafka until the broker is back, and
-  a synchronous commit waits for it with no timeout; the mailer's loop sat in one for the whole
-  outage (21-43 s measured), polling nothing, so the lost session's revoke went unserved and the
-  heartbeat stale. Every consumer now commits asynchronously (consuming/source.py). librdkafka
-  also holds a re-join until every commit in flight has completed, so as a backstop the source
-  replaces a member that has had no assignment (an empty one counts) for REJOIN_DEADLINE_SECONDS
-  while the cluster answers with the topic's partitions: `error` log line,
-  `kafka_consumers_replaced_total{reason="outside_group"}`.
+  a synchronous commit (the mailer's) waits for it with no timeout: a probe's loop sat in one for
+  the whole outage (21-43 s), polling nothing, so the lost session's revoke went unserved and the
+  loop's heartbeat stale. Every consumer now commits asynchronously (consuming/source.py).
+  librdkafka also holds a re-join until every commit in flight has completed, so as a backstop the
+  source replaces a member that has had no assignment (an empty one counts) for
+  REJOIN_DEADLINE_SECONDS while the cluster answers with the topic's partitions: an `error` log
+  line, `kafka_consumers_replaced_total{reason="outside_group"}`.
 
 The KIP-848 consumer protocol (`group.protocol=consumer`) also rides out the outage, but a crashed
 member then keeps its partitions for the broker's `group.consumer.session.timeout.ms` (45 s by
