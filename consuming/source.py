@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from runtime.kafka import close_consumer, consumer_config, discard_consumer, is_fatal
-from runtime.metrics import high_watermark
+from runtime import metrics
+from runtime.kafka import (
+    MEMBERSHIP_CHECK_INTERVAL_SECONDS,
+    REJOIN_DEADLINE_SECONDS,
+    abandon_consumer,
+    close_consumer,
+    consumer_config,
+    discard_consumer,
+    is_fatal,
+    topic_has_partitions,
+)
 from runtime.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -48,23 +58,29 @@ class MessageSource(Protocol):
 
 
 class KafkaSource:
-    """`commit_asynchronously`: the projector's commits do not wait for the broker (its batch is
-    already durable in PostgreSQL, see commit()); the mailer's wait, as they always have."""
+    """The one Kafka consumer of a projector or mailer process, kept alive: a consumer that hit a
+    fatal error, or that stays outside its group for `rejoin_deadline` seconds while the cluster
+    answers (runtime/kafka.py, "A member that never re-joins"), is replaced by a new one."""
 
     def __init__(
         self,
         settings: KafkaSettings,
         group_id: str,
         *,
-        commit_asynchronously: bool = True,
         consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
+        rejoin_deadline: float = REJOIN_DEADLINE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
         **overrides: Any,
     ) -> None:
-        self._asynchronous = commit_asynchronously
         self._settings = settings
         self._group_id = group_id
         self._overrides = {"on_commit": self._on_commit, **overrides}
         self._consumer_factory = consumer_factory
+        self._rejoin_deadline = rejoin_deadline
+        self._clock = clock
+        self._outside_since: float | None = None
+        self._next_membership_check = 0.0
+        self._consumer: Any = None
         self._consumer = self._connect()
 
     def _connect(self) -> Any:
@@ -73,20 +89,31 @@ class KafkaSource:
         consumer = self._consumer_factory(
             consumer_config(self._settings, self._group_id, **self._overrides)
         )
+        # Outside the group until the first assignment; an empty one counts (the group is then
+        # complete without work for us, e.g. more members than partitions).
+        self._outside_since = self._clock()
         consumer.subscribe(
             [self._settings.KAFKA_TOPIC], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
         return consumer
 
-    @staticmethod
-    def _on_assign(_consumer: Any, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        if consumer is not self._consumer:
+            return  # a replaced consumer, closing on its own thread
+        self._outside_since = None
         log.info("partitions assigned", extra={"partitions": [p.partition for p in partitions]})
 
-    @staticmethod
-    def _on_revoke(_consumer: Any, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        if consumer is not self._consumer:
+            return
+        # Eager rebalancing: a revoke (or a lost session) is always followed by an assignment
+        # once the member is back in a complete group.
+        if self._outside_since is None:
+            self._outside_since = self._clock()
         log.info("partitions revoked", extra={"partitions": [p.partition for p in partitions]})
 
     def poll(self, max_messages: int, timeout: float) -> Sequence[Message]:
+        self._replace_if_stuck_outside_the_group()
         # Wait for the first message only, then take whatever else is already fetched: low latency
         # when traffic is light, big batches when it is heavy.
         messages = list(self._consumer.consume(1, timeout))
@@ -100,21 +127,48 @@ class KafkaSource:
             elif is_fatal(err):
                 # The batch is dropped, uncommitted: the new consumer is delivered it again.
                 discard_consumer(self._consumer, err)
-                self._consumer = self._connect()
+                self._replace("fatal")
                 return []
             elif err.code() != KafkaError._PARTITION_EOF:
                 log.warning("consumer error", extra={"error": str(err)})
         return ok
 
+    def _replace_if_stuck_outside_the_group(self) -> None:
+        """The backstop for a member that never re-joins (runtime/kafka.py): only while the
+        cluster answers with the topic's partitions, so a broker outage alone never triggers it."""
+        now = self._clock()
+        since = self._outside_since
+        if since is None or now - since < self._rejoin_deadline:
+            return
+        if now < self._next_membership_check:
+            return
+        self._next_membership_check = now + MEMBERSHIP_CHECK_INTERVAL_SECONDS
+        if not topic_has_partitions(self._consumer, self._settings.KAFKA_TOPIC):
+            return
+        log.error(
+            "consumer stayed outside its group while the cluster answers; creating a new one",
+            extra={"seconds": round(now - since, 1), "group": self._group_id},
+        )
+        stuck = self._consumer
+        self._replace("outside_group")
+        abandon_consumer(stuck)
+
+    def _replace(self, reason: str) -> None:
+        self._consumer = self._connect()
+        metrics.count_consumer_replaced(self._group_id, reason)
+
     def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
-        # Asynchronous: waiting for the broker's answer (a round trip, 5-30 ms under load) held
-        # every next batch back, and freshness with it (docs/read-side.md "Freshness"). Safe: the
-        # batch is already committed in PostgreSQL, commits go out in order, a later commit covers
-        # a failed one, close() waits for those in flight, and a batch whose commit is lost is
-        # re-delivered and skipped by the version checks.
+        # Asynchronous, for every consumer. Waiting for the broker's answer held every next batch
+        # back (a round trip, 5-30 ms under load; docs/read-side.md "Freshness"), and a commit in
+        # flight when the coordinator went away blocked the loop for the whole outage: librdkafka
+        # retries it until the broker is back and a synchronous commit has no timeout, so no poll
+        # served the rebalance (runtime/kafka.py). Safe: the batch's effects are already durable
+        # (read tables, processed_events), commits go out in order, a later commit covers a failed
+        # one, close() waits for those in flight, and a batch whose commit is lost is re-delivered
+        # and skipped by the consumers' idempotence.
         partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
-            self._consumer.commit(offsets=partitions, asynchronous=self._asynchronous)
+            self._consumer.commit(offsets=partitions, asynchronous=True)
         except KafkaException as e:
             # E.g. a rebalance took the partition away: whoever gets it skips what is already
             # durable (read tables, processed_events, dead_letters), so this is harmless.
@@ -136,7 +190,7 @@ class KafkaSource:
 
     def high_watermark(self, topic: str, partition: int) -> int | None:
         """The partition's end offset as of the last fetch (cached: no broker round trip)."""
-        return high_watermark(self._consumer, topic, partition)
+        return metrics.high_watermark(self._consumer, topic, partition)
 
     def close(self) -> None:
         close_consumer(self._consumer)  # leaves the group: no idle partitions after a stop

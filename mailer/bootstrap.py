@@ -49,7 +49,7 @@ def build_mailer(
     overrides: dict[str, Any] = {}
     if settings.MAILER_INSTANCE_ID:
         overrides["group.instance.id"] = settings.MAILER_INSTANCE_ID
-    source = KafkaSource(kafka, settings.MAILER_GROUP_ID, commit_asynchronously=False, **overrides)
+    source = KafkaSource(kafka, settings.MAILER_GROUP_ID, **overrides)
     handler = build_mailer_handler(settings, db, stop)
     return mailer_loop(handler, source, KafkaDeadLetters(kafka), settings, policy, stop, heartbeat)
 

@@ -1,5 +1,5 @@
 """The mailer's batch handler on the shared consumer loop (consuming.loop, which polls group
-MAILER_GROUP_ID on KAFKA_TOPIC, decodes, publishes dead letters and commits, synchronously). The
+MAILER_GROUP_ID on KAFKA_TOPIC, decodes, publishes dead letters and commits offsets). The
 loop hands over only `email.daily_digest.requested`: other types are skipped from their `type`
 header without decoding; a digest message (or one of no readable type) that cannot be decoded is
 POISON (consuming.poison).

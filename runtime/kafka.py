@@ -23,6 +23,15 @@ tests/integration/test_kafka_outage_recovery.py and docs/runbooks/chaos.md):
   It arrives as an error event of code `_FATAL` whose own `fatal()` is False, so `is_fatal` checks
   both, and every consumer replaces a fatal consumer with a new one (`discard_consumer`); nothing
   is lost, the uncommitted messages are delivered again and the consumers are idempotent.
+- A member that never re-joins (a rare flake of the outage test, the mailer's): an offset commit
+  in flight when the coordinator goes away is retried by librdkafka until the broker is back, and
+  a synchronous commit (the mailer's) waits for it with no timeout: a probe's loop sat in one for
+  the whole outage (21-43 s), polling nothing, so the lost session's revoke went unserved and the
+  loop's heartbeat stale. Every consumer now commits asynchronously (consuming/source.py).
+  librdkafka also holds a re-join until every commit in flight has completed, so as a backstop the
+  source replaces a member that has had no assignment (an empty one counts) for
+  REJOIN_DEADLINE_SECONDS while the cluster answers with the topic's partitions: an `error` log
+  line, `kafka_consumers_replaced_total{reason="outside_group"}`.
 
 The KIP-848 consumer protocol (`group.protocol=consumer`) also rides out the outage, but a crashed
 member then keeps its partitions for the broker's `group.consumer.session.timeout.ms` (45 s by
@@ -34,6 +43,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from typing import Any
@@ -51,6 +61,15 @@ RECONNECT_BACKOFF_MAX_MS = 1000
 SESSION_TIMEOUT_MS = 10_000
 # How long close_consumer lets the unsubscribe complete so that LeaveGroup is sent.
 LEAVE_GRACE_SECONDS = 0.5
+# A member outside its group this long while the cluster answers is replaced (module docstring).
+# Above any healthy re-join here (~2-3 s after an outage, a session timeout after a crash); a
+# rebalance held up by a slow peer can last up to that peer's max.poll.interval.ms, and replacing
+# our member then only makes it join that same rebalance anew.
+REJOIN_DEADLINE_SECONDS = 60.0
+# Past the deadline, how often the cluster is asked whether the topic has partitions.
+MEMBERSHIP_CHECK_INTERVAL_SECONDS = 10.0
+# How long that metadata request may take (it runs on the consumer loop's thread).
+METADATA_TIMEOUT_SECONDS = 2.0
 
 
 def producer_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]:
@@ -106,6 +125,30 @@ def close_consumer(consumer: Consumer, grace: float = LEAVE_GRACE_SECONDS) -> No
     while time.monotonic() < deadline:
         consumer.poll(0.05)
     consumer.close()
+
+
+def topic_has_partitions(consumer: Any, topic: str) -> bool:
+    """True when the cluster answers and `topic` has partitions for the group to hand out."""
+    try:
+        metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT_SECONDS)
+    except KafkaException:
+        return False
+    found = metadata.topics.get(topic)
+    return found is not None and found.error is None and bool(found.partitions)
+
+
+def abandon_consumer(consumer: Any) -> None:
+    """Close a consumer stuck outside its group on a thread of its own: a wedged client's close
+    may wait for what wedged it, and the loop must go on with its replacement meanwhile. Its
+    rebalance callbacks during the close are ignored (consuming/source.py)."""
+
+    def close() -> None:
+        try:
+            close_consumer(consumer)
+        except (KafkaException, RuntimeError) as e:
+            log.warning("closing the stuck consumer failed", extra={"error": str(e)})
+
+    threading.Thread(target=close, name="abandoned-kafka-consumer", daemon=True).start()
 
 
 def is_fatal(error: KafkaError) -> bool:

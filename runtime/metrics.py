@@ -124,6 +124,20 @@ def observe_hop(hop: str, seconds: float, times: int = 1) -> None:
         child.observe(max(seconds, 0.0))
 
 
+# -- Kafka consumers (projector, mailer; consuming/source.py) -------------------------------------
+KAFKA_CONSUMERS_REPLACED = Counter(
+    "kafka_consumers_replaced",
+    "Kafka consumers closed and created anew, by group and reason: `fatal` (librdkafka made the "
+    "client unusable) or `outside_group` (no assignment for a minute while the cluster answered).",
+    ["group", "reason"],
+    registry=None,
+)
+
+
+def count_consumer_replaced(group: str, reason: str) -> None:
+    KAFKA_CONSUMERS_REPLACED.labels(group, reason).inc()
+
+
 # -- dead letters (projector, mailer) ------------------------------------------------------------
 DEAD_LETTERS = Counter(
     "dead_letters",
@@ -186,7 +200,13 @@ RELAY = (
     RELAY_LAG_SECONDS,
     EVENT_HOP_SECONDS,
 )
-CONSUMER = (CONSUMER_OFFSET, CONSUMER_POSITION, CONSUMER_LAG_EVENTS, CONSUMER_LAG_SECONDS)
+CONSUMER = (
+    CONSUMER_OFFSET,
+    CONSUMER_POSITION,
+    CONSUMER_LAG_EVENTS,
+    CONSUMER_LAG_SECONDS,
+    KAFKA_CONSUMERS_REPLACED,
+)
 PROJECTOR = (*CONSUMER, DEAD_LETTERS, EVENT_HOP_SECONDS)
 REBUILD = (REBUILD_POSITION, REBUILD_TARGET)  # the `projector rebuild` CLI process
 MAILER = (*CONSUMER, DEAD_LETTERS, EMAILS_SENT, EMAILS_RETRIED, EMAILS_FAILED)
