@@ -31,6 +31,8 @@ _SET_BITS = 0x5000 << 64 | 0x8000 << 48
 # cost of an id. Bounded: cleared when full.
 _NAME_PREFIXES: dict[UUID, bytes] = {}
 _NAME_PREFIXES_MAX = 65_536
+_VERSIONS = [b"%d" % n for n in range(64)]  # the name's end for the usual versions
+_sha1 = hashlib.sha1
 
 
 def public_event_id(aggregate_id: UUID, aggregate_version: int) -> UUID:
@@ -42,7 +44,10 @@ def public_event_id(aggregate_id: UUID, aggregate_version: int) -> UUID:
         if len(_NAME_PREFIXES) >= _NAME_PREFIXES_MAX:
             _NAME_PREFIXES.clear()
         prefix = _NAME_PREFIXES[aggregate_id] = _NAMESPACE_BYTES + f"{aggregate_id}/".encode()
-    digest = hashlib.sha1(prefix + str(aggregate_version).encode(), usedforsecurity=False).digest()
+    version = (
+        _VERSIONS[aggregate_version] if 0 <= aggregate_version < 64 else b"%d" % aggregate_version
+    )
+    digest = _sha1(prefix + version, usedforsecurity=False).digest()
     value = (int.from_bytes(digest[:16]) & _CLEAR_BITS) | _SET_BITS
     event_id = object.__new__(UUID)
     object.__setattr__(event_id, "int", value)
