@@ -33,6 +33,9 @@ _NAME_PREFIXES: dict[UUID, bytes] = {}
 _NAME_PREFIXES_MAX = 65_536
 _VERSIONS = [b"%d" % n for n in range(64)]  # the name's end for the usual versions
 _sha1 = hashlib.sha1
+# UUID's slots, set through their descriptors (cheaper than object.__setattr__ by name).
+_set_uuid_int = vars(UUID)["int"].__set__
+_set_uuid_safe = vars(UUID)["is_safe"].__set__
 
 
 def public_event_id(aggregate_id: UUID, aggregate_version: int) -> UUID:
@@ -50,8 +53,8 @@ def public_event_id(aggregate_id: UUID, aggregate_version: int) -> UUID:
     digest = _sha1(prefix + version, usedforsecurity=False).digest()
     value = (int.from_bytes(digest[:16]) & _CLEAR_BITS) | _SET_BITS
     event_id = object.__new__(UUID)
-    object.__setattr__(event_id, "int", value)
-    object.__setattr__(event_id, "is_safe", SafeUUID.unknown)
+    _set_uuid_int(event_id, value)
+    _set_uuid_safe(event_id, SafeUUID.unknown)
     return event_id
 
 
@@ -162,7 +165,13 @@ class _Layout:
 
 _LAYOUTS: dict[type[BaseModel], _Layout] = {}
 _new = object.__new__
-_set = object.__setattr__
+# The slots every model instance fills, set through their descriptors (cheaper than
+# object.__setattr__'s lookup by name, per event of a rebuild).
+_SLOTS = vars(BaseModel)
+_set_dict = _SLOTS["__dict__"].__set__
+_set_fields_set = _SLOTS["__pydantic_fields_set__"].__set__
+_set_extra = _SLOTS["__pydantic_extra__"].__set__
+_set_private = _SLOTS["__pydantic_private__"].__set__
 
 
 def trusted[M: BaseModel](model: type[M], values: dict[str, Any]) -> M:
@@ -180,10 +189,10 @@ def trusted[M: BaseModel](model: type[M], values: dict[str, Any]) -> M:
     if len(state) != len(layout.template) or not values.keys() >= layout.required:
         raise TypeError(f"{model.__name__} cannot hold {sorted(values)}")
     instance = _new(model)
-    _set(instance, "__dict__", state)
-    _set(instance, "__pydantic_fields_set__", set(values))
-    _set(instance, "__pydantic_extra__", None)
-    _set(instance, "__pydantic_private__", None)
+    _set_dict(instance, state)
+    _set_fields_set(instance, set(values))
+    _set_extra(instance, None)
+    _set_private(instance, None)
     return instance
 
 
