@@ -111,7 +111,6 @@ def _fast_decoder(store: TodoStore) -> Decode | None:
 
 # Distinct ids remembered by a state decoder: the user ids of a window of tasks' events.
 _UUID_CACHE_SIZE = 100_000
-_TYPED = frozenset(("_type_", "_data_"))
 # Values orjson reads as the json module does; a float may not be (see revive).
 _PLAIN = frozenset((str, int, bool, type(None)))
 
@@ -138,18 +137,6 @@ def state_decoder(transcoder: Transcoder) -> Callable[[bytes], dict[str, Any]]:
     uuids: dict[str, UUID] = {}
     loads, decode_error, strict = orjson.loads, orjson.JSONDecodeError, transcoder.decode
 
-    def typed(name: Any, data: Any) -> Any:
-        if name != "uuid_hex":
-            if name not in names:
-                raise TranscodingNotRegisteredError(f"no transcoding registered for {name!r}")
-            return names[name].decode(data)
-        value = uuids.get(data)
-        if value is None:
-            if len(uuids) >= _UUID_CACHE_SIZE:
-                uuids.clear()
-            value = uuids[data] = UUID(data)
-        return value
-
     def revive(value: Any) -> Any:
         if type(value) is list:
             return [v if type(v) in _PLAIN else revive(v) for v in value]
@@ -158,9 +145,19 @@ def state_decoder(transcoder: Transcoder) -> Callable[[bytes], dict[str, Any]]:
         for key, item in value.items():  # a dict: its values first, as json's object_hook
             if type(item) not in _PLAIN:
                 value[key] = revive(item)
-        if len(value) == 2 and value.keys() == _TYPED:
-            return typed(value["_type_"], value["_data_"])
-        return value
+        if len(value) != 2 or "_type_" not in value or "_data_" not in value:
+            return value
+        name, data = value["_type_"], value["_data_"]
+        if name == "uuid_hex":
+            uuid = uuids.get(data)
+            if uuid is None:
+                if len(uuids) >= _UUID_CACHE_SIZE:
+                    uuids.clear()
+                uuid = uuids[data] = UUID(data)
+            return uuid
+        if name not in names:
+            raise TranscodingNotRegisteredError(f"no transcoding registered for {name!r}")
+        return names[name].decode(data)
 
     def decode(state: bytes) -> dict[str, Any]:
         try:
