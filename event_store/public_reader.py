@@ -8,11 +8,16 @@ the translation. This reader keeps the same meaning with less work per row:
   the store's queries, event_store.store_queries, run it on PostgreSQL or in memory);
 - optionally only a shard of the aggregates (a byte of the aggregate id, evaluated by PostgreSQL),
   so worker processes can split a replay and still see each aggregate's events in store order;
-- the stored state is decoded by the store's own transcoder, and the event is rebuilt the way the
-  mapper rebuilds it, then translated by `event_store.public` (the same translators the relay
-  uses). A store with a cipher, a compressor or upcasting falls back to the mapper itself.
+- the stored state is parsed by orjson and its transcoded values revived as the store's own
+  transcoder would (`state_decoder`), the event is rebuilt the way the mapper rebuilds it, then
+  translated by `event_store.public` (the same translators the relay uses) into a public event
+  built *trusted*: without pydantic's validation, as the store's events were validated when they
+  were recorded (contracts.events.trusted). A store with a cipher, a compressor or upcasting falls
+  back to the mapper itself (and validated events).
 
-`tests/integration/test_public_reader.py` checks the events equal `to_public`'s, for every type.
+The store contract (tests/support/store_contract.py) checks the events equal the relay's, and
+serialise the same, for every type; tests/unit/test_public_*.py check the decoder and the
+trusted construction.
 """
 
 from __future__ import annotations
