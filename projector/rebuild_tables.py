@@ -18,7 +18,6 @@ from projector.db import LIVE, REBUILD_SUFFIX
 
 SUFFIX = REBUILD_SUFFIX  # the names projector.db.REBUILD writes to
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
-_INDEX_SORT_MEMORY = sql.Literal("256MB")
 
 
 def check_schema(conn: psycopg.Connection[Any]) -> None:
@@ -44,9 +43,6 @@ def create_indexes(conn: psycopg.Connection[Any]) -> None:
     """Secondary indexes once the rows are in (one sort each, not one insert per row), then
     statistics for the planner."""
     with conn.transaction():
-        # Each index is one sort of the whole table (a million rows for the history): with the
-        # default 64 MB, shared by PostgreSQL's parallel build workers, it spills to disk.
-        conn.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(_INDEX_SORT_MEMORY))
         for table in REBUILT_TABLES:
             copy = _rebuild_copy(table)
             for index in copy.indexes:
