@@ -8,9 +8,10 @@ and the password hash is never copied. Used by the relay (to Kafka) and by the p
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from eventsourcing.persistence import Mapper, Notification
+from pydantic import BaseModel
 
 from contracts.events import (
     DailyDigestRequested,
@@ -19,6 +20,7 @@ from contracts.events import (
     TaskCompleted,
     TaskCreated,
     TaskDeleted,
+    TaskEvent,
     TaskRenamed,
     TaskReopened,
     TaskRestored,
@@ -26,67 +28,90 @@ from contracts.events import (
     UserRegistered,
     public_event_id,
 )
+from contracts.events import trusted as _trusted
 from event_store.domain.model import DEFAULT_TIMEZONE, DailyDigest, Task, User
 
 
-def _envelope(event: Any, position: int, user_id: Any) -> dict[str, Any]:
+class Make(Protocol):
+    """How a translator builds a public event from its class and field values: validated (the
+    relay) or trusted (contracts.events.trusted: a bulk replay of the store, whose events were
+    validated when they were recorded)."""
+
+    def __call__[M: BaseModel](self, model: type[M], values: dict[str, Any], /) -> M: ...
+
+
+def _validated[M: BaseModel](model: type[M], values: dict[str, Any]) -> M:
+    return model(**values)
+
+
+def _fields(event: Any, position: int, user_id: Any, **fields: Any) -> dict[str, Any]:
+    """The envelope's fields and the type's own, in one dict (a rebuild builds a million)."""
     return {
         "event_id": public_event_id(event.originator_id, event.originator_version),
         "occurred_at": event.timestamp,
         "user_id": user_id,
         "position": position,
         "aggregate_version": event.originator_version,
+        **fields,
     }
 
 
-def _user_registered(e: Any, pos: int) -> PublicEvent:
-    return UserRegistered(**_envelope(e, pos, e.originator_id), email=e.email)
+def _user_registered(e: Any, pos: int, make: Make) -> PublicEvent:
+    return make(UserRegistered, _fields(e, pos, e.originator_id, email=e.email))
 
 
-def _user_preferences_changed(e: Any, pos: int) -> PublicEvent:
-    return UserPreferencesChanged(
-        **_envelope(e, pos, e.originator_id), timezone=e.timezone, digest_enabled=e.digest_enabled
-    )
+def _user_preferences_changed(e: Any, pos: int, make: Make) -> PublicEvent:
+    fields = _fields(e, pos, e.originator_id, timezone=e.timezone, digest_enabled=e.digest_enabled)
+    return make(UserPreferencesChanged, fields)
 
 
-def _task_created(e: Any, pos: int) -> PublicEvent:
-    return TaskCreated(**_envelope(e, pos, e.user_id), task_id=e.originator_id, title=e.title)
+def _task(model: type[TaskEvent], e: Any, pos: int, make: Make, **fields: Any) -> PublicEvent:
+    return make(model, _fields(e, pos, e.user_id, task_id=e.originator_id, **fields))
 
 
-def _task_renamed(e: Any, pos: int) -> PublicEvent:
-    return TaskRenamed(**_envelope(e, pos, e.user_id), task_id=e.originator_id, title=e.title)
+def _task_created(e: Any, pos: int, make: Make) -> PublicEvent:
+    return _task(TaskCreated, e, pos, make, title=e.title)
 
 
-def _task_completed(e: Any, pos: int) -> PublicEvent:
-    return TaskCompleted(**_envelope(e, pos, e.user_id), task_id=e.originator_id, done_at=e.done_at)
+def _task_renamed(e: Any, pos: int, make: Make) -> PublicEvent:
+    return _task(TaskRenamed, e, pos, make, title=e.title)
 
 
-def _task_reopened(e: Any, pos: int) -> PublicEvent:
-    return TaskReopened(**_envelope(e, pos, e.user_id), task_id=e.originator_id)
+def _task_completed(e: Any, pos: int, make: Make) -> PublicEvent:
+    return _task(TaskCompleted, e, pos, make, done_at=e.done_at)
 
 
-def _task_deleted(e: Any, pos: int) -> PublicEvent:
-    return TaskDeleted(**_envelope(e, pos, e.user_id), task_id=e.originator_id)
+def _task_reopened(e: Any, pos: int, make: Make) -> PublicEvent:
+    return _task(TaskReopened, e, pos, make)
 
 
-def _task_restored(e: Any, pos: int) -> PublicEvent:
-    return TaskRestored(**_envelope(e, pos, e.user_id), task_id=e.originator_id)
+def _task_deleted(e: Any, pos: int, make: Make) -> PublicEvent:
+    return _task(TaskDeleted, e, pos, make)
 
 
-def _digest_requested(e: Any, pos: int) -> PublicEvent:
-    return DailyDigestRequested(
-        **_envelope(e, pos, e.user_id),
+def _task_restored(e: Any, pos: int, make: Make) -> PublicEvent:
+    return _task(TaskRestored, e, pos, make)
+
+
+def _digest_requested(e: Any, pos: int, make: Make) -> PublicEvent:
+    stats = make(DigestStats, {"total": e.total, "done": e.done, "undone": e.total - e.done})
+    fields = _fields(
+        e,
+        pos,
+        e.user_id,
         digest_id=e.originator_id,
         digest_date=e.digest_date,
         email=e.email,
-        stats=DigestStats(total=e.total, done=e.done, undone=e.total - e.done),
-        undone_titles=e.undone_titles,
+        stats=stats,
+        # A list of its own, as validation would copy it (never shared with the domain event).
+        undone_titles=list(e.undone_titles),
         # Digests recorded before timezones were in UTC (their stored events lack the field).
         timezone=getattr(e, "timezone", DEFAULT_TIMEZONE),
     )
+    return make(DailyDigestRequested, fields)
 
 
-_TRANSLATORS: dict[type, Callable[[Any, int], PublicEvent]] = {
+_TRANSLATORS: dict[type, Callable[[Any, int, Make], PublicEvent]] = {
     User.Registered: _user_registered,
     User.PreferencesChanged: _user_preferences_changed,
     Task.Created: _task_created,
@@ -109,7 +134,10 @@ def to_public(mapper: Mapper[Any], notification: Notification) -> PublicEvent | 
     return public_event_of(mapper.to_domain_event(notification), notification.id)
 
 
-def public_event_of(event: Any, position: int) -> PublicEvent | None:
-    """The public event for an already mapped domain event, or None if it is internal."""
+def public_event_of(event: Any, position: int, *, trusted: bool = False) -> PublicEvent | None:
+    """The public event for an already mapped domain event, or None if it is internal. `trusted`:
+    built without validation (contracts.events.trusted), for events read back from the store."""
     translate = _TRANSLATORS.get(type(event))
-    return translate(event, position) if translate else None
+    if translate is None:
+        return None
+    return translate(event, position, _trusted if trusted else _validated)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -10,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+import orjson
 import psycopg
+from psycopg.types.json import set_json_dumps
 
 from contracts.events import PublicEvent
 from projector.db import REBUILD, TableNames, copy_rows, load_rows, save_positions, save_rows
@@ -54,6 +57,13 @@ class Replayer:
     _loaded: set[UUID] = field(default_factory=set)  # cached rows that exist in the tables
     _positions: dict[UUID, int] = field(default_factory=dict)
     _flushed: bool = False
+
+    def __post_init__(self) -> None:
+        if self.fresh:
+            # The history's `changes` go to COPY as dicts, serialised by the jsonb dumper: orjson
+            # instead of json.dumps (a tenth of the cost; jsonb stores the parsed value, so the
+            # table holds the same bytes).
+            set_json_dumps(_dumps_json, self.conn)
 
     def replay(self, start: int, stop: int) -> ReplayStats:
         """Apply the public events with start < position <= stop; leaves them to flush()."""
@@ -137,6 +147,13 @@ class Replayer:
             self._positions.clear()
         if self.commit_each_flush:
             self.conn.commit()
+
+
+def _dumps_json(value: Any) -> bytes | str:
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:  # what orjson refuses (e.g. a lone surrogate): as before
+        return json.dumps(value)
 
 
 @contextmanager

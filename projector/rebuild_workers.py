@@ -1,4 +1,5 @@
-"""The rebuild's bulk replay split across worker processes, one shard of the aggregates each."""
+"""The rebuild's bulk replay split into shards of the aggregates: this process replays one,
+child processes the others."""
 
 from __future__ import annotations
 
@@ -22,24 +23,18 @@ from runtime.settings import DatabaseSettings
 Advance = Callable[[dict[int, tuple[int, int]]], None]
 
 
-def _worker(
+def _replay_shard(
     db: DatabaseSettings,
     settings: ProjectorSettings,
     shard: Shard,
     stop: int,
-    reports: Any,
-    done: Pipe,
-) -> None:
-    """Bulk-replay one shard of the aggregates, in a process of its own."""
-    reports.cancel_join_thread()  # progress reports are best effort: never block the exit on them
-    # One reading connection is all this process uses of the store's pool.
+    report: Callable[[ReplayStats], None],
+) -> ReplayStats:
+    """Bulk-replay one shard of the aggregates into the fresh tables."""
+    # One reading connection is all a shard uses of the store's pool.
     store = TodoStore(env=store_env(db.model_copy(update={"POSTGRES_POOL_SIZE": 1})))
     try:
         with psycopg.connect(db.conninfo) as conn, gc_paused():
-
-            def report(stats: ReplayStats) -> None:
-                reports.put((shard.index, stats.position, stats.events))
-
             replayer = Replayer(
                 conn,
                 store_pages(PublicEventReader(store), shard),
@@ -49,12 +44,31 @@ def _worker(
             )
             stats = replayer.replay(0, stop)
             replayer.finish()
+            return stats
+    finally:
+        store.close()
+
+
+def _worker(
+    db: DatabaseSettings,
+    settings: ProjectorSettings,
+    shard: Shard,
+    stop: int,
+    reports: Any,
+    done: Pipe,
+) -> None:
+    """A shard in a process of its own."""
+    reports.cancel_join_thread()  # progress reports are best effort: never block the exit on them
+
+    def report(stats: ReplayStats) -> None:
+        reports.put((shard.index, stats.position, stats.events))
+
+    try:
+        stats = _replay_shard(db, settings, shard, stop, report)
         done.send((stats.events, stats.gaps, stats.refused, None))
     except BaseException as e:
         done.send((0, 0, 0, f"{type(e).__name__}: {e}"))
         raise
-    finally:
-        store.close()
 
 
 def replay_in_processes(
@@ -64,12 +78,13 @@ def replay_in_processes(
     workers: int,
     advance: Advance,
 ) -> ReplayStats:
-    """Replay positions 1..head into the fresh tables with `workers` processes."""
+    """Replay positions 1..head into the fresh tables in `workers` shards: this process replays
+    the first itself while child processes replay the others (a spawned child first spends about
+    a second of CPU importing what this process has imported already)."""
     ctx = mp.get_context("spawn")
     reports = ctx.Queue()
-    pipes: list[Pipe] = []
-    processes = []
-    for index in range(workers):
+    children: dict[int, tuple[Any, Pipe]] = {}
+    for index in range(1, workers):
         receive, send = ctx.Pipe(duplex=False)
         process = ctx.Process(
             target=_worker,
@@ -79,26 +94,36 @@ def replay_in_processes(
         )
         process.start()
         send.close()
-        pipes.append(receive)
-        processes.append(process)
+        children[index] = (process, receive)
     state: dict[int, tuple[int, int]] = {}
+
+    def take_reports(timeout: float) -> None:
+        """The children's progress so far (waiting up to `timeout` for the first report)."""
+        try:
+            while True:
+                index, position, events = reports.get(timeout=timeout)
+                state[index] = (position, events)
+                timeout = 0.0
+        except queue.Empty:
+            advance(state)
+
+    def own_progress(stats: ReplayStats) -> None:
+        state[0] = (stats.position, stats.events)
+        take_reports(0.0)
+
     results: dict[int, tuple[int, int, int, str | None]] = {}
     try:
+        own = _replay_shard(db, settings, Shard(0, workers), head, own_progress)
+        results[0] = (own.events, own.gaps, own.refused, None)
         while len(results) < workers:
-            try:
-                index, position, events = reports.get(timeout=0.2)
-                state[index] = (position, events)
-                advance(state)
-            except queue.Empty:
-                pass
-            for index, pipe in enumerate(pipes):
+            take_reports(0.2)
+            for index, (process, pipe) in children.items():
                 if index not in results and pipe.poll():
                     results[index] = pipe.recv()
-                elif index not in results and not processes[index].is_alive():
-                    exitcode = processes[index].exitcode
-                    results[index] = (0, 0, 0, f"worker exited with {exitcode}")
+                elif index not in results and not process.is_alive():
+                    results[index] = (0, 0, 0, f"worker exited with {process.exitcode}")
     finally:
-        for process in processes:
+        for process, _ in children.values():
             process.join(timeout=10)
             if process.is_alive():
                 process.terminate()
