@@ -14,11 +14,9 @@ from contracts.events import PublicEvent
 from projector.sink import PostgresProjection
 from query_api.repository import PostgresReadModel, make_pool
 from runtime.settings import DatabaseSettings
-from tests.support.read_side import read_db
-from tests.unit.test_projector_handlers import History
+from tests.support.events import History
 
 pytestmark = pytest.mark.integration
-__all__ = ["read_db"]
 
 
 def projected(db: DatabaseSettings) -> dict[str, UUID]:
