@@ -10,7 +10,8 @@ the read's answer is one sample (a read answered X-Stale is counted, not sampled
 
 Per rate: medians over --rounds of p50/p99/max; the knee (lowest rate whose p99 passes 100 ms);
 each process's CPU share over the round (% of one core, from /proc/<pid>/stat; PostgreSQL = all
-its processes, Kafka = the broker's JVM); the generator's own share; and where the time goes: the
+its processes, Kafka = the broker's JVM); the generator's own share; how long each process's
+threads waited, runnable, for a CPU (/proc/<pid>/task/*/schedstat); and where the time goes: the
 per-hop histograms the relay, projector and query API expose (`event_hop_seconds`, see
 docs/operations.md), differenced over the round, p50/p99 interpolated within buckets.
 
@@ -56,6 +57,7 @@ class Round:
     command_p99: float
     cpu: dict[str, float]  # % of one core
     hops: dict[str, tuple[float, float, int]]
+    waiting: dict[str, float]  # % of the round its threads waited, runnable, for a CPU
 
 
 def run_round(args: argparse.Namespace, rate: int, system: System) -> Round:
@@ -69,7 +71,7 @@ def run_round(args: argparse.Namespace, rate: int, system: System) -> Round:
     command = result["command_ms"]
     return Round(
         fresh["p50"], fresh["p99"], fresh["max"], result["stale"], result["errors"],
-        command["p50"], command["p99"], load.cpu, load.hops,
+        command["p50"], command["p99"], load.cpu, load.hops, load.waiting,
     )  # fmt: skip
 
 
@@ -95,6 +97,7 @@ def median_round(rounds: list[Round]) -> Round:
         med([r.command_p99 for r in rounds]),
         {name: med([r.cpu[name] for r in rounds]) for name in rounds[0].cpu},
         hops,
+        {name: med([r.waiting[name] for r in rounds]) for name in rounds[0].waiting},
     )
 
 
@@ -122,6 +125,9 @@ def report(results: dict[int, Round], args: argparse.Namespace) -> list[str]:
         p99 = results[200].p99
         verdict = "met" if p99 <= TARGET_P99_MS else "NOT met"
         lines.append(f"  target p99 <= {TARGET_P99_MS:.0f} ms at 200/s: {verdict} ({p99:.1f} ms)")
+    lines.append("  waiting, runnable, for a CPU (% of the round, all threads):")
+    for rate, r in results.items():
+        lines.append(f"  {rate:>6}/s: " + ", ".join(f"{n} {v:.0f}" for n, v in r.waiting.items()))
     lines.append(
         "  per hop (p50 / p99 ms, interpolated in histogram buckets; n = events or reads):"
     )
@@ -168,10 +174,11 @@ def main() -> None:
                 for system in systems:  # interleaved: drift on the machine hits both alike
                     r = run_round(args, rate, system)
                     shares = ", ".join(f"{k} {v:.0f}%" for k, v in r.cpu.items())
+                    waits = ", ".join(f"{k} {v:.0f}%" for k, v in r.waiting.items())
                     print(
                         f"  {system.label} {rate}/s round {i + 1}: p50 {r.p50:.1f} p99 {r.p99:.1f}"
                         f" max {r.max:.1f} ms, {r.stale} stale, command p99 {r.command_p99:.1f} ms,"
-                        f" cpu {shares}",
+                        f" cpu {shares}; waiting for a CPU {waits}",
                         file=sys.stderr,
                     )
                     rounds[system.label].append(r)

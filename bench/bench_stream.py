@@ -13,10 +13,14 @@ Baseline, same run, interleaved round by round: tools/loadgen at the same rate w
 (the command's answer -> the read-your-writes GET /tasks/{id} with X-Min-Position), i.e. what the
 write path and projection alone cost; the RSS before the round's streams open is the memory
 baseline (only the first round's is reported: later rounds reuse the memory earlier streams
-freed). Medians of --rounds; CPU shares (% of one core) over the load; per-hop histograms.
+freed). Medians of --rounds; CPU shares (% of one core) over the load, and how long each
+process waited, runnable, for a CPU; per-hop histograms. `--baseline-seconds 0` skips it.
+
+`--baseline-root DIR` also starts the services of another checkout (e.g. main: before/after) on
+ports +100 with its own database and users, and runs its stream rounds interleaved with these.
 
     .venv/bin/python bench/bench_stream.py [--users 1000] [--rounds 3] [--seconds 30]
-        [--baseline-seconds 10] [--rate N] [--port-base 27000]
+        [--baseline-seconds 10] [--rate N] [--port-base 27000] [--baseline-root DIR]
 
 --rate sets another command rate over the same N streams (round-robin over the users): it tells
 the cost of open streams from the cost of the write rate.
@@ -62,6 +66,7 @@ class Round:
     open_s: float
     cpu: dict[str, float]  # % of one core over the load
     hops: dict[str, tuple[float, float, int]]
+    waiting: dict[str, float]  # % of the load's wall time its threads waited, runnable, for a CPU
 
     @property
     def kb_per_stream(self) -> float:
@@ -115,7 +120,7 @@ def stream_round(args: argparse.Namespace, system: System) -> Round:
     return Round(
         latency["p50"], latency["p99"], latency["max"], result["missed"],
         result["command_ms"]["p99"], rss_before, rss_open, opened.get("streams", 0),
-        opened.get("open_s", 0.0), load.cpu, load.hops,
+        opened.get("open_s", 0.0), load.cpu, load.hops, load.waiting,
     )  # fmt: skip
 
 
@@ -132,7 +137,6 @@ def report(
 ) -> None:
     med = statistics.median
     p50, p99 = med(r.p50 for r in rounds), med(r.p99 for r in rounds)
-    base50, base99 = med(b[0] for b in baseline), med(b[1] for b in baseline)
     print(
         f"\nmachine: {os.cpu_count()} CPU cores; {args.users} users/streams, {args.rate}/s,"
         f" {args.rounds} rounds x {args.seconds:g} s"
@@ -145,11 +149,13 @@ def report(
     )
     verdict = "met" if p99 <= TARGET_P99_MS else "NOT met"
     print(f"  target p99 <= {TARGET_P99_MS:.0f} ms: {verdict}")
-    print(
-        f"  baseline (loadgen, answer -> X-Min-Position read, same rate, no streams):"
-        f" p50 {base50:.1f} ms, p99 {base99:.1f} ms;"
-        f" stream / baseline p99 {p99 / max(base99, 1e-9):.2f}x"
-    )
+    if baseline:
+        base50, base99 = med(b[0] for b in baseline), med(b[1] for b in baseline)
+        print(
+            f"  baseline (loadgen, answer -> X-Min-Position read, same rate, no streams):"
+            f" p50 {base50:.1f} ms, p99 {base99:.1f} ms;"
+            f" stream / baseline p99 {p99 / max(base99, 1e-9):.2f}x"
+        )
     # Only the first round's opening grows a fresh process: later rounds reuse what the earlier
     # streams freed (Python keeps its arenas), so their deltas are ~0 and a median would hide it.
     first = rounds[0]
@@ -164,6 +170,10 @@ def report(
     print(
         "  CPU % of one core over the load: "
         + ", ".join(f"{n} {med(r.cpu[n] for r in rounds):.0f}" for n in names)
+    )
+    print(
+        "  waiting, runnable, for a CPU (% of the load's time, all threads): "
+        + ", ".join(f"{n} {med(r.waiting[n] for r in rounds):.0f}" for n in rounds[0].waiting)
     )
     cells = []
     # The query API's `wait` hop is left out: a stream's wait also spans its idle time.
@@ -187,6 +197,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30, help="load per round")
     parser.add_argument("--baseline-seconds", type=float, default=10)
     parser.add_argument("--port-base", type=int, default=27000, help="ports base+1, +2, +11, +12")
+    parser.add_argument(
+        "--baseline-root",
+        type=Path,
+        help="also run the services of this checkout (e.g. main), interleaved round by round",
+    )
     args = parser.parse_args()
     args.rate = args.rate or args.users
     # One descriptor per stream on both ends, plus the commands' connections (children inherit).
@@ -199,26 +214,37 @@ def main() -> None:
     # All the users register from 127.0.0.1: lift the per-address registration limit for them.
     os.environ["AUTH_REGISTRATIONS_PER_ADDRESS"] = str(args.users + 100)
     subprocess.run([str(ROOT / "infra" / "go-tools.sh"), "install"], check=True)
-    rounds: list[Round] = []
+    rounds: dict[str, list[Round]] = {}
     baseline: list[tuple[float, float]] = []
     with ExitStack() as stack:
-        system = start(stack, "stream", ROOT, args.port_base, args.users)
+        systems = []
+        if args.baseline_root:
+            systems.append(
+                start(stack, "stream_before", args.baseline_root, args.port_base + 100, args.users)
+            )
+        systems.append(start(stack, "stream", ROOT, args.port_base, args.users))
         for i in range(args.rounds):
-            r = stream_round(args, system)
-            rounds.append(r)
-            print(
-                f"  round {i + 1}: stream p50 {r.p50:.1f} p99 {r.p99:.1f} max {r.max:.1f} ms,"
-                f" {r.missed} missed, {r.kb_per_stream:.1f} KB/stream",
-                file=sys.stderr,
-            )
-            time.sleep(1)
-            baseline.append(baseline_round(args, system))
-            print(
-                f"  round {i + 1}: baseline p50/p99 {baseline[-1][0]:.1f}/{baseline[-1][1]:.1f} ms",
-                file=sys.stderr,
-            )
-            time.sleep(1)
-    report(args, rounds, baseline)
+            for system in systems:  # interleaved: drift on the machine hits both alike
+                r = stream_round(args, system)
+                rounds.setdefault(system.label, []).append(r)
+                print(
+                    f"  {system.label} round {i + 1}: stream p50 {r.p50:.1f} p99 {r.p99:.1f}"
+                    f" max {r.max:.1f} ms, {r.missed} missed, {r.kb_per_stream:.1f} KB/stream",
+                    file=sys.stderr,
+                )
+                time.sleep(1)
+            if args.baseline_seconds > 0:
+                baseline.append(baseline_round(args, systems[-1]))
+                print(
+                    f"  round {i + 1}: baseline p50/p99"
+                    f" {baseline[-1][0]:.1f}/{baseline[-1][1]:.1f} ms",
+                    file=sys.stderr,
+                )
+                time.sleep(1)
+    for label, measured in rounds.items():
+        root = args.baseline_root if label == "stream_before" else ROOT
+        print(f"\n[{label}: {root}]")
+        report(args, measured, baseline if label == "stream" else [])
 
 
 if __name__ == "__main__":

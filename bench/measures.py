@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,23 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def runqueue_seconds(pid: int) -> float:
+    """How long the process's threads have waited, runnable, for a CPU (the second field of
+    /proc/<pid>/task/*/schedstat, ns): on a machine short of cores, the part of a latency that no
+    code path shows."""
+    total = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile
+    return total / 1e9
 
 
 def pids_of(pattern: str) -> list[int]:
@@ -63,6 +80,10 @@ def infra_pids(database: str) -> dict[str, list[int]]:
 
 def cpu_snapshot(pids: dict[str, list[int]]) -> dict[str, float]:
     return {name: sum(cpu_seconds(p) for p in group) for name, group in pids.items()}
+
+
+def runqueue_snapshot(pids: dict[str, list[int]]) -> dict[str, float]:
+    return {name: sum(runqueue_seconds(p) for p in group) for name, group in pids.items()}
 
 
 # --- the per-hop histograms ----------------------------------------------------------------------
@@ -117,6 +138,8 @@ class Measured:
     output: bytes  # what the load generator wrote (its JSON result)
     cpu: dict[str, float]  # % of one core over the window: each process group, the generator
     hops: dict[str, tuple[float, float, int]]  # hop -> (p50 ms, p99 ms, count) over the window
+    # % of the window each process group's threads waited, runnable, for a CPU (summed over threads)
+    waiting: dict[str, float] = field(default_factory=dict)
 
 
 class LoadWindow:
@@ -127,6 +150,7 @@ class LoadWindow:
         self.pids, self.metrics_urls = pids, metrics_urls
         self.hops_before = hop_buckets(metrics_urls)
         self.cpu_before = cpu_snapshot(pids)
+        self.waiting_before = runqueue_snapshot(pids)
         self.started = time.monotonic()
 
     def until_exit(self, generator: subprocess.Popen[bytes], name: str) -> Measured:
@@ -140,10 +164,12 @@ class LoadWindow:
         if generator.returncode != 0 or not output:
             raise SystemExit(f"{name} failed ({generator.returncode})")
         cpu_after = cpu_snapshot(self.pids)
+        waiting_after = runqueue_snapshot(self.pids)
         cpu = {n: 100 * (cpu_after[n] - self.cpu_before[n]) / wall for n in self.pids}
         cpu[name] = 100 * (usage.ru_utime + usage.ru_stime) / wall
+        waiting = {n: 100 * (waiting_after[n] - self.waiting_before[n]) / wall for n in self.pids}
         hops = hop_quantiles(self.hops_before, hop_buckets(self.metrics_urls))
-        return Measured(output, cpu, hops)
+        return Measured(output, cpu, hops, waiting)
 
 
 def warn_errors(result: dict[str, Any]) -> None:

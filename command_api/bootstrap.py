@@ -6,6 +6,7 @@ backend and in-memory throttle counters (tests/support/command_app.py)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -73,6 +74,9 @@ def bootstrap(
         app.state.auth_counters = auth_counters
         app.state.store = store or build_store(database, settings)
         app.state.tokens = TokenVerifier(auth_settings)
+        # Everything allocated so far lives as long as the process: keep the collector from
+        # rescanning it (shorter gc pauses, i.e. a better p99; as the query API does).
+        gc.freeze()
         try:
             yield
         finally:

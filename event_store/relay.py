@@ -58,11 +58,21 @@ class Checkpoint:
     def __init__(self, conn: psycopg.Connection[Any], name: str) -> None:
         self._conn = conn
         self._name = name
+        table = sql.Identifier(self.TABLE)
         conn.execute(
             sql.SQL(
                 "create table if not exists {} (name text primary key, position bigint not null,"
                 " updated_at timestamptz not null default now())"
-            ).format(sql.Identifier(self.TABLE))
+            ).format(table)
+        )
+        # Rendered once: psycopg would render a composed statement again at every batch's save.
+        self._save = (
+            sql.SQL(
+                "insert into {} (name, position) values (%s, %s) on conflict (name) do update"
+                " set position = excluded.position, updated_at = now()"
+            )
+            .format(table)
+            .as_bytes(conn)
         )
 
     def load(self) -> int:
@@ -73,13 +83,7 @@ class Checkpoint:
         return int(row[0]) if row else 0
 
     def save(self, position: int) -> None:
-        self._conn.execute(
-            sql.SQL(
-                "insert into {} (name, position) values (%s, %s) on conflict (name) do update"
-                " set position = excluded.position, updated_at = now()"
-            ).format(sql.Identifier(self.TABLE)),
-            (self._name, position),
-        )
+        self._conn.execute(self._save, (self._name, position))
 
 
 class Relay:
@@ -151,6 +155,10 @@ class Relay:
             with psycopg.connect(conninfo, autocommit=True) as listen_conn:
                 listen_conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
                 while not self._stop.is_set():
+                    # Every commit notified so far is visible to the read that follows: without
+                    # the drain, a turn that read several commits' events would wake at once on
+                    # their other notifications for a read that finds nothing.
+                    _drain(listen_conn)
                     caught_up = self._relay_one_batch(checkpoint)
                     if caught_up:
                         self._wait_for_new_events(listen_conn)
@@ -231,3 +239,9 @@ class Relay:
             # Short slices so stop() is honoured quickly; any NOTIFY wakes us at once.
             for _ in listen_conn.notifies(timeout=min(remaining, 0.25), stop_after=1):
                 return
+
+
+def _drain(listen_conn: psycopg.Connection[Any]) -> None:
+    """Discard the notifications already received (without waiting for any)."""
+    for _ in listen_conn.notifies(timeout=0):
+        pass

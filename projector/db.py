@@ -3,34 +3,20 @@
 Written for a set of table names (`LIVE`, or the rebuild's fresh copies `REBUILD`), so the live
 projector and the rebuild share every statement. Writes are set-based (one `unnest` statement per
 table per batch) and guarded by the row version, so a stale writer can never move a row backwards.
-Columns and their PostgreSQL types come from contracts.read_model's declaration; each set of names
-has its statements composed once (at import for LIVE and REBUILD), not per batch.
+The statements themselves, composed from contracts.read_model's declaration and rendered once,
+are in projector.statements.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg import sql
-from sqlalchemy import Table
 
-from contracts.read_model import (
-    PROGRESS_CHANNEL,
-    column_names,
-    encode_progress,
-    pg_types,
-    task_events,
-    tasks,
-    user_positions,
-    users,
-)
+from contracts.read_model import PROGRESS_CHANNEL, column_names, encode_progress, user_positions
 from projector.rows import (
     TASK_COLUMNS,
     TASK_EVENT_COLUMNS,
@@ -40,6 +26,16 @@ from projector.rows import (
     TaskRow,
     UserRow,
 )
+from projector.statements import (
+    LIVE,
+    REBUILD,
+    REBUILD_SUFFIX,
+    SAVE_PROGRESS,
+    TableNames,
+    statements,
+)
+
+__all__ = ["LIVE", "REBUILD", "REBUILD_SUFFIX", "TableNames"]  # the table sets, re-exported
 
 # Advisory lock: live batches take it shared, the rebuild's swap takes it exclusively, so the swap
 # sees no batch in flight and no batch runs while the tables are being swapped.
@@ -48,110 +44,8 @@ PROJECTION_LOCK_KEY = 0x52EAD51DE  # "read side", constant
 REBUILD_LOCK_KEY = 0x52EB01D
 
 Cursor = psycopg.Cursor[Any]
-REBUILD_SUFFIX = "_rebuild"
-
-
-@dataclass(frozen=True)
-class TableNames:
-    users: str
-    tasks: str
-    user_positions: str
-    task_events: str
-
-
-LIVE = TableNames(users.name, tasks.name, user_positions.name, task_events.name)
-REBUILD = TableNames(*(name + REBUILD_SUFFIX for name in dataclasses.astuple(LIVE)))
 
 _POSITION_COLUMNS = column_names(user_positions)
-
-
-def _columns(names: Sequence[str]) -> sql.Composable:
-    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
-
-
-def _arrays(types: Sequence[str]) -> sql.Composable:
-    """One `%s::type[]` parameter per column: the batch goes as one array per column."""
-    return sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(t)) for t in types)
-
-
-def _select_by_id(table: str, columns: Sequence[str], lock: str) -> sql.Composed:
-    return sql.SQL("SELECT {} FROM {} WHERE id = ANY(%s) ORDER BY id{}").format(
-        _columns(columns), sql.Identifier(table), sql.SQL(lock)
-    )
-
-
-def _upsert(table: Table, name: str, key: str, guard: str) -> sql.Composed:
-    columns = column_names(table)
-    updates = sql.SQL(", ").join(
-        sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in columns if c != key
-    )
-    return sql.SQL(
-        "INSERT INTO {table} ({cols}) SELECT * FROM unnest({arrays})"
-        " ON CONFLICT ({key}) DO UPDATE SET {updates} WHERE {table}.{guard} < excluded.{guard}"
-    ).format(
-        table=sql.Identifier(name),
-        cols=_columns(columns),
-        arrays=_arrays(pg_types(table)),
-        key=sql.Identifier(key),
-        updates=updates,
-        guard=sql.Identifier(guard),
-    )
-
-
-def _insert_history(name: str) -> sql.Composed:
-    # `changes` travels as text (no jsonb[] parameter needed) and is cast in the statement.
-    text_types = (*pg_types(task_events)[:-1], "text")
-    return sql.SQL(
-        "INSERT INTO {table} ({cols}) SELECT p, u, t, ty, o, v, c::jsonb"
-        " FROM unnest({arrays}) AS e(p, u, t, ty, o, v, c)"
-        " ON CONFLICT (position) DO NOTHING"
-    ).format(
-        table=sql.Identifier(name),
-        cols=_columns(column_names(task_events)),
-        arrays=_arrays(text_types),
-    )
-
-
-def _copy(name: str, table: Table) -> tuple[sql.Composed, tuple[str, ...]]:
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(name), _columns(column_names(table))
-    )
-    return statement, pg_types(table)
-
-
-@dataclass(frozen=True)
-class _Statements:
-    """Every statement for one set of table names, composed once (not per batch)."""
-
-    select_users: dict[bool, sql.Composed]  # by for_update
-    select_tasks: dict[bool, sql.Composed]
-    upsert_users: sql.Composed
-    upsert_tasks: sql.Composed
-    upsert_positions: sql.Composed
-    insert_history: sql.Composed
-    copy_users: tuple[sql.Composed, tuple[str, ...]]
-    copy_tasks: tuple[sql.Composed, tuple[str, ...]]
-    copy_history: tuple[sql.Composed, tuple[str, ...]]
-
-
-@functools.cache
-def _statements(names: TableNames) -> _Statements:
-    locks = {True: " FOR UPDATE", False: ""}
-    return _Statements(
-        select_users={u: _select_by_id(names.users, USER_COLUMNS, k) for u, k in locks.items()},
-        select_tasks={u: _select_by_id(names.tasks, TASK_COLUMNS, k) for u, k in locks.items()},
-        upsert_users=_upsert(users, names.users, "id", "version"),
-        upsert_tasks=_upsert(tasks, names.tasks, "id", "version"),
-        upsert_positions=_upsert(user_positions, names.user_positions, "user_id", "position"),
-        insert_history=_insert_history(names.task_events),
-        copy_users=_copy(names.users, users),
-        copy_tasks=_copy(names.tasks, tasks),
-        copy_history=_copy(names.task_events, task_events),
-    )
-
-
-for _names in (LIVE, REBUILD):
-    _statements(_names)  # compose at import: the first batch pays nothing
 
 
 def load_rows(
@@ -165,12 +59,12 @@ def load_rows(
 ) -> Rows:
     """Rows with these ids (sorted, so concurrent writers lock in the same order)."""
     rows = into if into is not None else Rows()
-    statements = _statements(tables)
+    composed = statements(tables)
     if wanted := sorted(user_ids):
-        cur.execute(statements.select_users[for_update], (wanted,))
+        cur.execute(composed.select_users[for_update], (wanted,))
         rows.users.update((r[0], UserRow(*r)) for r in cur)
     if wanted := sorted(task_ids):
-        cur.execute(statements.select_tasks[for_update], (wanted,))
+        cur.execute(composed.select_tasks[for_update], (wanted,))
         rows.tasks.update((r[0], TaskRow(*r)) for r in cur)
     return rows
 
@@ -181,30 +75,64 @@ def _as_arrays(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
 
 def save_rows(cur: Cursor, tables: TableNames, rows: Rows) -> None:
     """Write the changed rows and the per-user positions (never moving anything backwards)."""
-    statements = _statements(tables)
+    composed = statements(tables)
     if rows.changed_users:
-        changed = [rows.users[i].as_tuple() for i in sorted(rows.changed_users)]
-        cur.execute(statements.upsert_users, _as_arrays(changed, len(USER_COLUMNS)))
+        cur.execute(composed.upsert_users, _changed_users(rows))
     if rows.changed_tasks:
-        changed = [rows.tasks[i].as_tuple() for i in sorted(rows.changed_tasks)]
-        cur.execute(statements.upsert_tasks, _as_arrays(changed, len(TASK_COLUMNS)))
+        cur.execute(composed.upsert_tasks, _changed_tasks(rows))
     if rows.task_events:
         insert_task_events(cur, tables, rows.task_events)
     if rows.positions:
         save_positions(cur, tables, rows.positions)
 
 
-def insert_task_events(cur: Cursor, tables: TableNames, events: Sequence[TaskEventRow]) -> None:
-    """History rows; one already there (same position: a replayed event) is left as it is."""
+def save_batch(
+    cur: Cursor,
+    tables: TableNames,
+    rows: Rows,
+    progress: Mapping[tuple[str, int], tuple[int, int]],
+) -> None:
+    """save_rows, save_progress and notify_progress in one statement (the live projector's turn
+    is a serial loop: every statement less is less wait for each event arriving meanwhile)."""
+    cur.execute(
+        statements(tables).save_batch,
+        [
+            *_changed_users(rows),
+            *_changed_tasks(rows),
+            *_history_arrays(rows.task_events),
+            *_as_arrays(sorted(rows.positions.items()), len(_POSITION_COLUMNS)),
+            *_progress_arrays(progress),
+            PROGRESS_CHANNEL,
+            encode_progress(rows.positions),
+        ],
+    )
+
+
+def _changed_users(rows: Rows) -> list[list[Any]]:
+    changed = [rows.users[i].as_tuple() for i in sorted(rows.changed_users)]
+    return _as_arrays(changed, len(USER_COLUMNS))
+
+
+def _changed_tasks(rows: Rows) -> list[list[Any]]:
+    changed = [rows.tasks[i].as_tuple() for i in sorted(rows.changed_tasks)]
+    return _as_arrays(changed, len(TASK_COLUMNS))
+
+
+def _history_arrays(events: Sequence[TaskEventRow]) -> list[list[Any]]:
     ordered = sorted(
         (*e.as_tuple()[:-1], json.dumps(e.changes, ensure_ascii=False)) for e in events
     )
-    cur.execute(_statements(tables).insert_history, _as_arrays(ordered, len(TASK_EVENT_COLUMNS)))
+    return _as_arrays(ordered, len(TASK_EVENT_COLUMNS))
+
+
+def insert_task_events(cur: Cursor, tables: TableNames, events: Sequence[TaskEventRow]) -> None:
+    """History rows; one already there (same position: a replayed event) is left as it is."""
+    cur.execute(statements(tables).insert_history, _history_arrays(events))
 
 
 def save_positions(cur: Cursor, tables: TableNames, positions: Mapping[UUID, int]) -> None:
     ordered = sorted(positions.items())
-    cur.execute(_statements(tables).upsert_positions, _as_arrays(ordered, len(_POSITION_COLUMNS)))
+    cur.execute(statements(tables).upsert_positions, _as_arrays(ordered, len(_POSITION_COLUMNS)))
 
 
 def copy_rows(
@@ -217,11 +145,11 @@ def copy_rows(
     """Bulk-insert rows known to be absent (the rebuild's fast path). Binary COPY: psycopg
     formats binary rows in C, about 5x less client CPU per row than text (`changes` goes as the
     dict itself: the binary jsonb dumper serialises it)."""
-    statements = _statements(tables)
-    plan: tuple[tuple[tuple[sql.Composed, tuple[str, ...]], Sequence[Any]], ...] = (
-        (statements.copy_users, users),
-        (statements.copy_tasks, tasks),
-        (statements.copy_history, task_events),
+    composed = statements(tables)
+    plan: tuple[tuple[tuple[bytes, tuple[str, ...]], Sequence[Any]], ...] = (
+        (composed.copy_users, users),
+        (composed.copy_tasks, tasks),
+        (composed.copy_history, task_events),
     )
     for (statement, types), rows in plan:
         if not rows:
@@ -235,20 +163,13 @@ def copy_rows(
 def save_progress(cur: Cursor, progress: Mapping[tuple[str, int], tuple[int, int]]) -> None:
     """Per (topic, partition): (last offset applied, highest store position applied); one
     statement for every partition of the batch."""
-    if not progress:
-        return
+    if progress:
+        cur.execute(SAVE_PROGRESS, _progress_arrays(progress))
+
+
+def _progress_arrays(progress: Mapping[tuple[str, int], tuple[int, int]]) -> list[list[Any]]:
     ordered = [(t, p, o, pos) for (t, p), (o, pos) in sorted(progress.items())]
-    cur.execute(
-        'INSERT INTO projector_progress (topic, partition, "offset", position, updated_at)'
-        " SELECT topic, partition, o, position, now()"
-        " FROM unnest(%s::text[], %s::int4[], %s::int8[], %s::int8[])"
-        " AS batch(topic, partition, o, position)"
-        " ON CONFLICT (topic, partition) DO UPDATE SET"
-        ' "offset" = excluded."offset",'
-        " position = greatest(projector_progress.position, excluded.position),"
-        " updated_at = now()",
-        _as_arrays(ordered, 4),
-    )
+    return _as_arrays(ordered, 4)
 
 
 def notify_progress(cur: Cursor, positions: Mapping[UUID, int] | None) -> None:

@@ -18,9 +18,7 @@ from projector.db import (
     PROJECTION_LOCK_KEY,
     TableNames,
     load_rows,
-    notify_progress,
-    save_progress,
-    save_rows,
+    save_batch,
 )
 from projector.handlers import apply_event, referenced_ids
 
@@ -42,8 +40,8 @@ class PostgresProjection:
         conn = self._connection()
         try:
             # Pipeline mode: statements whose results are not needed yet go out together (BEGIN
-            # with the lock and the parked-rows probe, the writes with COMMIT), four round trips
-            # a batch instead of eight; an error still surfaces as the statement's own exception.
+            # with the lock and the parked-rows probe; the writes, one statement, with COMMIT):
+            # three round trips a batch; an error still surfaces as the statement's own exception.
             with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (PROJECTION_LOCK_KEY,))
                 ids = [sequence_id(d.event) for d in batch]
@@ -54,10 +52,8 @@ class PostgresProjection:
                 rows = load_rows(cur, self._tables, user_ids, task_ids, for_update=True)
                 for delivered in to_apply:
                     apply_event(rows, delivered.event)
-                save_rows(cur, self._tables, rows)
                 parked = parking.park(cur, to_park)
-                save_progress(cur, _progress(batch, poison))
-                notify_progress(cur, rows.positions)
+                save_batch(cur, self._tables, rows, _progress(batch, poison))
         except (psycopg.OperationalError, psycopg.InterfaceError):
             self.close()  # the connection may be broken: start afresh on the next attempt
             raise

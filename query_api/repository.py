@@ -7,8 +7,9 @@ fixed strings (one per filter combination) so psycopg prepares them once per con
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -73,7 +74,12 @@ def _list_statement(with_done: bool, with_cursor: bool) -> str:
 
 
 _LIST = {(d, c): _list_statement(d, c) for d in (False, True) for c in (False, True)}
-_GET = f"SELECT {_TASK_JSON} FROM tasks WHERE id = %s AND user_id = %s AND NOT deleted"  # noqa: S608
+# Tasks by (id, owner), one row per pair asked, in the order asked (NULL: not theirs, or deleted).
+_GET_MANY = (  # constant fragments only (values are bound parameters)
+    f"SELECT (SELECT {_TASK_JSON} FROM tasks WHERE id = r.id AND user_id = r.user_id"  # noqa: S608
+    " AND NOT deleted) FROM unnest(%s::uuid[], %s::uuid[]) WITH ORDINALITY AS r(id, user_id, i)"
+    " ORDER BY r.i"
+)
 _ME = (  # constant fragments only (values are bound parameters)
     f"SELECT json_build_object({json_fields(users, *_USER_ITEM, alias='u')},"  # noqa: S608
     " 'stats', json_build_object('total', s.total, 'done', s.done, 'undone', s.total - s.done))"
@@ -101,14 +107,17 @@ _POSITIONS = (
     f"SELECT {column_list(user_positions, 'user_id', 'position')} FROM user_positions"  # noqa: S608
     " WHERE user_id = ANY(%s)"
 )
-# The user's position and their tasks changed after a position, in one statement (one snapshot:
-# no change can commit between the two). Deleted tasks are included: a stream reports deletions.
+# For each (user, position) asked: the user's position and their tasks changed after that
+# position, in one statement (one snapshot: no change can commit between the two), one row per
+# request in the order asked. Deleted tasks are included: a stream reports deletions.
 _CHANGES = (  # constant fragments only (values are bound parameters)
-    "SELECT coalesce((SELECT position FROM user_positions WHERE user_id = %(user_id)s), 0),"  # noqa: S608
+    "SELECT coalesce((SELECT position FROM user_positions WHERE user_id = r.user_id), 0),"  # noqa: S608
     f" coalesce((SELECT json_agg(json_build_object({json_fields(tasks, 'position', 'deleted')},"
     f" 'task', {_TASK_JSON.removesuffix('::text')}) ORDER BY position) FROM ("
-    "  SELECT * FROM tasks WHERE user_id = %(user_id)s AND position > %(after)s"
-    "  ORDER BY position LIMIT %(limit)s) changed), '[]')::text"
+    "  SELECT * FROM tasks WHERE user_id = r.user_id AND position > r.after"
+    "  ORDER BY position LIMIT r.lim) changed), '[]')::text"
+    " FROM unnest(%s::uuid[], %s::int8[], %s::int8[]) WITH ORDINALITY AS r(user_id, after, lim, i)"
+    " ORDER BY r.i"
 )
 
 
@@ -133,9 +142,60 @@ def make_pool(conninfo: str, max_size: int) -> AsyncConnectionPool[psycopg.Async
     )
 
 
+Changes = tuple[int, list[dict[str, Any]]]  # (the user's position, [{position, deleted, task}])
+
+
+class _OnePerTurn[A, R]:
+    """Calls made in one turn of the event loop, answered by one statement for all of them.
+
+    One projector commit wakes, in the same turn, every read-your-writes read and every open
+    stream of every user it moved (query_api.freshness resolves their futures together); each
+    then reads. One query each was a pool checkout, a round trip and a statement per reader; here
+    the first call of a turn schedules one read for all of that turn's calls, at its end.
+    `read_all(asked)` answers each of `asked`, in order; its error is every caller's error.
+    """
+
+    def __init__(self, read_all: Callable[[list[A]], Awaitable[Sequence[R]]]) -> None:
+        self._read_all = read_all
+        self._pending: list[tuple[A, asyncio.Future[R]]] = []
+        self._reads: set[asyncio.Task[None]] = set()  # running reads (the loop keeps weak refs)
+
+    async def __call__(self, asked: A) -> R:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._read_pending)
+        self._pending.append((asked, future))
+        return await future
+
+    def _read_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        task = asyncio.create_task(self._read(pending))
+        self._reads.add(task)
+        task.add_done_callback(self._reads.discard)
+
+    async def _read(self, pending: list[tuple[A, asyncio.Future[R]]]) -> None:
+        try:
+            answers = await self._read_all([asked for asked, _ in pending])
+        except Exception as e:  # each caller gets the error it would have had alone
+            for _, future in pending:
+                if not future.done():
+                    future.set_exception(e)
+            return
+        except BaseException:  # cancelled (the process stops): so are the callers
+            for _, future in pending:
+                future.cancel()
+            raise
+        for (_, future), answer in zip(pending, answers, strict=True):
+            if not future.done():  # its caller may have gone meanwhile (a closed stream)
+                future.set_result(answer)
+
+
 class PostgresReadModel:
     def __init__(self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]) -> None:
         self._pool = pool
+        self._changes = _OnePerTurn(self._changes_of_all)
+        self._tasks = _OnePerTurn(self._tasks_of_all)
 
     async def list_tasks(
         self, user_id: UUID, done: bool | None, after: TaskPageCursor | None, limit: int
@@ -151,7 +211,8 @@ class PostgresReadModel:
             return await cur.fetchall()
 
     async def get_task(self, user_id: UUID, task_id: UUID) -> str | None:
-        return await self._one(_GET, (task_id, user_id))
+        """The task's JSON; the calls of one turn share a statement (_OnePerTurn)."""
+        return await self._tasks((task_id, user_id))
 
     async def get_me(self, user_id: UUID) -> str | None:
         return await self._one(_ME, (user_id,))
@@ -176,16 +237,23 @@ class PostgresReadModel:
             cur = await conn.execute(_POSITIONS, (list(user_ids),))
             return {row[0]: int(row[1]) for row in await cur.fetchall()}
 
-    async def changes_since(
-        self, user_id: UUID, after: int, limit: int
-    ) -> tuple[int, list[dict[str, Any]]]:
-        """(the user's position, [{position, deleted, task}] of tasks changed after `after`)."""
-        params = {"user_id": user_id, "after": after, "limit": limit}
+    async def changes_since(self, user_id: UUID, after: int, limit: int) -> Changes:
+        """(the user's position, [{position, deleted, task}] of tasks changed after `after`);
+        the calls of one turn share a statement (_OnePerTurn)."""
+        return await self._changes((user_id, after, limit))
+
+    async def _changes_of_all(self, asked: list[tuple[UUID, int, int]]) -> list[Changes]:
+        users, afters, limits = (list(column) for column in zip(*asked, strict=True))
         async with self._pool.connection() as conn:
-            cur = await conn.execute(_CHANGES, params)
-            row = await cur.fetchone()
-        assert row is not None  # an aggregate without GROUP BY: always one row
-        return int(row[0]), json.loads(row[1])
+            cur = await conn.execute(_CHANGES, (users, afters, limits))
+            rows = await cur.fetchall()
+        return [(int(position), json.loads(changes)) for position, changes in rows]
+
+    async def _tasks_of_all(self, asked: list[tuple[UUID, UUID]]) -> list[str | None]:
+        tasks, users = (list(column) for column in zip(*asked, strict=True))
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_GET_MANY, (tasks, users))
+            return [row[0] for row in await cur.fetchall()]
 
     async def _one(self, query: str, params: tuple[Any, ...]) -> str | None:
         async with self._pool.connection() as conn:
