@@ -1,5 +1,11 @@
 """Sending over SMTP (aiosmtplib) on one reused connection, with failures classified.
 
+The SMTP transaction is our own sequence of aiosmtplib's commands (MAIL, RCPT, DATA) rather than
+`send_message`, so that the next email's envelope can be opened ahead (`prepare`: MAIL FROM and
+RCPT TO, and its flattening to bytes) while the caller records the previous one in PostgreSQL.
+Only DATA delivers an email, and it is sent by `send`, after the caller has recorded the previous
+email: the crash window (accepted by the server, not yet recorded) stays one email wide.
+
 - Sent: the server accepted the message (250 after DATA).
 - Permanent: the server refused *this message* for good (5xx on RCPT or DATA, an address it cannot
   take): retrying would not help, the message goes to the dead-letter topic.
@@ -11,9 +17,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import Message
 
@@ -30,6 +37,8 @@ from aiosmtplib import (
     SMTPSenderRefused,
     SMTPServerDisconnected,
 )
+from aiosmtplib.email import extract_recipients, extract_sender, flatten_message
+from aiosmtplib.protocol import normalize_message_line_endings
 
 from mailer.settings import MailerSettings
 
@@ -87,6 +96,26 @@ def classify(exc: BaseException) -> Permanent | Transient:
 _SEND_ERRORS = (SMTPException, OSError, TimeoutError, ValueError)
 
 
+@dataclass(frozen=True)
+class _Transaction:
+    """One email as SMTP carries it: the envelope and the message flattened to bytes."""
+
+    sender: str
+    recipients: list[str]
+    options: list[str]
+    encoding: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """An envelope opened ahead on `client` (MAIL and RCPT answered): only DATA is left."""
+
+    message: Message
+    client: aiosmtplib.SMTP
+    transaction: _Transaction
+
+
 class SmtpSender:
     """One SMTP connection, opened lazily, reused across messages, re-opened after a failure."""
 
@@ -95,7 +124,17 @@ class SmtpSender:
         self._should_stop = should_stop
         self._client: aiosmtplib.SMTP | None = None
         self._delay = settings.MAILER_RETRY_INITIAL_SECONDS
+        # the next message's envelope, being opened while the caller records the previous one
+        self._ahead: asyncio.Task[_Opened | None] | None = None
         self.connections_opened = 0
+
+    def prepare(self, message: Message) -> None:
+        """`message` is the next to be sent: open its envelope (MAIL FROM, RCPT TO) now, in the
+        background; only `send(message)` sends its DATA. A prepared message that is not sent next
+        is reset (RSET) at the next send. Whatever goes wrong here is left for `send` to meet
+        again and report: preparing only saves round trips."""
+        if self._ahead is None:
+            self._ahead = asyncio.ensure_future(self._open_ahead(message))
 
     async def send(self, message: Message) -> SendOutcome:
         """Try up to MAILER_SEND_ATTEMPTS times, backing off after each transient failure. A
@@ -117,11 +156,18 @@ class SmtpSender:
 
     async def send_once(self, message: Message) -> SendOutcome:
         outcome: SendOutcome = Transient("not attempted")
+        opened = await self._take_ahead(message)
         for retry in (False, True):
             reused = self._client is not None and self._client.is_connected
             try:
-                client = await self._connection()
-                await client.send_message(message)
+                if opened is not None:
+                    client, transaction = opened.client, opened.transaction
+                    opened = None
+                else:
+                    client = await self._connection()
+                    transaction = _transaction(client, message)
+                    await _open_envelope(client, transaction)
+                await _reset_on_refusal(client, client.data(transaction.data))
                 return Sent()
             except _SEND_ERRORS as e:
                 outcome = classify(e)
@@ -133,12 +179,42 @@ class SmtpSender:
         return outcome
 
     async def close(self) -> None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.cancel()
+            await asyncio.gather(ahead, return_exceptions=True)
         client, self._client = self._client, None
         if client is not None and client.is_connected:
             try:
                 await client.quit()
             except _SEND_ERRORS:
                 client.close()
+
+    async def _open_ahead(self, message: Message) -> _Opened | None:
+        try:
+            client = await self._connection()
+            transaction = _transaction(client, message)
+            await _open_envelope(client, transaction)
+        except _SEND_ERRORS as e:
+            log.debug("opening the next envelope ahead failed", extra={"reason": str(e)})
+            if isinstance(classify(e), Transient):
+                await self._drop()
+            return None
+        return _Opened(message, client, transaction)
+
+    async def _take_ahead(self, message: Message) -> _Opened | None:
+        """The envelope opened ahead for `message`, if it is still usable; one opened for
+        another message is reset."""
+        ahead, self._ahead = self._ahead, None
+        opened = await ahead if ahead is not None else None
+        if opened is None or (opened.message is message and opened.client is self._client):
+            return opened
+        if opened.client is self._client:
+            try:
+                await opened.client.rset()
+            except _SEND_ERRORS:
+                await self._drop()
+        return None
 
     async def _connection(self) -> aiosmtplib.SMTP:
         if self._client is not None and self._client.is_connected:
@@ -153,6 +229,8 @@ class SmtpSender:
             timeout=s.SMTP_TIMEOUT_SECONDS,
         )
         await client.connect()
+        if client.is_ehlo_or_helo_needed:
+            await client.ehlo()  # the extensions decide how each message is flattened
         self._client = client
         self.connections_opened += 1
         log.info("SMTP connected", extra={"host": s.SMTP_HOST, "port": s.SMTP_PORT})
@@ -167,6 +245,47 @@ class SmtpSender:
         delay = self._delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not crypto
         self._delay = min(self._delay * 2, self._settings.MAILER_RETRY_MAX_SECONDS)
         await sleep_unless(delay, self._should_stop)
+
+
+def _transaction(client: aiosmtplib.SMTP, message: Message) -> _Transaction:
+    """What aiosmtplib's send_message would send for `message` on `client`'s server: SMTPUTF8
+    for a non-ASCII address, 8BITMIME when offered, the SIZE declared when supported."""
+    sender, recipients = extract_sender(message), extract_recipients(message)
+    if sender is None or not recipients:
+        raise ValueError("the message has no From or no recipient")
+    utf8 = not (sender + "".join(recipients)).isascii()
+    options = []
+    if utf8:
+        if not client.supports_extension("smtputf8"):
+            raise SMTPNotSupported("a non-ASCII address, and the server does not offer SMTPUTF8")
+        options.append("SMTPUTF8")
+    eight_bit = client.supports_extension("8bitmime")
+    if eight_bit:
+        options.append("BODY=8BITMIME")
+    flat = flatten_message(message, utf8=utf8, cte_type="8bit" if eight_bit else "7bit")
+    data = normalize_message_line_endings(flat)  # as DATA transmits it (RFC 1870 counts that)
+    if client.supports_extension("size"):
+        options.insert(0, f"SIZE={len(data)}")
+    return _Transaction(sender, recipients, options, "utf-8" if utf8 else "ascii", data)
+
+
+async def _open_envelope(client: aiosmtplib.SMTP, transaction: _Transaction) -> None:
+    """MAIL FROM and RCPT TO (every recipient must be accepted: a digest has one)."""
+    t = transaction
+    await _reset_on_refusal(client, client.mail(t.sender, options=t.options, encoding=t.encoding))
+    for recipient in t.recipients:
+        await _reset_on_refusal(client, client.rcpt(recipient, encoding=t.encoding))
+
+
+async def _reset_on_refusal(client: aiosmtplib.SMTP, command: Awaitable[object]) -> None:
+    """Await the command; after a refusal, reset the envelope (as aiosmtplib's sendmail does) so
+    the connection serves the next message, then re-raise."""
+    try:
+        await command
+    except SMTPResponseException:
+        with contextlib.suppress(SMTPResponseException, ConnectionError):
+            await client.rset()
+        raise
 
 
 async def sleep_unless(seconds: float, should_stop: Callable[[], bool]) -> None:

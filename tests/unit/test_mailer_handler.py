@@ -40,6 +40,10 @@ class FakeSender:
         self.outcomes = outcomes or {}
         self.sent: list[Message] = []
         self.attempts: list[str] = []
+        self.prepared: list[str] = []
+
+    def prepare(self, message: Message) -> None:
+        self.prepared.append(str(message["To"]))
 
     async def send(self, message: Message) -> SendOutcome:
         recipient = str(message["To"])
