@@ -17,10 +17,9 @@ email: the crash window (accepted by the server, not yet recorded) stays one ema
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
 
@@ -37,9 +36,8 @@ from aiosmtplib import (
     SMTPSenderRefused,
     SMTPServerDisconnected,
 )
-from aiosmtplib.email import extract_recipients, extract_sender, flatten_message
-from aiosmtplib.protocol import normalize_message_line_endings
 
+from mailer.envelope import Transaction, open_envelope, reset_on_refusal, transaction_for
 from mailer.settings import MailerSettings
 
 log = logging.getLogger(__name__)
@@ -97,23 +95,12 @@ _SEND_ERRORS = (SMTPException, OSError, TimeoutError, ValueError)
 
 
 @dataclass(frozen=True)
-class _Transaction:
-    """One email as SMTP carries it: the envelope and the message flattened to bytes."""
-
-    sender: str
-    recipients: list[str]
-    options: list[str]
-    encoding: str
-    data: bytes
-
-
-@dataclass(frozen=True)
 class _Opened:
     """An envelope opened ahead on `client` (MAIL and RCPT answered): only DATA is left."""
 
     message: Message
     client: aiosmtplib.SMTP
-    transaction: _Transaction
+    transaction: Transaction
 
 
 class SmtpSender:
@@ -165,9 +152,9 @@ class SmtpSender:
                     opened = None
                 else:
                     client = await self._connection()
-                    transaction = _transaction(client, message)
-                    await _open_envelope(client, transaction)
-                await _reset_on_refusal(client, client.data(transaction.data))
+                    transaction = transaction_for(client, message)
+                    await open_envelope(client, transaction)
+                await reset_on_refusal(client, client.data(transaction.data))
                 return Sent()
             except _SEND_ERRORS as e:
                 outcome = classify(e)
@@ -193,8 +180,8 @@ class SmtpSender:
     async def _open_ahead(self, message: Message) -> _Opened | None:
         try:
             client = await self._connection()
-            transaction = _transaction(client, message)
-            await _open_envelope(client, transaction)
+            transaction = transaction_for(client, message)
+            await open_envelope(client, transaction)
         except _SEND_ERRORS as e:
             log.debug("opening the next envelope ahead failed", extra={"reason": str(e)})
             if isinstance(classify(e), Transient):
@@ -245,47 +232,6 @@ class SmtpSender:
         delay = self._delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not crypto
         self._delay = min(self._delay * 2, self._settings.MAILER_RETRY_MAX_SECONDS)
         await sleep_unless(delay, self._should_stop)
-
-
-def _transaction(client: aiosmtplib.SMTP, message: Message) -> _Transaction:
-    """What aiosmtplib's send_message would send for `message` on `client`'s server: SMTPUTF8
-    for a non-ASCII address, 8BITMIME when offered, the SIZE declared when supported."""
-    sender, recipients = extract_sender(message), extract_recipients(message)
-    if sender is None or not recipients:
-        raise ValueError("the message has no From or no recipient")
-    utf8 = not (sender + "".join(recipients)).isascii()
-    options = []
-    if utf8:
-        if not client.supports_extension("smtputf8"):
-            raise SMTPNotSupported("a non-ASCII address, and the server does not offer SMTPUTF8")
-        options.append("SMTPUTF8")
-    eight_bit = client.supports_extension("8bitmime")
-    if eight_bit:
-        options.append("BODY=8BITMIME")
-    flat = flatten_message(message, utf8=utf8, cte_type="8bit" if eight_bit else "7bit")
-    data = normalize_message_line_endings(flat)  # as DATA transmits it (RFC 1870 counts that)
-    if client.supports_extension("size"):
-        options.insert(0, f"SIZE={len(data)}")
-    return _Transaction(sender, recipients, options, "utf-8" if utf8 else "ascii", data)
-
-
-async def _open_envelope(client: aiosmtplib.SMTP, transaction: _Transaction) -> None:
-    """MAIL FROM and RCPT TO (every recipient must be accepted: a digest has one)."""
-    t = transaction
-    await _reset_on_refusal(client, client.mail(t.sender, options=t.options, encoding=t.encoding))
-    for recipient in t.recipients:
-        await _reset_on_refusal(client, client.rcpt(recipient, encoding=t.encoding))
-
-
-async def _reset_on_refusal(client: aiosmtplib.SMTP, command: Awaitable[object]) -> None:
-    """Await the command; after a refusal, reset the envelope (as aiosmtplib's sendmail does) so
-    the connection serves the next message, then re-raise."""
-    try:
-        await command
-    except SMTPResponseException:
-        with contextlib.suppress(SMTPResponseException, ConnectionError):
-            await client.rset()
-        raise
 
 
 async def sleep_unless(seconds: float, should_stop: Callable[[], bool]) -> None:
