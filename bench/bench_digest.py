@@ -7,9 +7,9 @@ topics on the real PostgreSQL and Kafka; nothing of yours is touched):
 2. Mailer emails/s into a local SMTP sink (aiosmtpd in its own process, discarding): the full
    mailer (Kafka consume → processed_events check → render → SMTP → record → commit) vs. raw
    aiosmtplib sends/s of pre-rendered messages on one connection, without Kafka or database.
-   Each mailer run is its own process. `--before DIR` (another checkout, e.g. of main) also runs
-   that checkout's mailer in every round, alternating which goes first, so a change is measured
-   before/after interleaved, against the same raw baseline.
+   Each mailer run is its own process. `--before DIR` (another checkout, e.g. of main; may be
+   repeated) also runs that checkout's mailer in every round, rotating which goes first, so a
+   change is measured before/after interleaved, against the same raw baseline.
 
     .venv/bin/python bench/bench_digest.py [--users 100000] [--emails 3000] [--runs 3]
         [--only mailer] [--before ../main-checkout] [--sink-port 1025]
@@ -281,7 +281,7 @@ def mailer_rate_of(
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def bench_mailer(emails: int, runs: int, before: Path | None, sink_port: int | None) -> None:
+def bench_mailer(emails: int, runs: int, before: list[Path], sink_port: int | None) -> None:
     from mailer.compose import DigestComposer
     from mailer.settings import MailerSettings
     from tests.support.infra import fresh_database, fresh_topics
@@ -291,7 +291,7 @@ def bench_mailer(emails: int, runs: int, before: Path | None, sink_port: int | N
     events = digest_events(emails)
     composer = DigestComposer(MailerSettings())
     messages = [composer.compose(e) for e in events]
-    sides = {"mailer": ROOT} | ({"before": before} if before else {})
+    sides = {"mailer": ROOT} | {f"before {d.name}": d for d in before}
     rates: dict[str, list[float]] = {name: [] for name in sides}
     ratios: dict[str, list[float]] = {name: [] for name in sides}
     raw: list[float] = []
@@ -300,7 +300,7 @@ def bench_mailer(emails: int, runs: int, before: Path | None, sink_port: int | N
         produce(kafka, events)
         for run in range(runs):
             raw.append(raw_smtp_rate(port, messages))
-            order = list(sides) if run % 2 == 0 else list(reversed(sides))
+            order = list(sides)[run % len(sides) :] + list(sides)[: run % len(sides)]
             for name in order:
                 rates[name].append(mailer_rate_of(sides[name], db, kafka, port, emails))
                 ratios[name].append(rates[name][-1] / raw[-1])
@@ -323,7 +323,7 @@ def main() -> None:
     parser.add_argument("--emails", type=int, default=3000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", choices=["batch", "mailer"], default=None)
-    parser.add_argument("--before", type=Path, default=None, help="checkout to compare with")
+    parser.add_argument("--before", type=Path, action="append", default=[], help="checkout")
     parser.add_argument("--sink-port", type=int, default=None, help="SMTP sink port (default: any)")
     args = parser.parse_args()
     steps: dict[str, Callable[[], None]] = {

@@ -104,24 +104,28 @@ class _Opened:
 
 
 class SmtpSender:
-    """One SMTP connection, opened lazily, reused across messages, re-opened after a failure."""
+    """At most two SMTP connections, opened lazily, reused across messages, re-opened after a
+    failure: one carries the DATA of the message being sent, the other opens the next message's
+    envelope meanwhile (`prepare`). DATA is only ever sent by `send`, one message at a time."""
 
     def __init__(self, settings: MailerSettings, should_stop: Callable[[], bool]) -> None:
         self._settings = settings
         self._should_stop = should_stop
-        self._client: aiosmtplib.SMTP | None = None
+        self._pool: list[aiosmtplib.SMTP] = []
+        self._sending: aiosmtplib.SMTP | None = None  # the connection in DATA, if any
         self._delay = settings.MAILER_RETRY_INITIAL_SECONDS
-        # the next message's envelope, being opened while the caller records the previous one
+        # the next message's envelope, being opened while the caller sends/records the previous
         self._ahead: asyncio.Task[_Opened | None] | None = None
         self.connections_opened = 0
 
     def prepare(self, message: Message) -> None:
         """`message` is the next to be sent: open its envelope (MAIL FROM, RCPT TO) now, in the
-        background; only `send(message)` sends its DATA. A prepared message that is not sent next
-        is reset (RSET) at the next send. Whatever goes wrong here is left for `send` to meet
-        again and report: preparing only saves round trips."""
+        background, on a connection other than the one in DATA; only `send(message)` sends its
+        DATA. A prepared message that is not sent next is reset (RSET) at the next send.
+        Whatever goes wrong here is left for `send` to meet again and report: preparing only
+        saves round trips."""
         if self._ahead is None:
-            self._ahead = asyncio.ensure_future(self._open_ahead(message))
+            self._ahead = asyncio.ensure_future(self._open_ahead(message, self._sending))
 
     async def send(self, message: Message) -> SendOutcome:
         """Try up to MAILER_SEND_ATTEMPTS times, backing off after each transient failure. A
@@ -145,7 +149,8 @@ class SmtpSender:
         outcome: SendOutcome = Transient("not attempted")
         opened = await self._take_ahead(message)
         for retry in (False, True):
-            reused = self._client is not None and self._client.is_connected
+            client: aiosmtplib.SMTP | None = None
+            reused = opened is not None or any(c.is_connected for c in self._pool)
             try:
                 if opened is not None:
                     client, transaction = opened.client, opened.transaction
@@ -154,12 +159,16 @@ class SmtpSender:
                     client = await self._connection()
                     transaction = transaction_for(client, message)
                     await open_envelope(client, transaction)
-                await reset_on_refusal(client, client.data(transaction.data))
+                self._sending = client
+                try:
+                    await reset_on_refusal(client, client.data(transaction.data))
+                finally:
+                    self._sending = None
                 return Sent()
             except _SEND_ERRORS as e:
                 outcome = classify(e)
                 if isinstance(outcome, Transient):
-                    await self._drop()
+                    self._drop(client)
                 if not (isinstance(e, SMTPServerDisconnected) and reused and not retry):
                     return outcome
                 # The server had closed our idle connection: reconnect at once, no backoff.
@@ -170,42 +179,48 @@ class SmtpSender:
         if ahead is not None:
             ahead.cancel()
             await asyncio.gather(ahead, return_exceptions=True)
-        client, self._client = self._client, None
-        if client is not None and client.is_connected:
-            try:
-                await client.quit()
-            except _SEND_ERRORS:
-                client.close()
+        pool, self._pool = self._pool, []
+        for client in pool:
+            if client.is_connected:
+                try:
+                    await client.quit()
+                except _SEND_ERRORS:
+                    client.close()
 
-    async def _open_ahead(self, message: Message) -> _Opened | None:
+    async def _open_ahead(self, message: Message, avoid: aiosmtplib.SMTP | None) -> _Opened | None:
+        client: aiosmtplib.SMTP | None = None
         try:
-            client = await self._connection()
+            client = await self._connection(avoid)
             transaction = transaction_for(client, message)
             await open_envelope(client, transaction)
         except _SEND_ERRORS as e:
             log.debug("opening the next envelope ahead failed", extra={"reason": str(e)})
             if isinstance(classify(e), Transient):
-                await self._drop()
+                self._drop(client)
             return None
         return _Opened(message, client, transaction)
 
     async def _take_ahead(self, message: Message) -> _Opened | None:
-        """The envelope opened ahead for `message`, if it is still usable; one opened for
-        another message is reset."""
+        """The envelope opened ahead for `message`, if its connection is still open; one opened
+        for another message is reset."""
         ahead, self._ahead = self._ahead, None
         opened = await ahead if ahead is not None else None
-        if opened is None or (opened.message is message and opened.client is self._client):
+        if opened is None or not opened.client.is_connected:
+            return None
+        if opened.message is message:
             return opened
-        if opened.client is self._client:
-            try:
-                await opened.client.rset()
-            except _SEND_ERRORS:
-                await self._drop()
+        try:
+            await opened.client.rset()
+        except _SEND_ERRORS:
+            self._drop(opened.client)
         return None
 
-    async def _connection(self) -> aiosmtplib.SMTP:
-        if self._client is not None and self._client.is_connected:
-            return self._client
+    async def _connection(self, avoid: aiosmtplib.SMTP | None = None) -> aiosmtplib.SMTP:
+        """An open connection other than `avoid` (a new one if there is none)."""
+        self._pool = [c for c in self._pool if c.is_connected]
+        for client in self._pool:
+            if client is not avoid:
+                return client
         s = self._settings
         client = aiosmtplib.SMTP(
             hostname=s.SMTP_HOST,
@@ -218,15 +233,15 @@ class SmtpSender:
         await client.connect()
         if client.is_ehlo_or_helo_needed:
             await client.ehlo()  # the extensions decide how each message is flattened
-        self._client = client
+        self._pool.append(client)
         self.connections_opened += 1
         log.info("SMTP connected", extra={"host": s.SMTP_HOST, "port": s.SMTP_PORT})
         return client
 
-    async def _drop(self) -> None:
-        client, self._client = self._client, None
+    def _drop(self, client: aiosmtplib.SMTP | None) -> None:
         if client is not None:
             client.close()
+            self._pool = [c for c in self._pool if c is not client]
 
     async def _backoff(self) -> None:
         delay = self._delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not crypto

@@ -222,3 +222,23 @@ def test_a_recipient_refused_while_preparing_is_reported_by_send_as_permanent(
     assert sent == Sent()
     assert [r.rcpt_tos for r in smtp.received] == [("ada@example.com",)]
     assert sender.connections_opened == 1
+
+
+def test_a_message_prepared_while_another_is_being_sent_goes_out_after_it_exactly_once(
+    smtp: SmtpServer,
+) -> None:
+    sender = SmtpSender(settings_for(smtp.port), lambda: False)
+    ada, bob = message("ada@example.com"), message("bob@example.com")
+
+    async def go() -> list[Any]:
+        sending = asyncio.ensure_future(sender.send(ada))
+        await until(lambda: smtp.recipients_accepted == 1)  # ada's envelope is open
+        sender.prepare(bob)  # on the other connection while ada's DATA is under way
+        first = await sending
+        second = await sender.send(bob)
+        await sender.close()
+        return [first, second]
+
+    assert asyncio.run(go()) == [Sent(), Sent()]
+    assert [r.rcpt_tos for r in smtp.received] == [("ada@example.com",), ("bob@example.com",)]
+    assert sender.connections_opened <= 2
