@@ -113,9 +113,13 @@ class SmtpSender:
         self._should_stop = should_stop
         self._pool: list[aiosmtplib.SMTP] = []
         self._sending: aiosmtplib.SMTP | None = None  # the connection in DATA, if any
+        self._in_send = False
+        # prepared during a send whose connection is not chosen yet: opened once it is in DATA
+        self._waiting: Message | None = None
         self._delay = settings.MAILER_RETRY_INITIAL_SECONDS
         # the next message's envelope, being opened while the caller sends/records the previous
         self._ahead: asyncio.Task[_Opened | None] | None = None
+        self._ahead_on: aiosmtplib.SMTP | None = None  # its connection, no one else's meanwhile
         self.connections_opened = 0
 
     def prepare(self, message: Message) -> None:
@@ -124,8 +128,17 @@ class SmtpSender:
         DATA. A prepared message that is not sent next is reset (RSET) at the next send.
         Whatever goes wrong here is left for `send` to meet again and report: preparing only
         saves round trips."""
-        if self._ahead is None:
+        if self._ahead is not None or self._waiting is not None:
+            return
+        if self._in_send and self._sending is None:
+            self._waiting = message  # on the other connection, once this send's is known
+        else:
             self._ahead = asyncio.ensure_future(self._open_ahead(message, self._sending))
+
+    def _open_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            self.prepare(waiting)
 
     async def send(self, message: Message) -> SendOutcome:
         """Try up to MAILER_SEND_ATTEMPTS times, backing off after each transient failure. A
@@ -146,6 +159,14 @@ class SmtpSender:
         return outcome
 
     async def send_once(self, message: Message) -> SendOutcome:
+        self._in_send = True
+        try:
+            return await self._send_once(message)
+        finally:
+            self._in_send = False
+            self._open_waiting()
+
+    async def _send_once(self, message: Message) -> SendOutcome:
         outcome: SendOutcome = Transient("not attempted")
         opened = await self._take_ahead(message)
         for retry in (False, True):
@@ -160,6 +181,7 @@ class SmtpSender:
                     transaction = transaction_for(client, message)
                     await open_envelope(client, transaction)
                 self._sending = client
+                self._open_waiting()  # the next envelope, on the other connection
                 try:
                     await reset_on_refusal(client, client.data(transaction.data))
                 finally:
@@ -190,7 +212,7 @@ class SmtpSender:
     async def _open_ahead(self, message: Message, avoid: aiosmtplib.SMTP | None) -> _Opened | None:
         client: aiosmtplib.SMTP | None = None
         try:
-            client = await self._connection(avoid)
+            client = self._ahead_on = await self._connection(avoid)
             transaction = transaction_for(client, message)
             await open_envelope(client, transaction)
         except _SEND_ERRORS as e:
@@ -205,6 +227,7 @@ class SmtpSender:
         for another message is reset."""
         ahead, self._ahead = self._ahead, None
         opened = await ahead if ahead is not None else None
+        self._ahead_on = None
         if opened is None or not opened.client.is_connected:
             return None
         if opened.message is message:
@@ -216,10 +239,11 @@ class SmtpSender:
         return None
 
     async def _connection(self, avoid: aiosmtplib.SMTP | None = None) -> aiosmtplib.SMTP:
-        """An open connection other than `avoid` (a new one if there is none)."""
+        """An open connection other than `avoid` and the one opening an envelope ahead (a new
+        one if there is none)."""
         self._pool = [c for c in self._pool if c.is_connected]
         for client in self._pool:
-            if client is not avoid:
+            if client is not avoid and client is not self._ahead_on:
                 return client
         s = self._settings
         client = aiosmtplib.SMTP(
