@@ -228,7 +228,7 @@ def test_messages_prepared_while_the_previous_one_is_sent_go_out_in_order_one_en
     smtp: SmtpServer,
 ) -> None:
     sender = SmtpSender(settings_for(smtp.port), lambda: False)
-    emails = [message(f"u{i}@example.com") for i in range(6)]
+    emails = [message(f"u{i}@example.com") for i in range(20)]
 
     async def go() -> list[Any]:
         outcomes = []
@@ -241,7 +241,7 @@ def test_messages_prepared_while_the_previous_one_is_sent_go_out_in_order_one_en
         await sender.close()
         return outcomes
 
-    assert asyncio.run(go()) == [Sent()] * 6
-    assert [r.rcpt_tos[0] for r in smtp.received] == [f"u{i}@example.com" for i in range(6)]
-    assert smtp.recipients_accepted == 6, "every envelope opened once: none reset and redone"
+    assert asyncio.run(go()) == [Sent()] * 20
+    assert [r.rcpt_tos[0] for r in smtp.received] == [f"u{i}@example.com" for i in range(20)]
+    assert smtp.recipients_accepted == 20, "every envelope opened once: none reset and redone"
     assert sender.connections_opened == 2, "the next envelope opens on the other connection"
