@@ -197,7 +197,7 @@ class SmtpSender:
         return outcome
 
     async def close(self) -> None:
-        ahead, self._ahead = self._ahead, None
+        ahead, self._ahead, self._ahead_on, self._waiting = self._ahead, None, None, None
         if ahead is not None:
             ahead.cancel()
             await asyncio.gather(ahead, return_exceptions=True)
