@@ -88,6 +88,8 @@ class Delivery:
         if isinstance(outcome, Transient):
             raise SmtpUnavailableError(outcome.reason)
         await self.fault("after_send")
+        if following is not None:
+            self._prepare(following)
         await self._processed.record(event.event_id)
 
     async def replay(self, value: bytes | None) -> bool:
@@ -116,8 +118,8 @@ class Delivery:
         return await check
 
     def _prepare(self, event: DailyDigestRequested) -> None:
-        """Let the sender open the envelope of the next email while this one is sent and
-        recorded (not for a user already known to have unsubscribed)."""
+        """Let the sender open the envelope of the next email while this one is recorded (not
+        for a user already known to have unsubscribed)."""
         email = self._composed.get(event.event_id)
         check = self._checks.get(event.event_id)
         unsubscribed = (
@@ -135,7 +137,6 @@ class Delivery:
             return
         try:
             self._composed[event.event_id] = self._composer.compose(event)
-            self._prepare(event)
         except InvalidRecipientError as e:
             self._composed[event.event_id] = e
         except Exception:  # a bug: deliver() composes again in its turn and reports it there

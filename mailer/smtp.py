@@ -104,41 +104,31 @@ class _Opened:
 
 
 class SmtpSender:
-    """At most two SMTP connections, opened lazily, reused across messages, re-opened after a
-    failure: one carries the DATA of the message being sent, the other opens the next message's
-    envelope meanwhile (`prepare`). DATA is only ever sent by `send`, one message at a time."""
+    """One SMTP connection, opened lazily, reused across messages, re-opened after a failure."""
 
     def __init__(self, settings: MailerSettings, should_stop: Callable[[], bool]) -> None:
         self._settings = settings
         self._should_stop = should_stop
-        self._pool: list[aiosmtplib.SMTP] = []
-        self._sending: aiosmtplib.SMTP | None = None  # the connection in DATA, if any
-        self._in_send = False
-        # prepared during a send whose connection is not chosen yet: opened once it is in DATA
-        self._waiting: Message | None = None
+        self._client: aiosmtplib.SMTP | None = None
         self._delay = settings.MAILER_RETRY_INITIAL_SECONDS
-        # the next message's envelope, being opened while the caller sends/records the previous
+        # the next message's envelope, being opened while the caller records the previous one
         self._ahead: asyncio.Task[_Opened | None] | None = None
-        self._ahead_on: aiosmtplib.SMTP | None = None  # its connection, no one else's meanwhile
+        # prepared while a send is under way: opened once it is over (never two MAILs at once)
+        self._in_send = False
+        self._waiting: Message | None = None
         self.connections_opened = 0
 
     def prepare(self, message: Message) -> None:
         """`message` is the next to be sent: open its envelope (MAIL FROM, RCPT TO) now, in the
-        background, on a connection other than the one in DATA; only `send(message)` sends its
-        DATA. A prepared message that is not sent next is reset (RSET) at the next send.
-        Whatever goes wrong here is left for `send` to meet again and report: preparing only
-        saves round trips."""
+        background; only `send(message)` sends its DATA. A prepared message that is not sent next
+        is reset (RSET) at the next send. Whatever goes wrong here is left for `send` to meet
+        again and report: preparing only saves round trips."""
         if self._ahead is not None or self._waiting is not None:
             return
-        if self._in_send and self._sending is None:
-            self._waiting = message  # on the other connection, once this send's is known
+        if self._in_send:
+            self._waiting = message
         else:
-            self._ahead = asyncio.ensure_future(self._open_ahead(message, self._sending))
-
-    def _open_waiting(self) -> None:
-        waiting, self._waiting = self._waiting, None
-        if waiting is not None:
-            self.prepare(waiting)
+            self._ahead = asyncio.ensure_future(self._open_ahead(message))
 
     async def send(self, message: Message) -> SendOutcome:
         """Try up to MAILER_SEND_ATTEMPTS times, backing off after each transient failure. A
@@ -164,14 +154,15 @@ class SmtpSender:
             return await self._send_once(message)
         finally:
             self._in_send = False
-            self._open_waiting()
+            waiting, self._waiting = self._waiting, None
+            if waiting is not None:
+                self.prepare(waiting)
 
     async def _send_once(self, message: Message) -> SendOutcome:
         outcome: SendOutcome = Transient("not attempted")
         opened = await self._take_ahead(message)
         for retry in (False, True):
-            client: aiosmtplib.SMTP | None = None
-            reused = opened is not None or any(c.is_connected for c in self._pool)
+            reused = self._client is not None and self._client.is_connected
             try:
                 if opened is not None:
                     client, transaction = opened.client, opened.transaction
@@ -180,71 +171,58 @@ class SmtpSender:
                     client = await self._connection()
                     transaction = transaction_for(client, message)
                     await open_envelope(client, transaction)
-                self._sending = client
-                self._open_waiting()  # the next envelope, on the other connection
-                try:
-                    await reset_on_refusal(client, client.data(transaction.data))
-                finally:
-                    self._sending = None
+                await reset_on_refusal(client, client.data(transaction.data))
                 return Sent()
             except _SEND_ERRORS as e:
                 outcome = classify(e)
                 if isinstance(outcome, Transient):
-                    self._drop(client)
+                    await self._drop()
                 if not (isinstance(e, SMTPServerDisconnected) and reused and not retry):
                     return outcome
                 # The server had closed our idle connection: reconnect at once, no backoff.
         return outcome
 
     async def close(self) -> None:
-        ahead, self._ahead, self._ahead_on, self._waiting = self._ahead, None, None, None
+        ahead, self._ahead, self._waiting = self._ahead, None, None
         if ahead is not None:
             ahead.cancel()
             await asyncio.gather(ahead, return_exceptions=True)
-        pool, self._pool = self._pool, []
-        for client in pool:
-            if client.is_connected:
-                try:
-                    await client.quit()
-                except _SEND_ERRORS:
-                    client.close()
+        client, self._client = self._client, None
+        if client is not None and client.is_connected:
+            try:
+                await client.quit()
+            except _SEND_ERRORS:
+                client.close()
 
-    async def _open_ahead(self, message: Message, avoid: aiosmtplib.SMTP | None) -> _Opened | None:
-        client: aiosmtplib.SMTP | None = None
+    async def _open_ahead(self, message: Message) -> _Opened | None:
         try:
-            client = self._ahead_on = await self._connection(avoid)
+            client = await self._connection()
             transaction = transaction_for(client, message)
             await open_envelope(client, transaction)
         except _SEND_ERRORS as e:
             log.debug("opening the next envelope ahead failed", extra={"reason": str(e)})
             if isinstance(classify(e), Transient):
-                self._drop(client)
+                await self._drop()
             return None
         return _Opened(message, client, transaction)
 
     async def _take_ahead(self, message: Message) -> _Opened | None:
-        """The envelope opened ahead for `message`, if its connection is still open; one opened
-        for another message is reset."""
+        """The envelope opened ahead for `message`, if it is still usable; one opened for
+        another message is reset."""
         ahead, self._ahead = self._ahead, None
         opened = await ahead if ahead is not None else None
-        self._ahead_on = None
-        if opened is None or not opened.client.is_connected:
-            return None
-        if opened.message is message:
+        if opened is None or (opened.message is message and opened.client is self._client):
             return opened
-        try:
-            await opened.client.rset()
-        except _SEND_ERRORS:
-            self._drop(opened.client)
+        if opened.client is self._client:
+            try:
+                await opened.client.rset()
+            except _SEND_ERRORS:
+                await self._drop()
         return None
 
-    async def _connection(self, avoid: aiosmtplib.SMTP | None = None) -> aiosmtplib.SMTP:
-        """An open connection other than `avoid` and the one opening an envelope ahead (a new
-        one if there is none)."""
-        self._pool = [c for c in self._pool if c.is_connected]
-        for client in self._pool:
-            if client is not avoid and client is not self._ahead_on:
-                return client
+    async def _connection(self) -> aiosmtplib.SMTP:
+        if self._client is not None and self._client.is_connected:
+            return self._client
         s = self._settings
         client = aiosmtplib.SMTP(
             hostname=s.SMTP_HOST,
@@ -257,15 +235,15 @@ class SmtpSender:
         await client.connect()
         if client.is_ehlo_or_helo_needed:
             await client.ehlo()  # the extensions decide how each message is flattened
-        self._pool.append(client)
+        self._client = client
         self.connections_opened += 1
         log.info("SMTP connected", extra={"host": s.SMTP_HOST, "port": s.SMTP_PORT})
         return client
 
-    def _drop(self, client: aiosmtplib.SMTP | None) -> None:
+    async def _drop(self) -> None:
+        client, self._client = self._client, None
         if client is not None:
             client.close()
-            self._pool = [c for c in self._pool if c is not client]
 
     async def _backoff(self) -> None:
         delay = self._delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not crypto

@@ -439,7 +439,7 @@ class JournalProcessed(FakeProcessed):
         await super().record(event_id)
 
 
-def test_the_next_envelope_opens_during_this_send_its_data_goes_once_this_is_recorded() -> None:
+def test_the_next_envelope_is_prepared_once_this_email_is_sent_and_before_it_is_recorded() -> None:
     log = Log()
     ada, bob = digest("ada@example.com"), digest("bob@example.com")
     journal: list[tuple[str, str]] = []
@@ -451,8 +451,8 @@ def test_the_next_envelope_opens_during_this_send_its_data_goes_once_this_is_rec
     assert result.sent == 2
     # bob's DATA (his "send") only once ada is recorded: one email sent and not recorded at most
     assert journal == [
-        ("prepare", "bob@example.com"),  # while ada's email waits on the server
         ("send", "ada@example.com"),
+        ("prepare", "bob@example.com"),
         ("record", "ada@example.com"),
         ("send", "bob@example.com"),
         ("record", "bob@example.com"),
