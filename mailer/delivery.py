@@ -2,8 +2,10 @@
 
 Composing (Jinja2 + MIME) is pure CPU and the same bytes every time, so the batch loop asks for the
 next digest's email ahead (`plan`): it is built while this one waits on the SMTP server
-and on PostgreSQL, instead of between them. Sending and recording stay strictly one email at a
-time, so the crash window (SMTP accepted, not yet recorded) is still one email wide.
+and on PostgreSQL, instead of between them. Once this one is sent, the next one's SMTP envelope
+(MAIL FROM, RCPT TO) goes out while this one's processed_events INSERT waits on PostgreSQL
+(`Sender.prepare`); its DATA, which is what delivers it, only once this one is recorded. So the
+crash window (SMTP accepted, not yet recorded) is still one email wide.
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ class Delivery:
         if isinstance(outcome, Transient):
             raise SmtpUnavailableError(outcome.reason)
         await self.fault("after_send")
+        if following is not None:
+            self._prepare(following)
         await self._processed.record(event.event_id)
 
     async def replay(self, value: bytes | None) -> bool:
@@ -112,6 +116,21 @@ class Delivery:
         if check is None:
             return await self._subscriptions.digest_enabled(event.user_id)
         return await check
+
+    def _prepare(self, event: DailyDigestRequested) -> None:
+        """Let the sender open the envelope of the next email while this one is recorded (not
+        for a user already known to have unsubscribed)."""
+        email = self._composed.get(event.event_id)
+        check = self._checks.get(event.event_id)
+        unsubscribed = (
+            check is not None
+            and check.done()
+            and not check.cancelled()
+            and check.exception() is None
+            and check.result() is False
+        )
+        if isinstance(email, Message) and not unsubscribed:
+            self._sender.prepare(email)
 
     def _compose_ahead(self, event: DailyDigestRequested) -> None:
         if event.event_id in self._composed:

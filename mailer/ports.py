@@ -16,6 +16,9 @@ DIGEST_TYPE = "email.daily_digest.requested"
 
 
 class Sender(Protocol):
+    def prepare(self, message: Message) -> None:
+        """The next message to send: its envelope may be opened ahead (nothing is delivered)."""
+
     async def send(self, message: Message) -> SendOutcome: ...
 
     async def close(self) -> None: ...

@@ -1,5 +1,11 @@
 """Sending over SMTP (aiosmtplib) on one reused connection, with failures classified.
 
+The SMTP transaction is our own sequence of aiosmtplib's commands (MAIL, RCPT, DATA) rather than
+`send_message`, so that the next email's envelope can be opened ahead (`prepare`: MAIL FROM and
+RCPT TO, and its flattening to bytes) while the caller records the previous one in PostgreSQL.
+Only DATA delivers an email, and it is sent by `send`, after the caller has recorded the previous
+email: the crash window (accepted by the server, not yet recorded) stays one email wide.
+
 - Sent: the server accepted the message (250 after DATA).
 - Permanent: the server refused *this message* for good (5xx on RCPT or DATA, an address it cannot
   take): retrying would not help, the message goes to the dead-letter topic.
@@ -31,6 +37,7 @@ from aiosmtplib import (
     SMTPServerDisconnected,
 )
 
+from mailer.envelope import Transaction, open_envelope, reset_on_refusal, transaction_for
 from mailer.settings import MailerSettings
 
 log = logging.getLogger(__name__)
@@ -87,6 +94,15 @@ def classify(exc: BaseException) -> Permanent | Transient:
 _SEND_ERRORS = (SMTPException, OSError, TimeoutError, ValueError)
 
 
+@dataclass(frozen=True)
+class _Opened:
+    """An envelope opened ahead on `client` (MAIL and RCPT answered): only DATA is left."""
+
+    message: Message
+    client: aiosmtplib.SMTP
+    transaction: Transaction
+
+
 class SmtpSender:
     """One SMTP connection, opened lazily, reused across messages, re-opened after a failure."""
 
@@ -95,7 +111,24 @@ class SmtpSender:
         self._should_stop = should_stop
         self._client: aiosmtplib.SMTP | None = None
         self._delay = settings.MAILER_RETRY_INITIAL_SECONDS
+        # the next message's envelope, being opened while the caller records the previous one
+        self._ahead: asyncio.Task[_Opened | None] | None = None
+        # prepared while a send is under way: opened once it is over (never two MAILs at once)
+        self._in_send = False
+        self._waiting: Message | None = None
         self.connections_opened = 0
+
+    def prepare(self, message: Message) -> None:
+        """`message` is the next to be sent: open its envelope (MAIL FROM, RCPT TO) now, in the
+        background; only `send(message)` sends its DATA. A prepared message that is not sent next
+        is reset (RSET) at the next send. Whatever goes wrong here is left for `send` to meet
+        again and report: preparing only saves round trips."""
+        if self._ahead is not None or self._waiting is not None:
+            return
+        if self._in_send:
+            self._waiting = message
+        else:
+            self._ahead = asyncio.ensure_future(self._open_ahead(message))
 
     async def send(self, message: Message) -> SendOutcome:
         """Try up to MAILER_SEND_ATTEMPTS times, backing off after each transient failure. A
@@ -116,12 +149,29 @@ class SmtpSender:
         return outcome
 
     async def send_once(self, message: Message) -> SendOutcome:
+        self._in_send = True
+        try:
+            return await self._send_once(message)
+        finally:
+            self._in_send = False
+            waiting, self._waiting = self._waiting, None
+            if waiting is not None:
+                self.prepare(waiting)
+
+    async def _send_once(self, message: Message) -> SendOutcome:
         outcome: SendOutcome = Transient("not attempted")
+        opened = await self._take_ahead(message)
         for retry in (False, True):
             reused = self._client is not None and self._client.is_connected
             try:
-                client = await self._connection()
-                await client.send_message(message)
+                if opened is not None:
+                    client, transaction = opened.client, opened.transaction
+                    opened = None
+                else:
+                    client = await self._connection()
+                    transaction = transaction_for(client, message)
+                    await open_envelope(client, transaction)
+                await reset_on_refusal(client, client.data(transaction.data))
                 return Sent()
             except _SEND_ERRORS as e:
                 outcome = classify(e)
@@ -133,12 +183,42 @@ class SmtpSender:
         return outcome
 
     async def close(self) -> None:
+        ahead, self._ahead, self._waiting = self._ahead, None, None
+        if ahead is not None:
+            ahead.cancel()
+            await asyncio.gather(ahead, return_exceptions=True)
         client, self._client = self._client, None
         if client is not None and client.is_connected:
             try:
                 await client.quit()
             except _SEND_ERRORS:
                 client.close()
+
+    async def _open_ahead(self, message: Message) -> _Opened | None:
+        try:
+            client = await self._connection()
+            transaction = transaction_for(client, message)
+            await open_envelope(client, transaction)
+        except _SEND_ERRORS as e:
+            log.debug("opening the next envelope ahead failed", extra={"reason": str(e)})
+            if isinstance(classify(e), Transient):
+                await self._drop()
+            return None
+        return _Opened(message, client, transaction)
+
+    async def _take_ahead(self, message: Message) -> _Opened | None:
+        """The envelope opened ahead for `message`, if it is still usable; one opened for
+        another message is reset."""
+        ahead, self._ahead = self._ahead, None
+        opened = await ahead if ahead is not None else None
+        if opened is None or (opened.message is message and opened.client is self._client):
+            return opened
+        if opened.client is self._client:
+            try:
+                await opened.client.rset()
+            except _SEND_ERRORS:
+                await self._drop()
+        return None
 
     async def _connection(self) -> aiosmtplib.SMTP:
         if self._client is not None and self._client.is_connected:
@@ -153,6 +233,8 @@ class SmtpSender:
             timeout=s.SMTP_TIMEOUT_SECONDS,
         )
         await client.connect()
+        if client.is_ehlo_or_helo_needed:
+            await client.ehlo()  # the extensions decide how each message is flattened
         self._client = client
         self.connections_opened += 1
         log.info("SMTP connected", extra={"host": s.SMTP_HOST, "port": s.SMTP_PORT})

@@ -60,6 +60,7 @@ class SmtpServer:
         self._sessions: list[Any] = []
         self.loop: Any = None  # the server's event loop, set once started
         self.rejections_served = 0
+        self.recipients_accepted = 0  # RCPT answered 250: envelopes opened, delivered or not
         self.connections = 0
 
     # --- test controls -----------------------------------------------------------------------
@@ -143,6 +144,7 @@ class SmtpServer:
             if code is not None:
                 self.rejections_served += 1
                 return f"{code} 5.1.1 <{address}>: mailbox unavailable"
+            self.recipients_accepted += 1
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -40,6 +40,10 @@ class FakeSender:
         self.outcomes = outcomes or {}
         self.sent: list[Message] = []
         self.attempts: list[str] = []
+        self.prepared: list[str] = []
+
+    def prepare(self, message: Message) -> None:
+        self.prepared.append(str(message["To"]))
 
     async def send(self, message: Message) -> SendOutcome:
         recipient = str(message["To"])
@@ -407,3 +411,49 @@ def test_the_next_digest_is_composed_while_the_current_one_waits_on_smtp_and_onc
     # bob's digest was already processed: never composed; cyd's was ready before its turn
     assert sender.composed_while_sending[0] == ["ada@example.com", "cyd@example.com"]
     assert composer.composed == ["ada@example.com", "cyd@example.com"]
+
+
+class JournalSender(FakeSender):
+    """Waits on its 'server' like a real connection does; notes each step in a shared journal."""
+
+    def __init__(self, journal: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.journal = journal
+
+    def prepare(self, message: Message) -> None:
+        self.journal.append(("prepare", str(message["To"])))
+
+    async def send(self, message: Message) -> SendOutcome:
+        await asyncio.sleep(0)  # the SMTP round trips
+        self.journal.append(("send", str(message["To"])))
+        return await super().send(message)
+
+
+class JournalProcessed(FakeProcessed):
+    def __init__(self, journal: list[tuple[str, str]], emails: dict[UUID, str]) -> None:
+        super().__init__()
+        self.journal, self.emails = journal, emails
+
+    async def record(self, event_id: UUID) -> None:
+        self.journal.append(("record", self.emails[event_id]))
+        await super().record(event_id)
+
+
+def test_the_next_envelope_is_prepared_once_this_email_is_sent_and_before_it_is_recorded() -> None:
+    log = Log()
+    ada, bob = digest("ada@example.com"), digest("bob@example.com")
+    journal: list[tuple[str, str]] = []
+    processed = JournalProcessed(journal, {d.event_id: d.email for d in (ada, bob)})
+    instance, _, _, _ = mailer(JournalSender(journal), processed)
+
+    result = process(instance, [log.message(ada), log.message(bob)])
+
+    assert result.sent == 2
+    # bob's DATA (his "send") only once ada is recorded: one email sent and not recorded at most
+    assert journal == [
+        ("send", "ada@example.com"),
+        ("prepare", "bob@example.com"),
+        ("record", "ada@example.com"),
+        ("send", "bob@example.com"),
+        ("record", "bob@example.com"),
+    ]

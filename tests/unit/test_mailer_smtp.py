@@ -4,7 +4,7 @@ connection, transient failures retried with backoff, permanent ones reported at 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from typing import Any
 
@@ -147,3 +147,101 @@ def test_an_idle_connection_closed_by_the_server_is_reopened_without_a_failure(
 
     assert asyncio.run(go()) == [Sent(), Sent()]
     assert sender.connections_opened == 2
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Poll (the server runs on its own thread) for up to 5 s."""
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")
+
+
+def test_a_prepared_message_has_its_envelope_opened_ahead_and_is_delivered_only_by_send(
+    smtp: SmtpServer,
+) -> None:
+    sender = SmtpSender(settings_for(smtp.port), lambda: False)
+    ada = message("ada@example.com")
+
+    async def go() -> tuple[int, Any]:
+        sender.prepare(ada)
+        await until(lambda: smtp.recipients_accepted == 1)
+        delivered_before_send = len(smtp.received)
+        outcome = await sender.send(ada)
+        await sender.close()
+        return delivered_before_send, outcome
+
+    delivered_before_send, outcome = asyncio.run(go())
+
+    assert delivered_before_send == 0, "an opened envelope delivers nothing"
+    assert outcome == Sent()
+    assert [r.rcpt_tos for r in smtp.received] == [("ada@example.com",)]
+    assert smtp.recipients_accepted == 1, "send completed the envelope opened ahead"
+    assert sender.connections_opened == 1
+
+
+def test_a_prepared_message_that_is_not_sent_is_reset_and_never_delivered(
+    smtp: SmtpServer,
+) -> None:
+    sender = SmtpSender(settings_for(smtp.port), lambda: False)
+    ada, bob, cyd = (message(f"{n}@example.com") for n in ("ada", "bob", "cyd"))
+
+    async def go() -> Any:
+        sender.prepare(ada)
+        await until(lambda: smtp.recipients_accepted == 1)
+        outcome = await sender.send(bob)  # ada's envelope is reset first
+        sender.prepare(cyd)
+        await until(lambda: smtp.recipients_accepted == 3)
+        await sender.close()  # with cyd's envelope open
+        return outcome
+
+    assert asyncio.run(go()) == Sent()
+    assert [r.rcpt_tos for r in smtp.received] == [("bob@example.com",)]
+    assert sender.connections_opened == 1
+
+
+def test_a_recipient_refused_while_preparing_is_reported_by_send_as_permanent(
+    smtp: SmtpServer,
+) -> None:
+    smtp.reject_recipient("bob@example.com")
+    sender = SmtpSender(settings_for(smtp.port), lambda: False)
+    bob, ada = message("bob@example.com"), message("ada@example.com")
+
+    async def go() -> list[Any]:
+        sender.prepare(bob)
+        refused = await sender.send(bob)
+        sender.prepare(ada)
+        sent = await sender.send(ada)
+        await sender.close()
+        return [refused, sent]
+
+    refused, sent = asyncio.run(go())
+
+    assert isinstance(refused, Permanent) and refused.code == 550
+    assert sent == Sent()
+    assert [r.rcpt_tos for r in smtp.received] == [("ada@example.com",)]
+    assert sender.connections_opened == 1
+
+
+def test_a_message_prepared_during_a_send_waits_for_it_then_all_go_in_order_one_envelope_each(
+    smtp: SmtpServer,
+) -> None:
+    sender = SmtpSender(settings_for(smtp.port), lambda: False)
+    emails = [message(f"u{i}@example.com") for i in range(20)]
+
+    async def go() -> list[Any]:
+        outcomes = []
+        for email, following in zip(emails, [*emails[1:], None], strict=True):
+            sending = asyncio.ensure_future(sender.send(email))
+            await asyncio.sleep(0)  # the send is under way, as when the mailer composes ahead
+            if following is not None:
+                sender.prepare(following)
+            outcomes.append(await sending)
+        await sender.close()
+        return outcomes
+
+    assert asyncio.run(go()) == [Sent()] * 20
+    assert [r.rcpt_tos[0] for r in smtp.received] == [f"u{i}@example.com" for i in range(20)]
+    assert smtp.recipients_accepted == 20, "every envelope opened once: none reset and redone"
+    assert sender.connections_opened == 1
