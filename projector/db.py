@@ -30,7 +30,6 @@ from projector.statements import (
     LIVE,
     REBUILD,
     REBUILD_SUFFIX,
-    SAVE_PROGRESS,
     TableNames,
     statements,
 )
@@ -92,8 +91,9 @@ def save_batch(
     rows: Rows,
     progress: Mapping[tuple[str, int], tuple[int, int]],
 ) -> None:
-    """save_rows, save_progress and notify_progress in one statement (the live projector's turn
-    is a serial loop: every statement less is less wait for each event arriving meanwhile)."""
+    """save_rows, the partitions' progress and notify_progress in one statement (the live
+    projector's turn is a serial loop: every statement less is less wait for each event arriving
+    meanwhile)."""
     cur.execute(
         statements(tables).save_batch,
         [
@@ -160,14 +160,8 @@ def copy_rows(
                 copy.write_row(row.as_tuple())
 
 
-def save_progress(cur: Cursor, progress: Mapping[tuple[str, int], tuple[int, int]]) -> None:
-    """Per (topic, partition): (last offset applied, highest store position applied); one
-    statement for every partition of the batch."""
-    if progress:
-        cur.execute(SAVE_PROGRESS, _progress_arrays(progress))
-
-
 def _progress_arrays(progress: Mapping[tuple[str, int], tuple[int, int]]) -> list[list[Any]]:
+    """Per (topic, partition): (last offset applied, highest store position applied)."""
     ordered = [(t, p, o, pos) for (t, p), (o, pos) in sorted(progress.items())]
     return _as_arrays(ordered, 4)
 

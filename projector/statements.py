@@ -101,17 +101,10 @@ SAVE_PROGRESS = (
 )
 
 
-def _save_batch(names: TableNames) -> sql.Composed:
+def _save_batch(writes: Sequence[sql.Composable]) -> sql.Composed:
     """Every write of a live batch and its NOTIFY as one statement (data-modifying CTEs, each on
     its own table, all run to completion): one parse, bind and execute in PostgreSQL and one in
     psycopg instead of five; an empty array writes nothing."""
-    writes = (
-        _upsert(users, names.users, "id", "version"),
-        _upsert(tasks, names.tasks, "id", "version"),
-        _insert_history(names.task_events),
-        _upsert(user_positions, names.user_positions, "user_id", "position"),
-        sql.SQL(SAVE_PROGRESS),
-    )
     ctes = sql.SQL(", ").join(sql.SQL("w{} AS ({})").format(i, w) for i, w in enumerate(writes))
     return sql.SQL("WITH {} SELECT pg_notify(%s, %s)").format(ctes)
 
@@ -142,16 +135,20 @@ class _Statements:
 @functools.cache
 def statements(names: TableNames) -> _Statements:
     locks = {True: " FOR UPDATE", False: ""}
+    # Each write composed once: alone (the rebuild, replay) and within the live batch's statement.
+    upsert_users = _upsert(users, names.users, "id", "version")
+    upsert_tasks = _upsert(tasks, names.tasks, "id", "version")
+    insert_history = _insert_history(names.task_events)
+    upsert_positions = _upsert(user_positions, names.user_positions, "user_id", "position")
+    batch_writes = (upsert_users, upsert_tasks, insert_history, upsert_positions)
     return _Statements(
         select_users={u: _select_by_id(names.users, USER_COLUMNS, k) for u, k in locks.items()},
         select_tasks={u: _select_by_id(names.tasks, TASK_COLUMNS, k) for u, k in locks.items()},
-        upsert_users=_rendered(_upsert(users, names.users, "id", "version")),
-        upsert_tasks=_rendered(_upsert(tasks, names.tasks, "id", "version")),
-        upsert_positions=_rendered(
-            _upsert(user_positions, names.user_positions, "user_id", "position")
-        ),
-        insert_history=_rendered(_insert_history(names.task_events)),
-        save_batch=_rendered(_save_batch(names)),
+        upsert_users=_rendered(upsert_users),
+        upsert_tasks=_rendered(upsert_tasks),
+        upsert_positions=_rendered(upsert_positions),
+        insert_history=_rendered(insert_history),
+        save_batch=_rendered(_save_batch((*batch_writes, sql.SQL(SAVE_PROGRESS)))),
         copy_users=_copy(names.users, users),
         copy_tasks=_copy(names.tasks, tasks),
         copy_history=_copy(names.task_events, task_events),
