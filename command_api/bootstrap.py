@@ -6,7 +6,6 @@ backend and in-memory throttle counters (tests/support/command_app.py)."""
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -28,6 +27,7 @@ from http_api.load_shedding import InFlightLimit
 from http_api.metrics import install_http_metrics
 from http_api.openapi import install_openapi
 from runtime import metrics
+from runtime.process import freeze_startup_heap
 from runtime.settings import DatabaseSettings, auth_settings, database_settings
 
 
@@ -74,9 +74,7 @@ def bootstrap(
         app.state.auth_counters = auth_counters
         app.state.store = store or build_store(database, settings)
         app.state.tokens = TokenVerifier(auth_settings)
-        # Everything allocated so far lives as long as the process: keep the collector from
-        # rescanning it (shorter gc pauses, i.e. a better p99; as the query API does).
-        gc.freeze()
+        freeze_startup_heap()
         try:
             yield
         finally:

@@ -5,7 +5,6 @@ halted, /metrics). Tests build the same with their own store and database."""
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from event_store.application import TodoStore, store_env
 from event_store.kafka_publisher import KafkaPublisher, Publisher
 from event_store.relay import Relay
 from runtime.health import Heartbeat, serve_health
+from runtime.process import freeze_startup_heap
 from runtime.settings import DatabaseSettings, HealthSettings, KafkaSettings, RelaySettings
 
 
@@ -31,9 +31,7 @@ class RelayProcess:
             self.relay.heartbeat.readiness,
             "relay",
         )
-        # What is allocated by now lives as long as the process: keep the collector from
-        # rescanning it (a full collection of the startup heap pauses the loop for tens of ms).
-        gc.freeze()
+        freeze_startup_heap()
         try:
             self.relay.run()
         finally:

@@ -9,7 +9,6 @@ python -m projector dlq list|replay|fix|discard   # parked messages (docs/runboo
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 
 import psycopg
@@ -24,7 +23,7 @@ from projector.settings import ProjectorSettings
 from projector.status import collect_status, format_status, status_json
 from runtime.health import serve_health
 from runtime.logging import configure_logging
-from runtime.process import stop_on_signals
+from runtime.process import freeze_startup_heap, stop_on_signals
 from runtime.settings import (
     HealthSettings,
     RelaySettings,
@@ -39,9 +38,7 @@ def consume() -> int:
         database_settings(), kafka_settings(), ProjectorSettings(), HealthSettings()
     )
     stop_on_signals(process.stop)
-    # What is allocated by now lives as long as the process: keep the collector from rescanning
-    # it (a full collection of the startup heap pauses the loop for tens of ms).
-    gc.freeze()
+    freeze_startup_heap()
     process.run()
     return 0
 

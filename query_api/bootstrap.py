@@ -6,7 +6,6 @@ database)."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -28,6 +27,7 @@ from query_api.settings import QueryApiSettings
 from query_api.stream import StreamLimits
 from query_api.stream import router as stream_router
 from runtime import metrics
+from runtime.process import freeze_startup_heap
 from runtime.settings import AuthSettings, DatabaseSettings, auth_settings, database_settings
 
 log = logging.getLogger(__name__)
@@ -105,9 +105,7 @@ def create_app(
             app.state.settings = settings
             app.state.stream_limits = StreamLimits(settings.QUERY_STREAMS_PER_USER)
             app.state.database = reading
-            # Everything allocated so far lives as long as the process: keep the collector from
-            # rescanning it (shorter gc pauses, i.e. a better p99).
-            gc.freeze()
+            freeze_startup_heap()
             yield
 
     doctor = _PoolDoctor()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 from collections.abc import Callable
 from types import FrameType
@@ -16,3 +17,10 @@ def stop_on_signals(stop: Callable[[], None]) -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+def freeze_startup_heap() -> None:
+    """Call once a long-running process has built everything it keeps: what is allocated by then
+    lives as long as the process, and frozen, the collector never rescans it (a full collection
+    of a ~100k-object startup heap paused a loop for tens of ms: a better p99)."""
+    gc.freeze()
