@@ -39,7 +39,8 @@ from consuming.poison import (
 from contracts.events import PublicEvent
 from event_store.application import TodoStore
 from event_store.kafka_publisher import Publisher
-from event_store.public import PUBLIC_TOPICS, public_event_of
+from event_store.public import public_event_of
+from event_store.relay_reader import NotificationReader
 from runtime import metrics
 from runtime.health import Heartbeat
 from runtime.settings import ConsumerSettings, DatabaseSettings, RelaySettings
@@ -185,6 +186,7 @@ class Relay:
                 conn, self._settings.RELAY_NAME, self._settings.RELAY_CHECKPOINT_INTERVAL_SECONDS
             )
             self.position = checkpoint.load()
+            reader = NotificationReader(conn, self._store)
             log.info("relay started", extra={"position": self.position})
             with psycopg.connect(conninfo, autocommit=True) as listen_conn:
                 listen_conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
@@ -193,7 +195,7 @@ class Relay:
                     # the drain, a turn that read several commits' events would wake at once on
                     # their other notifications for a read that finds nothing.
                     _drain(listen_conn)
-                    caught_up = self._relay_one_batch(checkpoint)
+                    caught_up = self._relay_one_batch(reader, checkpoint)
                     if caught_up:
                         self._wait_for_new_events(listen_conn, checkpoint)
                 checkpoint.flush()  # stopping: the next leader starts from what we published
@@ -206,11 +208,11 @@ class Relay:
         self._stop.wait(self._settings.RELAY_POLL_INTERVAL_SECONDS)
         return False
 
-    def _relay_one_batch(self, checkpoint: Checkpoint) -> bool:
+    def _relay_one_batch(self, reader: NotificationReader, checkpoint: Checkpoint) -> bool:
         """Publish the next batch; True when there was nothing more to read."""
         self.heartbeat.beat()
         limit = self._settings.RELAY_BATCH_SIZE
-        notifications = self._read_after(self.position, limit)
+        notifications = reader.after(self.position, limit)
         if not notifications:
             self._observe(caught_up=True)
             return True
@@ -262,11 +264,6 @@ class Relay:
                 events.append(public)
                 traceparents.append(traceparent)
         return events, traceparents
-
-    def _read_after(self, position: int, limit: int) -> Sequence[Notification]:
-        return self._store.recorder.select_notifications(
-            start=position, limit=limit, topics=PUBLIC_TOPICS, inclusive_of_start=False
-        )
 
     def _wait_for_new_events(
         self, listen_conn: psycopg.Connection[Any], checkpoint: Checkpoint
