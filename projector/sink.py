@@ -79,14 +79,7 @@ class PostgresProjection:
         except (psycopg.OperationalError, psycopg.InterfaceError):
             self.close()  # the connection may be broken: start afresh on the next attempt
             raise
-        if rows.gaps:
-            log.warning("events skipped: an earlier event is missing", extra={"gaps": rows.gaps})
-        return BatchResult(
-            handled=len(to_apply) - rows.duplicates - rows.gaps,
-            duplicates=rows.duplicates,
-            gaps=rows.gaps,
-            parked=parked,
-        )
+        return _result(rows, len(to_apply), parked)
 
     def _apply_if_nothing_parked(self, batch: Sequence[Delivered]) -> BatchResult | None:
         """The usual case in two round trips instead of three: the parked-rows probe goes out
@@ -120,13 +113,7 @@ class PostgresProjection:
                 save_batch(lock, self._tables, rows, _progress(batch, ()))
         except _SomethingParkedError:
             return None
-        if rows.gaps:
-            log.warning("events skipped: an earlier event is missing", extra={"gaps": rows.gaps})
-        return BatchResult(
-            handled=len(batch) - rows.duplicates - rows.gaps,
-            duplicates=rows.duplicates,
-            gaps=rows.gaps,
-        )
+        return _result(rows, len(batch), [])
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -160,6 +147,18 @@ def sort_out(
         else:
             to_apply.append(item)
     return to_apply, to_park
+
+
+def _result(rows: Rows, applied: int, parked: list[DeadLetter]) -> BatchResult:
+    """What a committed batch did (`applied`: events handed to the handlers)."""
+    if rows.gaps:
+        log.warning("events skipped: an earlier event is missing", extra={"gaps": rows.gaps})
+    return BatchResult(
+        handled=applied - rows.duplicates - rows.gaps,
+        duplicates=rows.duplicates,
+        gaps=rows.gaps,
+        parked=parked,
+    )
 
 
 def _progress(
