@@ -20,7 +20,7 @@ from typing import Any, Literal
 import httpx
 import pytest
 
-from tests.e2e.conftest import System
+from tests.support.e2e_system import System
 
 pytestmark = pytest.mark.e2e
 
