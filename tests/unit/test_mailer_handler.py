@@ -27,8 +27,8 @@ from mailer.smtp import Permanent, SendOutcome, Sent, Transient
 from mailer.subscriptions import Subscriptions
 from runtime.health import Heartbeat
 from runtime.settings import ConsumerSettings
+from tests.support.consumer_fakes import FakeMessage, FakeSource
 from tests.support.events import envelope_fields
-from tests.support.read_side import FakeMessage, FakeSource
 
 TOPIC = "events"
 
