@@ -15,12 +15,12 @@ import itertools
 import logging
 import sys
 from collections.abc import Sequence
-from email.message import Message
 from uuid import UUID
 
 from consuming.poison import PoisonError
 from contracts.events import DailyDigestRequested, decode_event
 from mailer.compose import DigestComposer, InvalidRecipientError
+from mailer.envelope import Email
 from mailer.ports import ProcessedStore, Sender, SmtpUnavailableError
 from mailer.settings import FaultPoint, MailerSettings
 from mailer.smtp import Permanent, Transient
@@ -44,7 +44,7 @@ class Delivery:
         self._processed = processed
         self._subscriptions = subscriptions
         # event id -> its email (or why it has none), composed ahead of its turn
-        self._composed: dict[UUID, Message | InvalidRecipientError] = {}
+        self._composed: dict[UUID, Email | InvalidRecipientError] = {}
         self._next_after: dict[UUID, DailyDigestRequested] = {}
         # event id -> the subscription check of its user, started during the previous send
         self._checks: dict[UUID, asyncio.Future[bool]] = {}
@@ -129,7 +129,7 @@ class Delivery:
             and check.exception() is None
             and check.result() is False
         )
-        if isinstance(email, Message) and not unsubscribed:
+        if isinstance(email, Email) and not unsubscribed:
             self._sender.prepare(email)
 
     def _compose_ahead(self, event: DailyDigestRequested) -> None:
