@@ -3,9 +3,10 @@
 Composing (Jinja2 + MIME) is pure CPU and the same bytes every time, so the batch loop asks for the
 next digest's email ahead (`plan`): it is built while this one waits on the SMTP server
 and on PostgreSQL, instead of between them. Once this one is sent, the next one's SMTP envelope
-(MAIL FROM, RCPT TO) goes out while this one's processed_events INSERT waits on PostgreSQL
-(`Sender.prepare`); its DATA, which is what delivers it, only once this one is recorded. So the
-crash window (SMTP accepted, not yet recorded) is still one email wide.
+(MAIL FROM, RCPT TO) goes out while this one's processed_events INSERT, then the next user's
+subscription check, wait on PostgreSQL (`Sender.prepare`); its DATA, which is what delivers it,
+only once this one is recorded. So the crash window (SMTP accepted, not yet recorded) is still one
+email wide, and the check is made just before the DATA it allows.
 """
 
 from __future__ import annotations
@@ -46,16 +47,14 @@ class Delivery:
         # event id -> its email (or why it has none), composed ahead of its turn
         self._composed: dict[UUID, Email | InvalidRecipientError] = {}
         self._next_after: dict[UUID, DailyDigestRequested] = {}
-        # event id -> the subscription check of its user, started during the previous send
-        self._checks: dict[UUID, asyncio.Future[bool]] = {}
+        # event id -> whether its user is subscribed, asked once the previous email was recorded
+        self._subscribed_ahead: dict[UUID, bool] = {}
 
     def plan(self, events: Sequence[DailyDigestRequested]) -> None:
         """The digests a batch is about to deliver, in order: delivering one composes the next
         ahead. What was composed for a previous plan and not delivered is dropped."""
         self._composed.clear()
-        for check in self._checks.values():
-            check.cancel()
-        self._checks.clear()
+        self._subscribed_ahead.clear()
         self._next_after = {a.event_id: b for a, b in itertools.pairwise(events)}
 
     async def deliver(self, event: DailyDigestRequested) -> None:
@@ -63,10 +62,8 @@ class Delivery:
         TransientError-like failures otherwise. A digest of a user who has turned the digest off
         since it was recorded is not sent, only recorded as handled."""
         if (following := self._next_after.pop(event.event_id, None)) is not None:
-            # Both run while this email waits on the store, SMTP and PostgreSQL: composing at the
-            # loop's next idle moment, the next user's subscription check on a worker thread.
+            # Composed at the loop's next idle moment: while this email waits on the servers.
             asyncio.get_running_loop().call_soon(self._compose_ahead, following)
-            self._check_ahead(following)
         if not await self._subscribed(event):
             log.info(
                 "digest not sent: the user unsubscribed", extra={"event_id": str(event.event_id)}
@@ -91,6 +88,9 @@ class Delivery:
         if following is not None:
             self._prepare(following)
         await self._processed.record(event.event_id)
+        if following is not None:
+            # Still while the next envelope goes out, and right before the next email's DATA.
+            await self._check_ahead(following)
 
     async def replay(self, value: bytes | None) -> bool:
         """`dlq replay`: deliver a parked digest message the live way; False if it had already
@@ -103,33 +103,32 @@ class Delivery:
         await self.deliver(event)
         return True
 
-    def _check_ahead(self, event: DailyDigestRequested) -> None:
-        if self._subscriptions is not None and event.event_id not in self._checks:
-            check = self._subscriptions.digest_enabled(event.user_id)
-            self._checks[event.event_id] = asyncio.ensure_future(check)
+    async def _check_ahead(self, event: DailyDigestRequested) -> None:
+        """Ask whether the next email's user is still subscribed. A failure is left for that
+        email's own turn, which asks again and reports it: this email is sent and recorded."""
+        if self._subscriptions is None:
+            return
+        try:
+            self._subscribed_ahead[event.event_id] = await self._subscriptions.digest_enabled(
+                event.user_id
+            )
+        except Exception:
+            log.debug("checking the next subscription ahead failed", exc_info=True)
 
     async def _subscribed(self, event: DailyDigestRequested) -> bool:
-        """Asked at send time (a check started during the previous send counts: milliseconds)."""
+        """Asked at send time: the answer asked once the previous email was recorded, or now."""
         if self._subscriptions is None:
             return True
-        check = self._checks.pop(event.event_id, None)
-        if check is None:
+        known = self._subscribed_ahead.pop(event.event_id, None)
+        if known is None:
             return await self._subscriptions.digest_enabled(event.user_id)
-        return await check
+        return known
 
     def _prepare(self, event: DailyDigestRequested) -> None:
-        """Let the sender open the envelope of the next email while this one is recorded (not
-        for a user already known to have unsubscribed)."""
+        """Let the sender open the envelope of the next email while this one is recorded (an
+        envelope is reset if its email is not sent next: its user unsubscribed, a failure)."""
         email = self._composed.get(event.event_id)
-        check = self._checks.get(event.event_id)
-        unsubscribed = (
-            check is not None
-            and check.done()
-            and not check.cancelled()
-            and check.exception() is None
-            and check.result() is False
-        )
-        if isinstance(email, Email) and not unsubscribed:
+        if isinstance(email, Email):
             self._sender.prepare(email)
 
     def _compose_ahead(self, event: DailyDigestRequested) -> None:

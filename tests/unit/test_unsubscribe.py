@@ -105,7 +105,7 @@ def test_the_mailer_skips_the_digest_of_a_user_who_unsubscribed_since_and_record
     assert processed.ids == {ada.event_id, bob.event_id}, "handled: a redelivery sends nothing"
 
 
-def test_a_check_made_ahead_during_the_previous_send_skips_an_unsubscribed_user_too() -> None:
+def test_a_check_made_once_the_previous_email_is_recorded_skips_an_unsubscribed_user() -> None:
     bob, ada, cy = (digest(f"{n}@example.com") for n in ("bob", "ada", "cy"))
     sender, processed = FakeSender(), FakeProcessed()
     mailer = mailer_with(sender, processed, Unsubscribed(ada.user_id))
