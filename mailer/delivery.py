@@ -16,6 +16,7 @@ import itertools
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from consuming.poison import PoisonError
@@ -30,25 +31,18 @@ from mailer.subscriptions import Subscriptions
 log = logging.getLogger(__name__)
 
 
+@dataclass
 class Delivery:
-    def __init__(
-        self,
-        settings: MailerSettings,
-        composer: DigestComposer,
-        sender: Sender,
-        processed: ProcessedStore,
-        subscriptions: Subscriptions | None = None,
-    ) -> None:
-        self._settings = settings
-        self._composer = composer
-        self._sender = sender
-        self._processed = processed
-        self._subscriptions = subscriptions
-        # event id -> its email (or why it has none), composed ahead of its turn
-        self._composed: dict[UUID, Email | InvalidRecipientError] = {}
-        self._next_after: dict[UUID, DailyDigestRequested] = {}
-        # event id -> whether its user is subscribed, asked once the previous email was recorded
-        self._subscribed_ahead: dict[UUID, bool] = {}
+    settings: MailerSettings
+    composer: DigestComposer
+    sender: Sender
+    processed: ProcessedStore
+    subscriptions: Subscriptions | None = None
+    # event id -> its email (or why it has none), composed ahead of its turn
+    _composed: dict[UUID, Email | InvalidRecipientError] = field(default_factory=dict, init=False)
+    _next_after: dict[UUID, DailyDigestRequested] = field(default_factory=dict, init=False)
+    # event id -> whether its user is subscribed, asked once the previous email was recorded
+    _subscribed_ahead: dict[UUID, bool] = field(default_factory=dict, init=False)
 
     def plan(self, events: Sequence[DailyDigestRequested]) -> None:
         """The digests a batch is about to deliver, in order: delivering one composes the next
@@ -68,17 +62,17 @@ class Delivery:
             log.info(
                 "digest not sent: the user unsubscribed", extra={"event_id": str(event.event_id)}
             )
-            await self._processed.record(event.event_id)
+            await self.processed.record(event.event_id)
             return
         email = self._composed.pop(event.event_id, None)
         if email is None:
             try:
-                email = self._composer.compose(event)
+                email = self.composer.compose(event)
             except InvalidRecipientError as e:
                 email = e
         if isinstance(email, InvalidRecipientError):
             raise PoisonError(f"invalid recipient address: {email}") from email
-        outcome = await self._sender.send(email)
+        outcome = await self.sender.send(email)
         if isinstance(outcome, Permanent):
             code = f" (SMTP {outcome.code})" if outcome.code else ""
             raise PoisonError(f"refused permanently{code}: {outcome.reason}")
@@ -87,7 +81,7 @@ class Delivery:
         await self.fault("after_send")
         if following is not None:
             self._prepare(following)
-        await self._processed.record(event.event_id)
+        await self.processed.record(event.event_id)
         if following is not None:
             # Still while the next envelope goes out, and right before the next email's DATA.
             await self._check_ahead(following)
@@ -98,7 +92,7 @@ class Delivery:
         event = decode_event(value or b"")
         if not isinstance(event, DailyDigestRequested):
             raise PoisonError(f"not a digest event: {event.type}")
-        if await self._processed.seen([event.event_id]):
+        if await self.processed.seen([event.event_id]):
             return False
         await self.deliver(event)
         return True
@@ -106,10 +100,10 @@ class Delivery:
     async def _check_ahead(self, event: DailyDigestRequested) -> None:
         """Ask whether the next email's user is still subscribed. A failure is left for that
         email's own turn, which asks again and reports it: this email is sent and recorded."""
-        if self._subscriptions is None:
+        if self.subscriptions is None:
             return
         try:
-            self._subscribed_ahead[event.event_id] = await self._subscriptions.digest_enabled(
+            self._subscribed_ahead[event.event_id] = await self.subscriptions.digest_enabled(
                 event.user_id
             )
         except Exception:
@@ -117,11 +111,11 @@ class Delivery:
 
     async def _subscribed(self, event: DailyDigestRequested) -> bool:
         """Asked at send time: the answer asked once the previous email was recorded, or now."""
-        if self._subscriptions is None:
+        if self.subscriptions is None:
             return True
         known = self._subscribed_ahead.pop(event.event_id, None)
         if known is None:
-            return await self._subscriptions.digest_enabled(event.user_id)
+            return await self.subscriptions.digest_enabled(event.user_id)
         return known
 
     def _prepare(self, event: DailyDigestRequested) -> None:
@@ -129,21 +123,27 @@ class Delivery:
         envelope is reset if its email is not sent next: its user unsubscribed, a failure)."""
         email = self._composed.get(event.event_id)
         if isinstance(email, Email):
-            self._sender.prepare(email)
+            self.sender.prepare(email)
 
     def _compose_ahead(self, event: DailyDigestRequested) -> None:
         if event.event_id in self._composed:
             return
         try:
-            self._composed[event.event_id] = self._composer.compose(event)
+            self._composed[event.event_id] = self.composer.compose(event)
         except InvalidRecipientError as e:
             self._composed[event.event_id] = e
         except Exception:  # a bug: deliver() composes again in its turn and reports it there
             log.debug("composing ahead failed", exc_info=True)
 
+    async def close(self) -> None:
+        await self.sender.close()
+        await self.processed.close()
+        if self.subscriptions is not None:
+            await self.subscriptions.close()
+
     async def fault(self, point: FaultPoint) -> None:
         """TEST-ONLY (MAILER_FAULT_PAUSE): freeze here so a test can SIGKILL the process."""
-        if point != self._settings.MAILER_FAULT_PAUSE:
+        if point != self.settings.MAILER_FAULT_PAUSE:
             return
         log.warning("fault injection: paused", extra={"fault_point": point})
         sys.stderr.flush()
