@@ -1,6 +1,7 @@
 """The mailer's overlap of one email's waits with the next one's work: the next digest composed
-while this one waits on SMTP, the next envelope opened while this one is recorded, and never the
-next DATA before this one is recorded (the crash window stays one email wide)."""
+while this one waits on SMTP, the next envelope opened and the next user's subscription checked
+while this one is recorded, and never the next DATA before this one is recorded (the crash window
+stays one email wide)."""
 
 from __future__ import annotations
 
@@ -82,21 +83,40 @@ class JournalProcessed(FakeProcessed):
         await super().record(event_id)
 
 
-def test_the_next_envelope_is_prepared_once_this_email_is_sent_and_before_it_is_recorded() -> None:
+class JournalSubscriptions:
+    """Everyone subscribed; notes whose subscription was checked, and when."""
+
+    def __init__(self, journal: list[tuple[str, str]], emails: dict[UUID, str]) -> None:
+        self.journal, self.emails = journal, emails
+
+    async def digest_enabled(self, user_id: UUID) -> bool:
+        await asyncio.sleep(0)  # the PostgreSQL round trip
+        self.journal.append(("check", self.emails[user_id]))
+        return True
+
+    async def close(self) -> None:
+        pass
+
+
+def test_the_next_envelope_opens_once_this_is_sent_and_its_check_once_this_is_recorded() -> None:
     log = Log()
     ada, bob = digest("ada@example.com"), digest("bob@example.com")
     journal: list[tuple[str, str]] = []
     processed = JournalProcessed(journal, {d.event_id: d.email for d in (ada, bob)})
-    instance, _, _, _ = mailer(JournalSender(journal), processed)
+    subscriptions = JournalSubscriptions(journal, {d.user_id: d.email for d in (ada, bob)})
+    instance, _, _, _ = mailer(JournalSender(journal), processed, subscriptions=subscriptions)
 
     result = process(instance, [log.message(ada), log.message(bob)])
 
     assert result.sent == 2
-    # bob's DATA (his "send") only once ada is recorded: one email sent and not recorded at most
+    # bob's DATA (his "send") only once ada is recorded: one email sent and not recorded at most;
+    # his subscription checked as late as it can be without a round trip of its own
     assert journal == [
+        ("check", "ada@example.com"),
         ("send", "ada@example.com"),
         ("prepare", "bob@example.com"),
         ("record", "ada@example.com"),
+        ("check", "bob@example.com"),
         ("send", "bob@example.com"),
         ("record", "bob@example.com"),
     ]
