@@ -55,7 +55,7 @@ class DigestComposer:
     """Builds the digest email.
 
     The common case (ASCII addresses) is written straight to bytes (mailer.mime): the same bytes
-    the `email` package would flatten, for a fraction of its CPU. An internationalised
+    the `email` package would flatten, for less than half the CPU. An internationalised
     (non-ASCII) address takes the `EmailMessage` path, sent with SMTPUTF8.
     """
 
