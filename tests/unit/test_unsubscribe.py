@@ -76,10 +76,18 @@ def test_every_digest_email_carries_one_click_unsubscribe_headers_and_a_footer_l
 
 
 class Unsubscribed:
-    def __init__(self, *users: UUID) -> None:
+    """The store's answers: `users` unsubscribed; the questions numbered in `failing` (from 1)
+    fail, as with the database unreachable."""
+
+    def __init__(self, *users: UUID, failing: frozenset[int] = frozenset()) -> None:
         self.users = set(users)
+        self.failing = failing
+        self.asked: list[UUID] = []
 
     async def digest_enabled(self, user_id: UUID) -> bool:
+        self.asked.append(user_id)
+        if len(self.asked) in self.failing:
+            raise ConnectionError("database unreachable")
         return user_id not in self.users
 
     async def close(self) -> None:
@@ -115,3 +123,20 @@ def test_a_check_made_once_the_previous_email_is_recorded_skips_an_unsubscribed_
 
     assert sender.sent_to == ["bob@example.com", "cy@example.com"]
     assert processed.ids == {bob.event_id, ada.event_id, cy.event_id}
+
+
+def test_a_check_ahead_that_fails_is_asked_again_in_its_own_turn_and_the_email_before_is_sent() -> (
+    None
+):
+    ada, bob = digest("ada@example.com"), digest("bob@example.com")
+    sender, processed = FakeSender(), FakeProcessed()
+    store = Unsubscribed(bob.user_id, failing=frozenset({2}))  # bob's check, asked ahead
+    mailer = mailer_with(sender, processed, store)
+    topic = Log()
+
+    result = process(mailer, [topic.message(ada), topic.message(bob)])
+
+    assert sender.sent_to == ["ada@example.com"], "bob unsubscribed: asked again, not sent"
+    assert store.asked == [ada.user_id, bob.user_id, bob.user_id]
+    assert processed.ids == {ada.event_id, bob.event_id}
+    assert (result.commit, result.rewind) == ({("events", 0): 2}, {})
