@@ -125,9 +125,7 @@ def test_a_check_made_once_the_previous_email_is_recorded_skips_an_unsubscribed_
     assert processed.ids == {bob.event_id, ada.event_id, cy.event_id}
 
 
-def test_a_check_ahead_that_fails_is_asked_again_in_its_own_turn_and_the_email_before_is_sent() -> (
-    None
-):
+def test_a_failed_check_ahead_is_asked_again_in_its_own_turn_and_the_one_before_is_sent() -> None:
     ada, bob = digest("ada@example.com"), digest("bob@example.com")
     sender, processed = FakeSender(), FakeProcessed()
     store = Unsubscribed(bob.user_id, failing=frozenset({2}))  # bob's check, asked ahead
