@@ -13,7 +13,7 @@ from consuming.poison import Kind, classify
 from contracts.events import UnknownEventTypeError, decode_event, encode_event
 from tests.support.consumer_fakes import FakeMessage, FakeSource, fake_messages, projector_on_fakes
 from tests.support.events import History
-from tests.unit.test_mailer_handler import TOPIC, mailer, process
+from tests.support.mailer_fakes import TOPIC, mailer, process
 
 
 def future_event(task_id: str, **fields: object) -> bytes:
