@@ -70,10 +70,14 @@ def blockers(cur: Cursor, consumer: str, aggregate_ids: Iterable[str]) -> Blocke
     return Blockers(found)
 
 
+# Whether the consumer has anything parked at all (its one parameter: the consumer).
+ANY_PARKED = "SELECT EXISTS (SELECT 1 FROM dead_letters WHERE consumer = %s)"
+
+
 def _any_parked(cur: Cursor, consumer: str) -> bool:
     """The usual answer is no: then one tiny index probe instead of matching a whole batch's ids
     (rows are only ever added for aggregates of the caller's own partitions, so nothing to lock)."""
-    cur.execute("SELECT EXISTS (SELECT 1 FROM dead_letters WHERE consumer = %s)", (consumer,))
+    cur.execute(ANY_PARKED, (consumer,))
     row = cur.fetchone()
     return bool(row and row[0])
 

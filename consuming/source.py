@@ -78,6 +78,10 @@ class KafkaSource:
         self._consumer_factory = consumer_factory
         self._rejoin_deadline = rejoin_deadline
         self._clock = clock
+        # Offsets handed to commit() but not sent yet (see commit()), and when the next send may go.
+        self._commit_interval = settings.KAFKA_OFFSET_COMMIT_INTERVAL_SECONDS
+        self._pending: dict[tuple[str, int], int] = {}
+        self._next_commit_at = 0.0
         self._outside_since: float | None = None
         self._next_membership_check = 0.0
         self._consumer: Any = None
@@ -110,10 +114,21 @@ class KafkaSource:
         # once the member is back in a complete group.
         if self._outside_since is None:
             self._outside_since = self._clock()
+        # The offsets held back for these partitions go out before their new owner starts, so it
+        # does not re-read (harmlessly) what we already applied.
+        self._send_pending()
         log.info("partitions revoked", extra={"partitions": [p.partition for p in partitions]})
 
     def poll(self, max_messages: int, timeout: float) -> Sequence[Message]:
         self._replace_if_stuck_outside_the_group()
+        if self._pending:
+            # Held-back offsets go out once due even when no message follows them: wait no
+            # longer than that for the first message.
+            due_in = self._next_commit_at - self._clock()
+            if due_in <= 0:
+                self._send_pending()
+            else:
+                timeout = min(timeout, due_in)
         # Wait for the first message only, then take whatever else is already fetched: low latency
         # when traffic is light, big batches when it is heavy.
         messages = list(self._consumer.consume(1, timeout))
@@ -154,10 +169,29 @@ class KafkaSource:
         abandon_consumer(stuck)
 
     def _replace(self, reason: str) -> None:
+        # The old member's held-back offsets are dropped: its partitions may go to another
+        # member, and what they covered is only delivered again, which the consumers skip.
+        self._pending.clear()
         self._consumer = self._connect()
         metrics.count_consumer_replaced(self._group_id, reason)
 
     def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        # At most one commit request per KAFKA_OFFSET_COMMIT_INTERVAL_SECONDS: under load a batch
+        # is a few events, and a commit per batch was a broker request (broker and client CPU on
+        # the freshness path) per few events. Offsets that arrive sooner are held back and go out
+        # with the next commit, from poll() once due, on a revoke, or on close. Safe: what they
+        # cover is already durable, and a crash re-delivers at most the interval's batches, which
+        # the consumers' idempotence skips (docs/read-side.md "Freshness").
+        self._pending.update(offsets)
+        if self._clock() >= self._next_commit_at:
+            self._send_pending()
+
+    def _send_pending(self) -> None:
+        if not self._pending:
+            return
+        partitions = [TopicPartition(t, p, o) for (t, p), o in self._pending.items()]
+        self._pending.clear()
+        self._next_commit_at = self._clock() + self._commit_interval
         # Asynchronous, for every consumer. Waiting for the broker's answer held every next batch
         # back (a round trip, 5-30 ms under load; docs/read-side.md "Freshness"), and a commit in
         # flight when the coordinator went away blocked the loop for the whole outage: librdkafka
@@ -166,7 +200,6 @@ class KafkaSource:
         # (read tables, processed_events), commits go out in order, a later commit covers a failed
         # one, close() waits for those in flight, and a batch whose commit is lost is re-delivered
         # and skipped by the consumers' idempotence.
-        partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
             self._consumer.commit(offsets=partitions, asynchronous=True)
         except KafkaException as e:
@@ -193,4 +226,5 @@ class KafkaSource:
         return metrics.high_watermark(self._consumer, topic, partition)
 
     def close(self) -> None:
+        self._send_pending()
         close_consumer(self._consumer)  # leaves the group: no idle partitions after a stop

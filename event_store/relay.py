@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -39,7 +39,8 @@ from consuming.poison import (
 from contracts.events import PublicEvent
 from event_store.application import TodoStore
 from event_store.kafka_publisher import Publisher
-from event_store.public import PUBLIC_TOPICS, public_event_of
+from event_store.public import public_event_of
+from event_store.relay_reader import NotificationReader
 from runtime import metrics
 from runtime.health import Heartbeat
 from runtime.settings import ConsumerSettings, DatabaseSettings, RelaySettings
@@ -51,13 +52,25 @@ HEAD_PROBE_SECONDS = 0.25  # how stale event_store_head_position may be (docs/op
 
 
 class Checkpoint:
-    """The last published position, in Postgres, on the connection that holds the relay lock."""
+    """The last published position, in Postgres, on the connection that holds the relay lock;
+    written at most every `interval` seconds (advance() holds a newer one back, flush_if_due()
+    writes it once due, flush() at once)."""
 
     TABLE = "relay_checkpoints"
 
-    def __init__(self, conn: psycopg.Connection[Any], name: str) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        name: str,
+        interval: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._conn = conn
         self._name = name
+        self._interval = interval
+        self._clock = clock
+        self._unsaved: int | None = None
+        self._next_save_at = 0.0
         table = sql.Identifier(self.TABLE)
         conn.execute(
             sql.SQL(
@@ -84,6 +97,26 @@ class Checkpoint:
 
     def save(self, position: int) -> None:
         self._conn.execute(self._save, (self._name, position))
+
+    def advance(self, position: int) -> None:
+        """`position` is published: saved now if the interval has passed, else held back."""
+        self._unsaved = position
+        self.flush_if_due()
+
+    def due_in(self) -> float | None:
+        """Seconds until a held-back position is due (<= 0: now); None when nothing is held."""
+        return None if self._unsaved is None else self._next_save_at - self._clock()
+
+    def flush_if_due(self) -> None:
+        due_in = self.due_in()
+        if due_in is not None and due_in <= 0:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._unsaved is not None:
+            self.save(self._unsaved)
+            self._unsaved = None
+            self._next_save_at = self._clock() + self._interval
 
 
 class Relay:
@@ -149,8 +182,11 @@ class Relay:
             # a PostgreSQL crash only re-sends events Kafka already has, which every consumer
             # skips as duplicates; nothing is ever skipped.
             conn.execute("SET synchronous_commit = off")
-            checkpoint = Checkpoint(conn, self._settings.RELAY_NAME)
+            checkpoint = Checkpoint(
+                conn, self._settings.RELAY_NAME, self._settings.RELAY_CHECKPOINT_INTERVAL_SECONDS
+            )
             self.position = checkpoint.load()
+            reader = NotificationReader(conn, self._store)
             log.info("relay started", extra={"position": self.position})
             with psycopg.connect(conninfo, autocommit=True) as listen_conn:
                 listen_conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
@@ -159,9 +195,10 @@ class Relay:
                     # the drain, a turn that read several commits' events would wake at once on
                     # their other notifications for a read that finds nothing.
                     _drain(listen_conn)
-                    caught_up = self._relay_one_batch(checkpoint)
+                    caught_up = self._relay_one_batch(reader, checkpoint)
                     if caught_up:
-                        self._wait_for_new_events(listen_conn)
+                        self._wait_for_new_events(listen_conn, checkpoint)
+                checkpoint.flush()  # stopping: the next leader starts from what we published
 
     def _acquire_lock(self, conn: psycopg.Connection[Any]) -> bool:
         row = conn.execute("select pg_try_advisory_lock(%s)", (_ADVISORY_LOCK_KEY,)).fetchone()
@@ -171,11 +208,11 @@ class Relay:
         self._stop.wait(self._settings.RELAY_POLL_INTERVAL_SECONDS)
         return False
 
-    def _relay_one_batch(self, checkpoint: Checkpoint) -> bool:
+    def _relay_one_batch(self, reader: NotificationReader, checkpoint: Checkpoint) -> bool:
         """Publish the next batch; True when there was nothing more to read."""
         self.heartbeat.beat()
         limit = self._settings.RELAY_BATCH_SIZE
-        notifications = self._read_after(self.position, limit)
+        notifications = reader.after(self.position, limit)
         if not notifications:
             self._observe(caught_up=True)
             return True
@@ -186,7 +223,11 @@ class Relay:
         for event in events:
             metrics.observe_hop("stored_to_read", read_at - event.occurred_at.timestamp())
         self.position = notifications[-1].id
-        checkpoint.save(self.position)
+        # Held back up to RELAY_CHECKPOINT_INTERVAL_SECONDS: under load a batch is a few events,
+        # and a checkpoint write per batch was a round trip before the next read plus a
+        # PostgreSQL write. A checkpoint lost in a crash only re-sends events Kafka already has,
+        # which every consumer skips as duplicates (the module doc).
+        checkpoint.advance(self.position)
         self._budget.succeeded()
         self.published += len(events)
         log.debug("relayed batch", extra={"count": len(events), "position": self.position})
@@ -224,20 +265,21 @@ class Relay:
                 traceparents.append(traceparent)
         return events, traceparents
 
-    def _read_after(self, position: int, limit: int) -> Sequence[Notification]:
-        return self._store.recorder.select_notifications(
-            start=position, limit=limit, topics=PUBLIC_TOPICS, inclusive_of_start=False
-        )
-
-    def _wait_for_new_events(self, listen_conn: psycopg.Connection[Any]) -> None:
+    def _wait_for_new_events(
+        self, listen_conn: psycopg.Connection[Any], checkpoint: Checkpoint
+    ) -> None:
         deadline = time.monotonic() + self._settings.RELAY_POLL_INTERVAL_SECONDS
         while not self._stop.is_set():
             self.heartbeat.beat()
+            checkpoint.flush_if_due()  # a held-back checkpoint is written once due, even idle
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            # Short slices so stop() is honoured quickly; any NOTIFY wakes us at once.
-            for _ in listen_conn.notifies(timeout=min(remaining, 0.25), stop_after=1):
+            # Short slices so stop() is honoured quickly and a held-back checkpoint is not kept
+            # past its due time; any NOTIFY wakes us at once.
+            due_in = checkpoint.due_in()
+            slice_ = min(remaining, 0.25, 0.25 if due_in is None else max(due_in, 0.001))
+            for _ in listen_conn.notifies(timeout=slice_, stop_after=1):
                 return
 
 

@@ -5,6 +5,7 @@ that already has one parked, so rows, progress and parked messages commit or van
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,8 +22,19 @@ from projector.db import (
     save_batch,
 )
 from projector.handlers import apply_event, referenced_ids
+from projector.rows import Rows, TaskRow, UserRow
+from projector.statements import statements as composed
 
 log = logging.getLogger(__name__)
+
+LOCK_SHARED = "SELECT pg_advisory_xact_lock_shared(%s)"
+# After the probe found something parked, how long apply() takes the careful path before trying
+# the two-round-trip one again (parked rows usually stay until an operator replays them).
+SPECULATION_PAUSE_SECONDS = 10.0
+
+
+class _SomethingParkedError(Exception):
+    """Rolls the speculative transaction back (see _apply_if_nothing_parked)."""
 
 
 class PostgresProjection:
@@ -34,16 +46,26 @@ class PostgresProjection:
         self._consumer = consumer
         self._tables = tables
         self._conn: psycopg.Connection[Any] | None = None
+        self._next_speculation = 0.0  # when apply() may next try _apply_if_nothing_parked
 
     def apply(self, batch: Sequence[Delivered], poison: Sequence[DeadLetter] = ()) -> BatchResult:
         """Apply `batch` and park `poison` (and whatever must wait behind it), atomically."""
+        if not poison and time.monotonic() >= self._next_speculation:
+            try:
+                result = self._apply_if_nothing_parked(batch)
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                self.close()
+                raise
+            if result is not None:
+                return result
+            self._next_speculation = time.monotonic() + SPECULATION_PAUSE_SECONDS
         conn = self._connection()
         try:
             # Pipeline mode: statements whose results are not needed yet go out together (BEGIN
             # with the lock and the parked-rows probe; the writes, one statement, with COMMIT):
             # three round trips a batch; an error still surfaces as the statement's own exception.
             with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (PROJECTION_LOCK_KEY,))
+                cur.execute(LOCK_SHARED, (PROJECTION_LOCK_KEY,))
                 ids = [sequence_id(d.event) for d in batch]
                 ids += [p.aggregate_id for p in poison if p.aggregate_id]
                 held = parking.blockers(cur, self._consumer, ids)
@@ -57,14 +79,41 @@ class PostgresProjection:
         except (psycopg.OperationalError, psycopg.InterfaceError):
             self.close()  # the connection may be broken: start afresh on the next attempt
             raise
-        if rows.gaps:
-            log.warning("events skipped: an earlier event is missing", extra={"gaps": rows.gaps})
-        return BatchResult(
-            handled=len(to_apply) - rows.duplicates - rows.gaps,
-            duplicates=rows.duplicates,
-            gaps=rows.gaps,
-            parked=parked,
-        )
+        return _result(rows, len(to_apply), parked)
+
+    def _apply_if_nothing_parked(self, batch: Sequence[Delivered]) -> BatchResult | None:
+        """The usual case in two round trips instead of three: the parked-rows probe goes out
+        with the row loads (BEGIN, the lock, the probe and the loads; then the writes with
+        COMMIT). If the probe finds anything parked for this consumer, nothing is written and
+        None is returned (the transaction rolled back, its row locks released without having
+        waited for any dead-letter row, so no lock-order inversion with `dlq replay`); the caller
+        then takes the careful path, and speculates again only after SPECULATION_PAUSE_SECONDS."""
+        conn = self._connection()
+        statements = composed(self._tables)
+        user_ids, task_ids = referenced_ids(d.event for d in batch)
+        try:
+            with conn.pipeline(), conn.transaction():
+                lock, probe, users, tasks = (conn.cursor() for _ in range(4))
+                lock.execute(LOCK_SHARED, (PROJECTION_LOCK_KEY,))
+                probe.execute(parking.ANY_PARKED, (self._consumer,))
+                if user_ids:
+                    users.execute(statements.select_users[True], (sorted(user_ids),))
+                if task_ids:
+                    tasks.execute(statements.select_tasks[True], (sorted(task_ids),))
+                found = probe.fetchone()
+                if found is None or found[0]:
+                    raise _SomethingParkedError
+                rows = Rows()
+                if user_ids:
+                    rows.users.update((r[0], UserRow(*r)) for r in users)
+                if task_ids:
+                    rows.tasks.update((r[0], TaskRow(*r)) for r in tasks)
+                for delivered in sorted(batch, key=lambda d: d.where):  # as sort_out orders them
+                    apply_event(rows, delivered.event)
+                save_batch(lock, self._tables, rows, _progress(batch, ()))
+        except _SomethingParkedError:
+            return None
+        return _result(rows, len(batch), [])
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -98,6 +147,18 @@ def sort_out(
         else:
             to_apply.append(item)
     return to_apply, to_park
+
+
+def _result(rows: Rows, applied: int, parked: list[DeadLetter]) -> BatchResult:
+    """What a committed batch did (`applied`: events handed to the handlers)."""
+    if rows.gaps:
+        log.warning("events skipped: an earlier event is missing", extra={"gaps": rows.gaps})
+    return BatchResult(
+        handled=applied - rows.duplicates - rows.gaps,
+        duplicates=rows.duplicates,
+        gaps=rows.gaps,
+        parked=parked,
+    )
 
 
 def _progress(

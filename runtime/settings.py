@@ -155,6 +155,9 @@ class KafkaSettings(AppSettings):
     KAFKA_BOOTSTRAP_SERVERS: str = "127.0.0.1:9092"
     KAFKA_TOPIC: str = "events"
     KAFKA_DLQ_TOPIC: str = "events.dlq"
+    # A consumer (projector, mailer) sends its offsets at most this often; 0 = after every batch.
+    # A crash re-delivers at most this long's batches, which the consumers skip as duplicates.
+    KAFKA_OFFSET_COMMIT_INTERVAL_SECONDS: float = Field(default=0.1, ge=0, le=10)
 
 
 class AuthSettings(AppSettings):
@@ -184,6 +187,9 @@ class RelaySettings(AppSettings):
     # Timer poll as a safety net beside LISTEN/NOTIFY (a dead LISTEN connection must not stall us).
     RELAY_POLL_INTERVAL_SECONDS: float = Field(default=1.0, gt=0)
     RELAY_NAME: str = "kafka-relay"
+    # The published position is written to relay_checkpoints at most this often (0 = after every
+    # batch): a crash re-sends at most this long's events, which the consumers skip as duplicates.
+    RELAY_CHECKPOINT_INTERVAL_SECONDS: float = Field(default=0.1, ge=0, le=10)
 
 
 HealthPort = Annotated[int, Field(ge=0, le=65535)]  # 0: no health endpoint
