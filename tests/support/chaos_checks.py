@@ -12,17 +12,7 @@ from uuid import UUID
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
-from contracts.events import (
-    DailyDigestRequested,
-    PublicEvent,
-    TaskCompleted,
-    TaskCreated,
-    TaskDeleted,
-    TaskEvent,
-    TaskRenamed,
-    TaskReopened,
-    decode_event,
-)
+from contracts import events as contract
 from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.chaos_workload import Tally
 from tests.support.infra import PARTITIONS
@@ -31,23 +21,23 @@ from tests.support.smtp import Received
 Row = tuple[Any, ...]  # (id, user_id, title, done, deleted, version)
 
 
-def task_states(events: list[PublicEvent]) -> dict[UUID, Row]:
+def task_states(events: list[contract.PublicEvent]) -> dict[UUID, Row]:
     """Every task's state after the store's events (a fold of our own, not the projector's)."""
     state: dict[UUID, list[Any]] = {}
     for e in events:
-        if isinstance(e, TaskCreated):
+        if isinstance(e, contract.TaskCreated):
             state[e.task_id] = [e.task_id, e.user_id, e.title, False, False, e.aggregate_version]
             continue
-        if not isinstance(e, TaskEvent):
+        if not isinstance(e, contract.TaskEvent):
             continue
         row = state[e.task_id]
         row[5] = e.aggregate_version
-        if isinstance(e, TaskRenamed):
+        if isinstance(e, contract.TaskRenamed):
             row[2] = e.title
-        elif isinstance(e, TaskCompleted | TaskReopened):
-            row[3] = isinstance(e, TaskCompleted)
+        elif isinstance(e, contract.TaskCompleted | contract.TaskReopened):
+            row[3] = isinstance(e, contract.TaskCompleted)
         else:  # deleted or restored
-            row[4] = isinstance(e, TaskDeleted)
+            row[4] = isinstance(e, contract.TaskDeleted)
     return {k: tuple(v) for k, v in state.items()}
 
 
@@ -61,7 +51,7 @@ class StoreVerdict:
     expected: dict[UUID, Row] = field(default_factory=dict)  # what the read tables must hold
 
 
-def judge_store(tally: Tally, events: list[PublicEvent]) -> StoreVerdict:
+def judge_store(tally: Tally, events: list[contract.PublicEvent]) -> StoreVerdict:
     verdict = StoreVerdict()
     by_position = {e.position: e for e in events}
     for a in tally.acked:
@@ -69,7 +59,8 @@ def judge_store(tally: Tally, events: list[PublicEvent]) -> StoreVerdict:
         if e is None or e.type != a.event_type or getattr(e, "task_id", None) != a.aggregate_id:
             verdict.acked_missing.append(f"{a} → {e!r}"[:300])
     states = task_states(events)
-    created = {(e.user_id, e.title): e.task_id for e in events if isinstance(e, TaskCreated)}
+    creations = (e for e in events if isinstance(e, contract.TaskCreated))
+    created = {(e.user_id, e.title): e.task_id for e in creations}
     known = set(tally.tasks)
     for user_id, title in tally.unknown_creates:
         task_id = created.get((user_id, title))
@@ -136,7 +127,7 @@ def judge_kafka(kafka: KafkaSettings, expected: set[int], timeout: float) -> Kaf
             for m in consumer.consume(1000, 0.5):
                 if m.error() is not None:
                     continue
-                event = decode_event(m.value() or b"")
+                event = contract.decode_event(m.value() or b"")
                 verdict.messages += 1
                 partitions[event.user_id].add(m.partition() or 0)
                 if seen[event.position] == 0:
@@ -165,8 +156,8 @@ class MailVerdict:
     emailed_twice: list[str] = field(default_factory=list)  # a digest under two Message-IDs, etc.
 
 
-def judge_mail(events: list[PublicEvent], received: list[Received]) -> MailVerdict:
-    digests = {e.digest_id: e for e in events if isinstance(e, DailyDigestRequested)}
+def judge_mail(events: list[contract.PublicEvent], received: list[Received]) -> MailVerdict:
+    digests = {e.digest_id: e for e in events if isinstance(e, contract.DailyDigestRequested)}
     copies: dict[str, list[Received]] = defaultdict(list)
     for r in received:
         copies[str(r.message["X-Digest-Id"])].append(r)
