@@ -39,7 +39,12 @@ from projector.db import PROJECTION_LOCK_KEY, REBUILD_LOCK_KEY, notify_progress
 from projector.rebuild_fold import Replayer, ReplayStats, gc_paused
 from projector.rebuild_progress import progress
 from projector.rebuild_reading import store_pages
-from projector.rebuild_tables import check_schema, create_indexes, create_tables, rename_into_place
+from projector.rebuild_tables import (
+    check_schema,
+    create_indexes,
+    create_tables,
+    rename_into_place,
+)
 from projector.rebuild_workers import replay_in_processes
 from projector.settings import ProjectorSettings
 from runtime.settings import DatabaseSettings
@@ -128,7 +133,7 @@ class Rebuild:
                 t = phase("prepare", started)
                 bulk = self._bulk(head, workers)
                 t = phase("replay", t)
-                create_indexes(conn)
+                create_indexes(self._db.conninfo, workers)
                 t = phase("index", t)
                 replayer = self._catch_up_replayer(conn)
                 for _ in range(_CATCH_UP_PASSES):

@@ -39,9 +39,10 @@ class Replayer:
     """Folds the store's public events, in store order, into a set of tables.
 
     `fresh=True` (bulk phase): the tables start empty and only this replayer writes the rows of its
-    shard, so rows are kept in memory until `cache_rows`, then written (COPY for new rows) and
-    forgotten; a row that comes back later is loaded again. `fresh=False` (catch-up): rows the
-    events touch are loaded from the tables first, and written back per page.
+    shard, so rows are kept in memory until `cache_rows`, then written (COPY for new rows): the
+    history rows each time, the users and tasks only once they alone fill half of it (then they
+    are forgotten, and a row that comes back later is loaded again). `fresh=False` (catch-up):
+    rows the events touch are loaded from the tables first, and written back per page.
     """
 
     conn: psycopg.Connection[Any]
@@ -75,13 +76,32 @@ class Replayer:
             self._fold(events)
             self.stats.events += len(events)
             self.stats.position = position
-            cached = len(self._cache.users) + len(self._cache.tasks) + len(self._cache.task_events)
-            if not self.fresh or cached > self.cache_rows:
+            if not self.fresh:
                 self.flush()
+            elif self._cached_rows() > self.cache_rows:
+                self._write_out()
             if self.on_page is not None:
                 self.on_page(self.stats)
         self.stats.position = max(self.stats.position, stop)
         return self.stats
+
+    def _cached_rows(self) -> int:
+        cache = self._cache
+        return len(cache.users) + len(cache.tasks) + len(cache.task_events)
+
+    def _write_out(self) -> None:
+        """Over the budget (bulk phase): the history rows go first, as no event reads them back;
+        the users and tasks stay cached (a later event of theirs needs no load from the tables)
+        unless they alone fill more than half the budget."""
+        cache = self._cache
+        if len(cache.users) + len(cache.tasks) > self.cache_rows // 2:
+            self.flush()
+            return
+        with self.conn.cursor() as cur:
+            copy_rows(cur, self.tables, (), (), cache.task_events)
+        if self.commit_each_flush:
+            self.conn.commit()
+        cache.task_events = []
 
     def _fold(self, events: Sequence[PublicEvent]) -> None:
         cache = self._cache
