@@ -197,7 +197,7 @@ def state_decoder(transcoder: Transcoder) -> Callable[[bytes], dict[str, Any]]:
                         value[key] = revive(item)
                 else:
                     value[key] = revive(item)
-            return value  # type: ignore[no-any-return]
+            return value
         except (decode_error, _NotForOrjsonError):
             return strict(bytes(state))  # type: ignore[no-any-return]
 
