@@ -135,16 +135,20 @@ class Replayer:
         for user, position in cache.positions.items():
             if position > self._positions.get(user, 0):
                 self._positions[user] = position
+        loaded = self._loaded
         existing = Rows(
             users=cache.users,
             tasks=cache.tasks,
-            changed_users={i for i in cache.changed_users if i in self._loaded},
-            changed_tasks={i for i in cache.changed_tasks if i in self._loaded},
+            changed_users={i for i in cache.changed_users if i in loaded} if loaded else set(),
+            changed_tasks={i for i in cache.changed_tasks if i in loaded} if loaded else set(),
             # History rows are new in a fresh table (COPY); a catch-up inserts them idempotently.
             task_events=[] if self.fresh else cache.task_events,
         )
-        new_users = [cache.users[i] for i in cache.changed_users if i not in self._loaded]
-        new_tasks = [cache.tasks[i] for i in cache.changed_tasks if i not in self._loaded]
+        if loaded or not self.fresh:
+            new_users = [cache.users[i] for i in cache.changed_users if i not in loaded]
+            new_tasks = [cache.tasks[i] for i in cache.changed_tasks if i not in loaded]
+        else:  # nothing loaded: every cached row was created by this replayer (no id lookups)
+            new_users, new_tasks = list(cache.users.values()), list(cache.tasks.values())
         new_events = cache.task_events if self.fresh else []
         with self.conn.cursor() as cur:
             copy_rows(cur, self.tables, new_users, new_tasks, new_events)
