@@ -64,6 +64,10 @@ def create_indexes(conninfo: str, connections: int) -> None:
     def build() -> None:
         with psycopg.connect(conninfo, autocommit=True) as conn:
             conn.execute(f"SET maintenance_work_mem = '{_INDEX_MEMORY}'")
+            if connections > 1:
+                # One process per build: the connections are the parallelism (PostgreSQL's
+                # parallel workers on top of them only contend for the same cores).
+                conn.execute("SET max_parallel_maintenance_workers = 0")
             while True:
                 with lock:
                     statement = next(pending, None)
