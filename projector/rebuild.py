@@ -7,8 +7,9 @@
    (event_store.public_reader: the same translation as the relay's) and folded by the live
    projector's handlers. Worker processes split the aggregates between them (an aggregate's events
    stay in order within one worker; each reads only its own aggregates' events); rows are folded
-   in memory and written with COPY, in bounded batches.
-3. Secondary indexes are built and the tables analysed.
+   in memory and written with COPY, in bounded batches (the history rows as they pile up, the
+   users and tasks at the end unless they outgrow the budget).
+3. Secondary indexes are built (on one connection per worker) and the tables analysed.
 4. Catch-up from H1 to the current head, still while the live projector and the queries run.
 5. Swap, in one transaction: take the projection lock exclusively (waits for the live projector's
    batch in flight, pauses the next), catch up to the head H3 read under the lock, then drop the
