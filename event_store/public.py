@@ -21,6 +21,7 @@ from contracts.events import (
     TaskCompleted,
     TaskCreated,
     TaskDeleted,
+    TaskEvent,
     TaskRenamed,
     TaskReopened,
     TaskRestored,
@@ -39,6 +40,10 @@ class Make(Protocol):
     validated when they were recorded)."""
 
     def __call__[M: BaseModel](self, model: type[M], values: dict[str, Any], /) -> M: ...
+
+
+# translate(domain event, position, event id, make) -> the public event
+Translator = Callable[[Any, int, UUID, "Make"], PublicEvent]
 
 
 def _validated[M: BaseModel](model: type[M], values: dict[str, Any]) -> M:
@@ -76,34 +81,17 @@ def _user_preferences_changed(e: Any, pos: int, event_id: UUID, make: Make) -> P
     return make(UserPreferencesChanged, fields)
 
 
-def _task_created(e: Any, pos: int, event_id: UUID, make: Make) -> PublicEvent:
-    fields = _task_envelope(e, pos, event_id)
-    fields["title"] = e.title
-    return make(TaskCreated, fields)
+def _task_event(model: type[TaskEvent], *own: str) -> Translator:
+    """A task event's translator: the envelope, the task id, and the type's own fields, each the
+    domain event's attribute of the same name."""
 
+    def translate(e: Any, pos: int, event_id: UUID, make: Make) -> PublicEvent:
+        fields = _task_envelope(e, pos, event_id)
+        for name in own:
+            fields[name] = getattr(e, name)
+        return make(model, fields)
 
-def _task_renamed(e: Any, pos: int, event_id: UUID, make: Make) -> PublicEvent:
-    fields = _task_envelope(e, pos, event_id)
-    fields["title"] = e.title
-    return make(TaskRenamed, fields)
-
-
-def _task_completed(e: Any, pos: int, event_id: UUID, make: Make) -> PublicEvent:
-    fields = _task_envelope(e, pos, event_id)
-    fields["done_at"] = e.done_at
-    return make(TaskCompleted, fields)
-
-
-def _task_reopened(e: Any, pos: int, event_id: UUID, make: Make) -> PublicEvent:
-    return make(TaskReopened, _task_envelope(e, pos, event_id))
-
-
-def _task_deleted(e: Any, pos: int, event_id: UUID, make: Make) -> PublicEvent:
-    return make(TaskDeleted, _task_envelope(e, pos, event_id))
-
-
-def _task_restored(e: Any, pos: int, event_id: UUID, make: Make) -> PublicEvent:
-    return make(TaskRestored, _task_envelope(e, pos, event_id))
+    return translate
 
 
 def _digest_requested(e: Any, pos: int, event_id: UUID, make: Make) -> PublicEvent:
@@ -121,15 +109,15 @@ def _digest_requested(e: Any, pos: int, event_id: UUID, make: Make) -> PublicEve
     return make(DailyDigestRequested, fields)
 
 
-_TRANSLATORS: dict[type, Callable[[Any, int, UUID, Make], PublicEvent]] = {
+_TRANSLATORS: dict[type, Translator] = {
     User.Registered: _user_registered,
     User.PreferencesChanged: _user_preferences_changed,
-    Task.Created: _task_created,
-    Task.Renamed: _task_renamed,
-    Task.Completed: _task_completed,
-    Task.Reopened: _task_reopened,
-    Task.Deleted: _task_deleted,
-    Task.Restored: _task_restored,
+    Task.Created: _task_event(TaskCreated, "title"),
+    Task.Renamed: _task_event(TaskRenamed, "title"),
+    Task.Completed: _task_event(TaskCompleted, "done_at"),
+    Task.Reopened: _task_event(TaskReopened),
+    Task.Deleted: _task_event(TaskDeleted),
+    Task.Restored: _task_event(TaskRestored),
     DailyDigest.Requested: _digest_requested,
 }
 

@@ -146,6 +146,13 @@ def state_decoder(transcoder: Transcoder) -> Callable[[bytes], dict[str, Any]]:
     from_iso = datetime.fromisoformat
     loads, decode_error, strict = orjson.loads, orjson.JSONDecodeError, transcoder.decode
 
+    def new_uuid(data: str) -> UUID:
+        """A uuid_hex value not remembered yet (a UUID is never falsy: `get(...) or` this)."""
+        if len(uuids) >= _UUID_CACHE_SIZE:
+            uuids.clear()
+        uuid = uuids[data] = UUID(data)
+        return uuid
+
     def revive(value: Any) -> Any:
         if type(value) is list:
             return [v if type(v) in _PLAIN else revive(v) for v in value]
@@ -158,12 +165,7 @@ def state_decoder(transcoder: Transcoder) -> Callable[[bytes], dict[str, Any]]:
             return value
         name, data = value["_type_"], value["_data_"]
         if name == "uuid_hex":
-            uuid = uuids.get(data)
-            if uuid is None:
-                if len(uuids) >= _UUID_CACHE_SIZE:
-                    uuids.clear()
-                uuid = uuids[data] = UUID(data)
-            return uuid
+            return uuids.get(data) or new_uuid(data)
         if name not in names:
             raise TranscodingNotRegisteredError(f"no transcoding registered for {name!r}")
         return names[name].decode(data)
@@ -185,12 +187,7 @@ def state_decoder(transcoder: Transcoder) -> Callable[[bytes], dict[str, Any]]:
                     and (name := item.get("_type_")) is not None
                 ):
                     if name == "uuid_hex":
-                        uuid = uuids.get(data)
-                        if uuid is None:
-                            if len(uuids) >= _UUID_CACHE_SIZE:
-                                uuids.clear()
-                            uuid = uuids[data] = UUID(data)
-                        value[key] = uuid
+                        value[key] = uuids.get(data) or new_uuid(data)
                     elif name == "datetime_iso" and iso_datetimes:
                         value[key] = from_iso(data)
                     else:

@@ -159,25 +159,23 @@ def on_task_reopened(rows: Rows, e: TaskReopened) -> Outcome:
 
 
 def on_task_deleted(rows: Rows, e: TaskDeleted) -> Outcome:
-    task, order = _task_in_order(rows, e)
-    if task is None:
-        return order
-    task.deleted = True
-    _changed(rows, task, e, {})
-    return order
+    return _mark_deleted(rows, e, deleted=True)
 
 
 def on_task_restored(rows: Rows, e: TaskRestored) -> Outcome:
-    task, order = _task_in_order(rows, e)
-    if task is None:
-        return order
-    task.deleted = False
-    _changed(rows, task, e, {})
-    return order
+    return _mark_deleted(rows, e, deleted=False)
 
 
 def on_digest_requested(rows: Rows, e: DailyDigestRequested) -> Outcome:
     return Outcome.APPLIED  # not part of the read model; only the user's position moves
+
+
+def _mark_deleted(rows: Rows, e: TaskDeleted | TaskRestored, *, deleted: bool) -> Outcome:
+    task, order = _task_in_order(rows, e)
+    if task is not None:
+        task.deleted = deleted
+        _changed(rows, task, e, {})
+    return order
 
 
 def _task_in_order(rows: Rows, e: TaskEvent) -> tuple[TaskRow | None, Outcome]:
