@@ -35,7 +35,12 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.freshness_system import System, loadgen, start  # noqa: E402
+from bench.freshness_system import (  # noqa: E402
+    System,
+    add_system_arguments,
+    start_systems,
+)
+from bench.harness import add_round_arguments  # noqa: E402
 from bench.measures import warn_errors  # noqa: E402
 from runtime.metrics import FRESHNESS_HOPS  # noqa: E402
 
@@ -62,7 +67,7 @@ class Round:
 
 def run_round(args: argparse.Namespace, rate: int, system: System) -> Round:
     window = system.load_window()
-    proc = subprocess.Popen(loadgen(system, rate, args.seconds), stdout=subprocess.PIPE)
+    proc = subprocess.Popen(system.loadgen(rate, args.seconds), stdout=subprocess.PIPE)
     load = window.until_exit(proc, "loadgen")
     result = json.loads(load.output)
     fresh = result["freshness_ms"]
@@ -146,28 +151,15 @@ def main() -> None:
     parser.add_argument(
         "--rates", default="50,100,200,300,400", help="commands per second, comma-separated"
     )
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=10, help="per round")
+    add_round_arguments(parser, seconds=10, per="round")
     parser.add_argument("--users", type=int, default=20)
-    parser.add_argument(
-        "--port-base", type=int, default=21000, help="ports base+1, +2, +11, +12 (baseline +100)"
-    )
-    parser.add_argument(
-        "--baseline-root",
-        type=Path,
-        help="also run the services of this checkout (e.g. main), interleaved round by round",
-    )
+    add_system_arguments(parser, port_base=21000)
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
     subprocess.run([str(ROOT / "infra" / "go-tools.sh"), "install"], check=True)
     results: dict[str, dict[int, Round]] = {}
     with ExitStack() as stack:
-        systems = []
-        if args.baseline_root:
-            systems.append(
-                start(stack, "baseline", args.baseline_root, args.port_base + 100, args.users)
-            )
-        systems.append(start(stack, "this", ROOT, args.port_base, args.users))
+        systems = start_systems(stack, args, baseline_label="baseline", label="this")
         for rate in rates:
             rounds: dict[str, list[Round]] = {s.label: [] for s in systems}
             for i in range(args.rounds):

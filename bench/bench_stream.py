@@ -44,7 +44,12 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.freshness_system import System, loadgen, start  # noqa: E402
+from bench.freshness_system import (  # noqa: E402
+    System,
+    add_system_arguments,
+    start_systems,
+)
+from bench.harness import add_round_arguments  # noqa: E402
 from bench.measures import warn_errors  # noqa: E402
 from runtime.metrics import FRESHNESS_HOPS  # noqa: E402
 
@@ -127,7 +132,7 @@ def stream_round(args: argparse.Namespace, system: System) -> Round:
 def baseline_round(args: argparse.Namespace, system: System) -> tuple[float, float]:
     """p50, p99 of freshness (answer -> read-your-writes read) at the same rate, no streams."""
     wait_streams_closed(system)
-    run = loadgen(system, args.rate, args.baseline_seconds)
+    run = system.loadgen(args.rate, args.baseline_seconds)
     result = json.loads(subprocess.run(run, check=True, stdout=subprocess.PIPE).stdout)
     return result["freshness_ms"]["p50"], result["freshness_ms"]["p99"]
 
@@ -193,15 +198,9 @@ def main() -> None:
         default=0,
         help="commands/s over the users (default: one per user per s)",
     )
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=30, help="load per round")
+    add_round_arguments(parser, seconds=30, per="round")
     parser.add_argument("--baseline-seconds", type=float, default=10)
-    parser.add_argument("--port-base", type=int, default=27000, help="ports base+1, +2, +11, +12")
-    parser.add_argument(
-        "--baseline-root",
-        type=Path,
-        help="also run the services of this checkout (e.g. main), interleaved round by round",
-    )
+    add_system_arguments(parser, port_base=27000)
     args = parser.parse_args()
     args.rate = args.rate or args.users
     # One descriptor per stream on both ends, plus the commands' connections (children inherit).
@@ -217,12 +216,7 @@ def main() -> None:
     rounds: dict[str, list[Round]] = {}
     baseline: list[tuple[float, float]] = []
     with ExitStack() as stack:
-        systems = []
-        if args.baseline_root:
-            systems.append(
-                start(stack, "stream_before", args.baseline_root, args.port_base + 100, args.users)
-            )
-        systems.append(start(stack, "stream", ROOT, args.port_base, args.users))
+        systems = start_systems(stack, args, baseline_label="stream_before", label="stream")
         for i in range(args.rounds):
             for system in systems:  # interleaved: drift on the machine hits both alike
                 r = stream_round(args, system)

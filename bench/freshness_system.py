@@ -4,6 +4,7 @@ as `make run` starts them (own ports, database, Kafka topics, users), and which 
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -136,13 +137,13 @@ class System:
     def load_window(self) -> LoadWindow:
         return LoadWindow(self.pids, self.metrics_urls)
 
-
-def loadgen(system: System, rate: int, seconds: float) -> list[str]:
-    return [
-        str(LOADGEN),
-        *("-command", system.urls["command"], "-query", system.urls["query"]),
-        *("-tokens", system.tokens, "-rate", str(rate), "-seconds", str(seconds), "-warmup", "0"),
-    ]
+    def loadgen(self, rate: int, seconds: float) -> list[str]:
+        """The command line of tools/loadgen sending `rate` commands a second to this system."""
+        return [
+            str(LOADGEN),
+            *("-command", self.urls["command"], "-query", self.urls["query"]),
+            *("-tokens", self.tokens, "-rate", str(rate), "-seconds", str(seconds), "-warmup", "0"),
+        ]
 
 
 def start(stack: ExitStack, label: str, root: Path, port_base: int, users: int) -> System:
@@ -161,5 +162,37 @@ def start(stack: ExitStack, label: str, root: Path, port_base: int, users: int) 
     pids = {name: [pid] for name, pid in services.items()} | infra_pids(database)
     system = System(label, root, ports, urls, tokens.name, pids)
     # warm-up: connections, prepared statements, Kafka metadata, the projector's assignment
-    subprocess.run(loadgen(system, 100, 3), check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(system.loadgen(100, 3), check=True, stdout=subprocess.DEVNULL)
     return system
+
+
+def add_system_arguments(parser: argparse.ArgumentParser, *, port_base: int) -> None:
+    """`--port-base` (where this checkout's services listen) and `--baseline-root` (another
+    checkout whose services are started too, on the ports 100 above, and measured round by round
+    interleaved with this one's)."""
+    parser.add_argument(
+        "--port-base",
+        type=int,
+        default=port_base,
+        help="ports base+1, +2, +11, +12 (baseline +100)",
+    )
+    parser.add_argument(
+        "--baseline-root",
+        type=Path,
+        help="also run the services of this checkout (e.g. main), interleaved round by round",
+    )
+
+
+def start_systems(
+    stack: ExitStack, args: argparse.Namespace, *, baseline_label: str, label: str
+) -> list[System]:
+    """The systems a round interleaves over, from add_system_arguments' `args` and `args.users`:
+    the baseline checkout's first when one is named, then this checkout's."""
+    systems = []
+    if args.baseline_root:
+        baseline_port_base = args.port_base + 100
+        systems.append(
+            start(stack, baseline_label, args.baseline_root, baseline_port_base, args.users)
+        )
+    systems.append(start(stack, label, ROOT, args.port_base, args.users))
+    return systems

@@ -1,8 +1,10 @@
-"""What the benchmarks that start real processes share: a scratch database at the current schema,
-the environment of a service process, and a service that must answer before the load begins."""
+"""What the benchmarks that start real processes share: the rounds a figure is the median of, a
+scratch database at the current schema, the environment of a service process, and a service that
+must answer before the load begins."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import subprocess
@@ -20,6 +22,13 @@ from tests.support.processes import stop_process
 from tests.support.read_side import migrate
 
 ROOT = Path(__file__).parents[1]
+
+
+def add_round_arguments(parser: argparse.ArgumentParser, *, seconds: float, per: str) -> None:
+    """`--rounds` (3 by default: a figure is the median of at least three rounds) and `--seconds`
+    (how long the load of one round, or of what `per` names, lasts)."""
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=seconds, help=f"load per {per}")
 
 
 def scratch_database(name: str, *, recreate: bool) -> DatabaseSettings:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from consuming.batch import Batch, BatchResult, Decoder, Delivered, first_offsets, next_offsets
+from consuming.metrics import count_dead_letters, observe_consumer
 from consuming.poison import Backoff, BugBudget, HaltedError, Kind, classify, describe
 from consuming.source import Message, MessageSource
 from contracts.dead_letters import DeadLetter
@@ -190,9 +191,9 @@ class ConsumerLoop:
             self._source.commit(committed)
         if s.freshness_hops:
             _observe_hops(messages, received_at, handled_at)
-        metrics.count_dead_letters(s.service, ((p.kind.value, p.reason) for p in result.parked))
+        count_dead_letters(s.service, ((p.kind.value, p.reason) for p in result.parked))
         if committed:
-            metrics.observe_consumer(
+            observe_consumer(
                 s.service,
                 committed,
                 (

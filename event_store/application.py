@@ -34,7 +34,7 @@ from event_store.store_errors import CONFLICT_RETRIES, ConcurrentChangeError, Ve
 from runtime.settings import DatabaseSettings
 
 # The stored topic of a user's preference changes (TodoStore.digest_enabled reads the latest).
-_PREFERENCES_TOPIC = get_topic(User.PreferencesChanged)
+PREFERENCES_TOPIC = get_topic(User.PreferencesChanged)
 
 Clock = Callable[[], datetime]
 
@@ -153,7 +153,7 @@ class TodoStore(RecordingApplication):
         """The user's current digest preference, from their latest PreferencesChanged event alone
         (one indexed row, no aggregate to rebuild: the mailer asks for every email). True for a
         user without one (the default) and for a user the store does not know."""
-        event = self._latest_event(user_id, _PREFERENCES_TOPIC)
+        event = self._latest_event(user_id, PREFERENCES_TOPIC)
         if event is None:
             return True
         return bool(event.digest_enabled)

@@ -14,23 +14,10 @@ from uuid import UUID
 from eventsourcing.persistence import Mapper, Notification
 from pydantic import BaseModel
 
-from contracts.events import (
-    DailyDigestRequested,
-    DigestStats,
-    PublicEvent,
-    TaskCompleted,
-    TaskCreated,
-    TaskDeleted,
-    TaskEvent,
-    TaskRenamed,
-    TaskReopened,
-    TaskRestored,
-    UserPreferencesChanged,
-    UserRegistered,
-    deferred_event_id,
-    public_event_id,
-)
-from contracts.events import trusted as _trusted
+# The public classes are named through their module (contract.TaskCreated), so that a line of
+# translation reads apart from the domain event it starts from (Task.Created).
+from contracts import events as contract
+from contracts.events import PublicEvent
 from event_store.domain.model import DEFAULT_TIMEZONE, DailyDigest, Task, User
 
 
@@ -43,7 +30,7 @@ class Make(Protocol):
 
 
 # translate(domain event, position, event id, make) -> the public event
-Translator = Callable[[Any, int, UUID, "Make"], PublicEvent]
+Translator = Callable[[Any, int, UUID, Make], PublicEvent]
 
 
 def _validated[M: BaseModel](model: type[M], values: dict[str, Any]) -> M:
@@ -71,17 +58,17 @@ def _task_envelope(e: Any, position: int, event_id: UUID) -> dict[str, Any]:
 def _user_registered(e: Any, pos: int, event_id: UUID, make: Make) -> PublicEvent:
     fields = _envelope(e, pos, event_id, e.originator_id)
     fields["email"] = e.email
-    return make(UserRegistered, fields)
+    return make(contract.UserRegistered, fields)
 
 
 def _user_preferences_changed(e: Any, pos: int, event_id: UUID, make: Make) -> PublicEvent:
     fields = _envelope(e, pos, event_id, e.originator_id)
     fields["timezone"] = e.timezone
     fields["digest_enabled"] = e.digest_enabled
-    return make(UserPreferencesChanged, fields)
+    return make(contract.UserPreferencesChanged, fields)
 
 
-def _task_event(model: type[TaskEvent], *own: str) -> Translator:
+def _task_event(model: type[contract.TaskEvent], *own: str) -> Translator:
     """A task event's translator: the envelope, the task id, and the type's own fields, each the
     domain event's attribute of the same name."""
 
@@ -100,24 +87,24 @@ def _digest_requested(e: Any, pos: int, event_id: UUID, make: Make) -> PublicEve
     fields["digest_date"] = e.digest_date
     fields["email"] = e.email
     fields["stats"] = make(
-        DigestStats, {"total": e.total, "done": e.done, "undone": e.total - e.done}
+        contract.DigestStats, {"total": e.total, "done": e.done, "undone": e.total - e.done}
     )
     # A list of its own, as validation would copy it (never shared with the domain event).
     fields["undone_titles"] = list(e.undone_titles)
     # Digests recorded before timezones were in UTC (their stored events lack the field).
     fields["timezone"] = getattr(e, "timezone", DEFAULT_TIMEZONE)
-    return make(DailyDigestRequested, fields)
+    return make(contract.DailyDigestRequested, fields)
 
 
 _TRANSLATORS: dict[type, Translator] = {
     User.Registered: _user_registered,
     User.PreferencesChanged: _user_preferences_changed,
-    Task.Created: _task_event(TaskCreated, "title"),
-    Task.Renamed: _task_event(TaskRenamed, "title"),
-    Task.Completed: _task_event(TaskCompleted, "done_at"),
-    Task.Reopened: _task_event(TaskReopened),
-    Task.Deleted: _task_event(TaskDeleted),
-    Task.Restored: _task_event(TaskRestored),
+    Task.Created: _task_event(contract.TaskCreated, "title"),
+    Task.Renamed: _task_event(contract.TaskRenamed, "title"),
+    Task.Completed: _task_event(contract.TaskCompleted, "done_at"),
+    Task.Reopened: _task_event(contract.TaskReopened),
+    Task.Deleted: _task_event(contract.TaskDeleted),
+    Task.Restored: _task_event(contract.TaskRestored),
     DailyDigest.Requested: _digest_requested,
 }
 
@@ -140,7 +127,7 @@ def public_event_of(event: Any, position: int, *, trusted: bool = False) -> Publ
     if translate is None:
         return None
     if trusted:
-        event_id = deferred_event_id(event.originator_id, event.originator_version)
-        return translate(event, position, event_id, _trusted)
-    event_id = public_event_id(event.originator_id, event.originator_version)
+        event_id = contract.deferred_event_id(event.originator_id, event.originator_version)
+        return translate(event, position, event_id, contract.trusted)
+    event_id = contract.public_event_id(event.originator_id, event.originator_version)
     return translate(event, position, event_id, _validated)

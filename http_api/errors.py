@@ -25,8 +25,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from http_api.middleware import HttpMiddleware
 from http_api.openapi import INTERNAL_DETAIL
 from runtime.tracing import TraceMiddleware
 
@@ -55,16 +56,10 @@ def unavailable_response(detail: str = UNAVAILABLE_DETAIL) -> JSONResponse:
     )
 
 
-class CatchAllMiddleware:
+class CatchAllMiddleware(HttpMiddleware):
     """Outermost net: any exception the app lets through becomes a logged 500 with an error id."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def tracking_send(message: Message) -> None:

@@ -15,25 +15,26 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from http_api.errors import unavailable_response
+from http_api.middleware import HttpMiddleware
 from runtime import metrics
 
 OVERLOADED_DETAIL = "overloaded: too many requests in progress, retry shortly"
 NEVER_SHED = frozenset({"/health", "/ready", "/metrics"})
 
 
-class InFlightLimit:
+class InFlightLimit(HttpMiddleware):
     """Pure ASGI middleware (one event loop: a plain counter needs no lock)."""
 
     def __init__(self, app: ASGIApp, limit: int, never_shed: frozenset[str] = NEVER_SHED) -> None:
-        self.app = app
+        super().__init__(app)
         self.limit = limit
         self.in_flight = 0
         self._never_shed = never_shed
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self._never_shed:
-            await self.app(scope, receive, send)
-            return
+    def lets_by(self, scope: Scope) -> bool:
+        return scope["path"] in self._never_shed
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.in_flight >= self.limit:
             metrics.HTTP_REQUESTS_SHED.inc()
             # The 503 every other unavailability answers, with its own detail.

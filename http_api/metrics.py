@@ -14,22 +14,23 @@ from typing import Any
 from fastapi import FastAPI, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from http_api.middleware import HttpMiddleware
 from runtime import metrics
 
 METRICS_PATH = "/metrics"
 UNMATCHED = "unmatched"
 
 
-class HttpMetricsMiddleware:
+class HttpMetricsMiddleware(HttpMiddleware):
     def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+        super().__init__(app)
         # children cached by label tuple: one dict lookup per request instead of labels()'s checks
         self._children: dict[tuple[str, str, int], Any] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == METRICS_PATH:
-            await self.app(scope, receive, send)
-            return
+    def lets_by(self, scope: Scope) -> bool:
+        return bool(scope["path"] == METRICS_PATH)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         status = 500  # what the client gets if the app raises before answering
         started = time.perf_counter()
 

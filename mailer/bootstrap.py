@@ -14,7 +14,7 @@ from event_store.application import TodoStore, store_env
 from mailer.compose import DigestComposer
 from mailer.parking import PostgresParking
 from mailer.ports import DIGEST_TYPE
-from mailer.processed import ProcessedEvents
+from mailer.processed import MailerConnection, ProcessedEvents
 from mailer.service import Mailer
 from mailer.settings import MailerSettings
 from mailer.smtp import SmtpSender
@@ -59,14 +59,15 @@ def build_mailer_handler(
 ) -> Mailer:
     """The handler alone (also what `dlq replay` sends through)."""
     should_stop = (stop or threading.Event()).is_set
+    connection = MailerConnection(db.conninfo)
     return Mailer(
         settings,
         sender=SmtpSender(settings, should_stop),
-        processed=ProcessedEvents(db.conninfo, should_stop),
+        processed=ProcessedEvents(connection, should_stop),
         parking=PostgresParking(db.conninfo, settings.MAILER_GROUP_ID),
         composer=DigestComposer(settings),
         group=settings.MAILER_GROUP_ID,
-        subscriptions=StoreSubscriptions(TodoStore(env=store_env(db))),
+        subscriptions=StoreSubscriptions(TodoStore(env=store_env(db)), connection),
     )
 
 

@@ -9,19 +9,19 @@ message, which receiving systems and mail clients can recognise as a duplicate.
 from __future__ import annotations
 
 import re
-from email.charset import QP, Charset
-from email.header import Header
 from email.headerregistry import Address
-from email.message import EmailMessage, Message
-from email.mime.multipart import MIMEMultipart
-from email.mime.nonmultipart import MIMENonMultipart
+from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from uuid import UUID
 
+from aiosmtplib.email import flatten_message
+from aiosmtplib.protocol import normalize_message_line_endings
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from contracts.events import DailyDigestRequested
 from contracts.unsubscribe import issue_unsubscribe_token, unsubscribe_mailto, unsubscribe_url
+from mailer.envelope import Email
+from mailer.mime import multipart_alternative
 from mailer.settings import MailerSettings, sender_address, single_address
 from runtime.settings import AuthSettings, auth_settings
 
@@ -51,17 +51,12 @@ def template_environment() -> Environment:
     return env
 
 
-_UTF8_QP = Charset("utf-8")
-_UTF8_QP.body_encoding = QP  # readable source, 7-bit safe
-
-
 class DigestComposer:
     """Builds the digest email.
 
-    The common case (ASCII addresses) uses the classic `email.mime` classes with headers we
-    format ourselves: ~10x cheaper than `EmailMessage`'s header parsing, which would otherwise
-    dominate the mailer's CPU. An internationalised (non-ASCII) address takes the
-    `EmailMessage` path, which aiosmtplib sends with SMTPUTF8.
+    The common case (ASCII addresses) is written straight to bytes (mailer.mime): the same bytes
+    the `email` package would flatten, for less than half the CPU. An internationalised
+    (non-ASCII) address takes the `EmailMessage` path, sent with SMTPUTF8.
     """
 
     def __init__(self, settings: MailerSettings, auth: AuthSettings | None = None) -> None:
@@ -78,7 +73,7 @@ class DigestComposer:
     def sender(self) -> Address:
         return self._sender
 
-    def compose(self, event: DailyDigestRequested) -> Message:
+    def compose(self, event: DailyDigestRequested) -> Email:
         try:
             recipient = single_address(event.email)
         except ValueError as e:
@@ -110,30 +105,30 @@ class DigestComposer:
             ),
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
+        envelope = (self._sender.addr_spec, (recipient.addr_spec,))
         if not str(recipient).isascii() or not self._sender.addr_spec.isascii():
-            return _international(headers, text, html, boundary)
-        message = MIMEMultipart("alternative", boundary=boundary)
-        for name, value in headers.items():
-            message[name] = value if value.isascii() else Header(value, "utf-8").encode()
-        message.attach(_text_part(text, "plain"))
-        message.attach(_text_part(html, "html"))
-        return message
+            return _international(envelope, headers, text, html, boundary)
+        return Email(*envelope, multipart_alternative(headers, text, html, boundary))
 
 
-def _text_part(body: str, subtype: str) -> Message:
-    part = MIMENonMultipart("text", subtype)
-    part.set_payload(body, _UTF8_QP)  # what MIMEText does, with quoted-printable
-    return part
-
-
-def _international(headers: dict[str, str], text: str, html: str, boundary: str) -> Message:
+def _international(
+    envelope: tuple[str, tuple[str, ...]],
+    headers: dict[str, str],
+    text: str,
+    html: str,
+    boundary: str,
+) -> Email:
+    """A non-ASCII address: an `EmailMessage` flattened as aiosmtplib sends it (SMTPUTF8 when an
+    envelope address is non-ASCII; a server offering SMTPUTF8 offers 8BITMIME, RFC 6531)."""
     message = EmailMessage()
     for name, value in headers.items():
         message[name] = value
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     message.set_boundary(boundary)
-    return message
+    utf8 = not (envelope[0] + "".join(envelope[1])).isascii()
+    data = normalize_message_line_endings(flatten_message(message, utf8=utf8, cte_type="8bit"))
+    return Email(*envelope, data, utf8=utf8)
 
 
 def subject_for(event: DailyDigestRequested) -> str:

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from email.message import Message
 from typing import Protocol
 from uuid import UUID
 
 from consuming import parking
 from consuming.poison import TransientError
 from contracts.dead_letters import DeadLetter
+from mailer.envelope import Email
 from mailer.smtp import SendOutcome
 
 DIGEST_TYPE = "email.daily_digest.requested"
 
 
 class Sender(Protocol):
-    def prepare(self, message: Message) -> None:
-        """The next message to send: its envelope may be opened ahead (nothing is delivered)."""
+    def prepare(self, email: Email) -> None:
+        """The next email to send: its envelope may be opened ahead (nothing is delivered)."""
 
-    async def send(self, message: Message) -> SendOutcome: ...
+    async def send(self, email: Email) -> SendOutcome: ...
 
     async def close(self) -> None: ...
 

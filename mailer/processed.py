@@ -13,17 +13,38 @@ import psycopg
 log = logging.getLogger(__name__)
 
 
-class ProcessedEvents:
-    def __init__(self, conninfo: str, should_stop: Callable[[], bool] = lambda: False) -> None:
+class MailerConnection:
+    """The mailer's own PostgreSQL connection (autocommit): opened on first use, and again after
+    it broke. processed_events and the subscription check (mailer.subscriptions) take turns on
+    it: the mailer handles one email at a time."""
+
+    def __init__(self, conninfo: str) -> None:
         self._conninfo = conninfo
-        self._should_stop = should_stop
         self._conn: psycopg.AsyncConnection[tuple[object, ...]] | None = None
+
+    async def get(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        return self._conn
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+
+class ProcessedEvents:
+    def __init__(
+        self, connection: MailerConnection, should_stop: Callable[[], bool] = lambda: False
+    ) -> None:
+        self._connection = connection
+        self._should_stop = should_stop
 
     async def seen(self, event_ids: Iterable[UUID]) -> set[UUID]:
         ids = list(event_ids)
         if not ids:
             return set()
-        conn = await self._connection()
+        conn = await self._connection.get()
         cur = await conn.execute(
             "select event_id from processed_events where event_id = any(%s)", (ids,)
         )
@@ -35,7 +56,7 @@ class ProcessedEvents:
         delay = 0.1
         for attempt in range(1, 12):
             try:
-                conn = await self._connection()
+                conn = await self._connection.get()
                 await conn.execute(
                     "insert into processed_events (event_id) values (%s)"
                     " on conflict (event_id) do nothing",
@@ -54,11 +75,4 @@ class ProcessedEvents:
                 delay = min(delay * 2, 10.0)
 
     async def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await conn.close()
-
-    async def _connection(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
-        return self._conn
+        await self._connection.close()

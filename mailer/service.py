@@ -55,11 +55,8 @@ class Mailer:
         group: str = "mailer",
         subscriptions: Subscriptions | None = None,
     ) -> None:
-        self._subscriptions = subscriptions
-        self._sender = sender
-        self._processed = processed
-        self._parking = parking
         self._delivery = Delivery(settings, composer, sender, processed, subscriptions)
+        self._parking = parking
         self._group = group
         # One event loop for the mailer's life: its SMTP and PostgreSQL connections belong to it.
         self._runner: asyncio.Runner | None = None
@@ -76,11 +73,8 @@ class Mailer:
             running.run(self.aclose())
 
     async def aclose(self) -> None:
-        await self._sender.close()
-        await self._processed.close()
+        await self._delivery.close()
         await self._parking.close()
-        if self._subscriptions is not None:
-            await self._subscriptions.close()
 
     # --- one polled batch --------------------------------------------------------------------
 
@@ -90,7 +84,7 @@ class Mailer:
         digests = [d.event for d in batch.events if isinstance(d.event, DailyDigestRequested)]
         aggregates = [i.aggregate_id for i in batch.items if not isinstance(i, Skipped)]
         try:
-            seen = await self._processed.seen([e.event_id for e in digests])
+            seen = await self._delivery.processed.seen([e.event_id for e in digests])
             held = await self._parking.blockers([a for a in aggregates if a])
         except Exception as e:
             retries.failed(e, "checking processed and parked digests")

@@ -2,7 +2,7 @@
 
 The SMTP transaction is our own sequence of aiosmtplib's commands (MAIL, RCPT, DATA) rather than
 `send_message`, so that the next email's envelope can be opened ahead (`prepare`: MAIL FROM and
-RCPT TO, and its flattening to bytes) while the caller records the previous one in PostgreSQL.
+RCPT TO) while the caller records the previous one in PostgreSQL.
 Only DATA delivers an email, and it is sent by `send`, after the caller has recorded the previous
 email: the crash window (accepted by the server, not yet recorded) stays one email wide.
 
@@ -21,7 +21,6 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.message import Message
 
 import aiosmtplib
 from aiosmtplib import (
@@ -37,7 +36,7 @@ from aiosmtplib import (
     SMTPServerDisconnected,
 )
 
-from mailer.envelope import Transaction, open_envelope, reset_on_refusal, transaction_for
+from mailer.envelope import Email, Transaction, open_envelope, reset_on_refusal, transaction_for
 from mailer.settings import MailerSettings
 
 log = logging.getLogger(__name__)
@@ -98,7 +97,7 @@ _SEND_ERRORS = (SMTPException, OSError, TimeoutError, ValueError)
 class _Opened:
     """An envelope opened ahead on `client` (MAIL and RCPT answered): only DATA is left."""
 
-    message: Message
+    email: Email
     client: aiosmtplib.SMTP
     transaction: Transaction
 
@@ -115,29 +114,29 @@ class SmtpSender:
         self._ahead: asyncio.Task[_Opened | None] | None = None
         # prepared while a send is under way: opened once it is over (never two MAILs at once)
         self._in_send = False
-        self._waiting: Message | None = None
+        self._waiting: Email | None = None
         self.connections_opened = 0
 
-    def prepare(self, message: Message) -> None:
-        """`message` is the next to be sent: open its envelope (MAIL FROM, RCPT TO) now, in the
-        background; only `send(message)` sends its DATA. A prepared message that is not sent next
+    def prepare(self, email: Email) -> None:
+        """`email` is the next to be sent: open its envelope (MAIL FROM, RCPT TO) now, in the
+        background; only `send(email)` sends its DATA. A prepared email that is not sent next
         is reset (RSET) at the next send. Whatever goes wrong here is left for `send` to meet
         again and report: preparing only saves round trips."""
         if self._ahead is not None or self._waiting is not None:
             return
         if self._in_send:
-            self._waiting = message
+            self._waiting = email
         else:
-            self._ahead = asyncio.ensure_future(self._open_ahead(message))
+            self._ahead = asyncio.ensure_future(self._open_ahead(email))
 
-    async def send(self, message: Message) -> SendOutcome:
+    async def send(self, email: Email) -> SendOutcome:
         """Try up to MAILER_SEND_ATTEMPTS times, backing off after each transient failure. A
         Transient result means "not sent yet": the caller must keep the message for later."""
         outcome: SendOutcome = Transient("not attempted")
         for attempt in range(1, self._settings.MAILER_SEND_ATTEMPTS + 1):
             if self._should_stop():
                 break
-            outcome = await self.send_once(message)
+            outcome = await self.send_once(email)
             if not isinstance(outcome, Transient):
                 self._delay = self._settings.MAILER_RETRY_INITIAL_SECONDS
                 return outcome
@@ -148,19 +147,19 @@ class SmtpSender:
             await self._backoff()
         return outcome
 
-    async def send_once(self, message: Message) -> SendOutcome:
+    async def send_once(self, email: Email) -> SendOutcome:
         self._in_send = True
         try:
-            return await self._send_once(message)
+            return await self._send_once(email)
         finally:
             self._in_send = False
             waiting, self._waiting = self._waiting, None
             if waiting is not None:
                 self.prepare(waiting)
 
-    async def _send_once(self, message: Message) -> SendOutcome:
+    async def _send_once(self, email: Email) -> SendOutcome:
         outcome: SendOutcome = Transient("not attempted")
-        opened = await self._take_ahead(message)
+        opened = await self._take_ahead(email)
         for retry in (False, True):
             reused = self._client is not None and self._client.is_connected
             try:
@@ -169,7 +168,7 @@ class SmtpSender:
                     opened = None
                 else:
                     client = await self._connection()
-                    transaction = transaction_for(client, message)
+                    transaction = transaction_for(client, email)
                     await open_envelope(client, transaction)
                 await reset_on_refusal(client, client.data(transaction.data))
                 return Sent()
@@ -194,24 +193,24 @@ class SmtpSender:
             except _SEND_ERRORS:
                 client.close()
 
-    async def _open_ahead(self, message: Message) -> _Opened | None:
+    async def _open_ahead(self, email: Email) -> _Opened | None:
         try:
             client = await self._connection()
-            transaction = transaction_for(client, message)
+            transaction = transaction_for(client, email)
             await open_envelope(client, transaction)
         except _SEND_ERRORS as e:
             log.debug("opening the next envelope ahead failed", extra={"reason": str(e)})
             if isinstance(classify(e), Transient):
                 await self._drop()
             return None
-        return _Opened(message, client, transaction)
+        return _Opened(email, client, transaction)
 
-    async def _take_ahead(self, message: Message) -> _Opened | None:
-        """The envelope opened ahead for `message`, if it is still usable; one opened for
-        another message is reset."""
+    async def _take_ahead(self, email: Email) -> _Opened | None:
+        """The envelope opened ahead for `email`, if it is still usable; one opened for
+        another email is reset."""
         ahead, self._ahead = self._ahead, None
         opened = await ahead if ahead is not None else None
-        if opened is None or (opened.message is message and opened.client is self._client):
+        if opened is None or (opened.email is email and opened.client is self._client):
             return opened
         if opened.client is self._client:
             try:
@@ -234,7 +233,7 @@ class SmtpSender:
         )
         await client.connect()
         if client.is_ehlo_or_helo_needed:
-            await client.ehlo()  # the extensions decide how each message is flattened
+            await client.ehlo()  # the extensions decide each transaction's options
         self._client = client
         self.connections_opened += 1
         log.info("SMTP connected", extra={"host": s.SMTP_HOST, "port": s.SMTP_PORT})

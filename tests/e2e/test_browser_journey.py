@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import ConsoleMessage, Locator, Page, expect
 
-from tests.e2e.conftest import ARTIFACTS, System
+from tests.support.e2e_system import ARTIFACTS, System
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from tests.e2e.conftest import _ensure_nginx, _free_ports
+from tests.support.e2e_system import ensure_nginx, free_ports
 from tests.support.gateway import PrivateGateway, private_gateway
 
 pytestmark = pytest.mark.e2e
@@ -37,8 +37,8 @@ class _Overloaded(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[PrivateGateway]:
     """nginx whose command API is down (nothing listens) and whose query API answers 503."""
-    _ensure_nginx()
-    command_port, query_port = _free_ports(2)
+    ensure_nginx()
+    command_port, query_port = free_ports(2)
     query_api = ThreadingHTTPServer(("127.0.0.1", query_port), _Overloaded)
     threading.Thread(target=query_api.serve_forever, daemon=True).start()
     try:

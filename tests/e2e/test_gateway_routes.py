@@ -1,5 +1,6 @@
 """Every documented route of the gateway (gateway/default.conf.template) reaches the right service,
-through the real nginx of the whole running system.
+through the real nginx of the whole running system (what the gateway answers itself:
+test_gateway_own_answers.py).
 
 Which service answered is proven two ways, not just by the status code:
 - the gateway's access log names the upstream address of each request (found by a unique `probe`
@@ -14,127 +15,16 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import System
+from tests.support.gateway_probe import Gateway, bearer, only_on, operations
 
 pytestmark = pytest.mark.e2e
-
-Service = Literal["command", "query", "gateway"]
+pytest_plugins = ["tests.support.gateway_probe_fixtures"]  # openapi, gateway, token
 COMMAND_TITLE = "TODO command API"
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-}
-
-
-class Gateway:
-    """An HTTP client on the gateway that can tell which upstream answered a request."""
-
-    def __init__(self, system: System) -> None:
-        self.system = system
-        self.http = httpx.Client(base_url=system.gateway_url, timeout=30)
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        probe = uuid.uuid4().hex
-        params = {**kwargs.pop("params", {}), "probe": probe}
-        return self.http.request(method, path, params=params, **kwargs)
-
-    def answered_by(self, response: httpx.Response) -> Service:
-        """The service behind a response, from the gateway's access log ('up=<address>')."""
-        probe = response.request.url.params["probe"]
-        deadline = time.monotonic() + 5  # nginx logs right after the response is sent
-        while True:
-            text = self.system.access_log.read_text(encoding="utf-8", errors="replace")
-            lines = [line for line in text.splitlines() if f"probe={probe}" in line]
-            if lines or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        assert len(lines) == 1, f"expected one access-log line for probe {probe}, got {lines}"
-        match = re.search(r" up=(\S+)", lines[0])
-        assert match, f"no up= field in the access-log line {lines[0]!r}"
-        upstream = match.group(1)
-        if upstream == self.system.upstream("command_api"):
-            return "command"
-        if upstream == self.system.upstream("query_api"):
-            return "query"
-        assert upstream == "-", f"unexpected upstream {upstream!r} in {lines[0]!r}"
-        return "gateway"
-
-    def create_task(self, token: str, title: str) -> httpx.Response:
-        """POST /api/tasks as the user of `token`."""
-        return self.request("POST", "/api/tasks", json={"title": title}, headers=bearer(token))
-
-    def assert_answer(self, response: httpx.Response, status: int, by: Service) -> None:
-        """`response` has `status` (else its body is shown) and the service `by` gave it."""
-        assert response.status_code == status, response.text
-        assert self.answered_by(response) == by
-
-    def close(self) -> None:
-        self.http.close()
-
-
-def operations(openapi: dict[str, Any]) -> set[tuple[str, str]]:
-    return {
-        (method.upper(), path)
-        for path, item in openapi["paths"].items()
-        for method in item
-        if method in {"get", "head", "post", "put", "patch", "delete"}
-    }
-
-
-@pytest.fixture(scope="module")
-def openapi(system: System) -> dict[str, dict[str, Any]]:
-    """Both services' OpenAPI documents, read from them directly (not through the gateway)."""
-    with httpx.Client(timeout=10) as client:
-        return {
-            name: client.get(f"{system.url(service)}/openapi.json").raise_for_status().json()
-            for name, service in (("command", "command_api"), ("query", "query_api"))
-        }
-
-
-@pytest.fixture(scope="module")
-def gateway(system: System) -> Iterator[Gateway]:
-    client = Gateway(system)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-@pytest.fixture(scope="module")
-def token(gateway: Gateway) -> str:
-    email = f"routes-{uuid.uuid4().hex[:10]}@example.com"
-    credentials = {"email": email, "password": "correct horse battery"}
-    assert gateway.request("POST", "/api/auth/register", json=credentials).status_code == 201
-    login = gateway.request("POST", "/api/auth/login", json=credentials)
-    assert login.status_code == 200, login.text
-    return str(login.json()["access_token"])
-
-
-def bearer(token: str, **extra: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}", **extra}
-
-
-def only_on(
-    openapi: dict[str, dict[str, Any]], service: Literal["command", "query"], op: tuple[str, str]
-) -> None:
-    other = "query" if service == "command" else "command"
-    assert op in operations(openapi[service]), f"{op} is not an operation of the {service} API"
-    assert op not in operations(openapi[other]), f"{op} is an operation of the {other} API too"
-
-
-def assert_security_headers(response: httpx.Response) -> None:
-    for name, value in SECURITY_HEADERS.items():
-        assert response.headers.get(name) == value, (name, dict(response.headers))
-    csp = response.headers.get("Content-Security-Policy", "")
-    assert "default-src 'self'" in csp, csp
-    assert "frame-ancestors 'none'" in csp, csp
-    assert response.headers.get_list("Content-Security-Policy") == [csp], "CSP sent twice"
 
 
 def test_the_two_upstreams_are_the_command_api_and_the_query_api_by_their_own_description(
@@ -314,47 +204,6 @@ def test_the_unsubscribe_link_reaches_the_command_api_for_get_and_post(
         answer = gateway.request(method, "/api/unsubscribe", params={"token": "not-a-token"})
         gateway.assert_answer(answer, 403, "command")
         assert answer.json() == {"detail": "invalid unsubscribe link"}
-
-
-def test_the_spa_is_served_with_the_security_headers(gateway: Gateway) -> None:
-    index = gateway.request("GET", "/")
-    gateway.assert_answer(index, 200, "gateway")
-    assert index.headers["Content-Type"].startswith("text/html")
-    assert 'id="auth-view"' in index.text
-    assert '<script type="module" src="/app.js"></script>' in index.text
-    assert_security_headers(index)
-
-    # A deep link without an extension is the SPA shell; a missing asset is a real 404.
-    deep = gateway.request("GET", "/some/deep/link")
-    assert deep.status_code == 200
-    assert 'id="auth-view"' in deep.text
-    assert gateway.request("GET", "/missing.js").status_code == 404
-
-    script = gateway.request("GET", "/app.js")
-    assert script.status_code == 200
-    assert "javascript" in script.headers["Content-Type"]
-    assert_security_headers(script)
-
-
-def test_the_security_headers_are_on_api_answers_too_and_only_once(
-    gateway: Gateway, token: str
-) -> None:
-    for response in [
-        gateway.request("GET", "/api/me", headers=bearer(token)),
-        gateway.create_task(token, "x"),
-        gateway.request("GET", "/api/tasks"),
-    ]:
-        assert_security_headers(response)
-
-
-def test_an_unknown_api_path_is_a_json_404_from_the_gateway_itself(gateway: Gateway) -> None:
-    for method, path in [("GET", "/api/xyz"), ("POST", "/api/xyz"), ("GET", "/api/tasksfoo")]:
-        response = gateway.request(method, path)
-        assert response.status_code == 404, (method, path)
-        assert gateway.answered_by(response) == "gateway", (method, path)
-        assert response.headers["Content-Type"].startswith("application/json")
-        assert response.json() == {"detail": "Not Found"}
-        assert_security_headers(response)
 
 
 def test_the_stream_reaches_the_query_api_and_passes_each_message_at_once(

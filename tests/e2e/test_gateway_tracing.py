@@ -11,7 +11,7 @@ import pytest
 
 from runtime import tracing
 from runtime.settings import KafkaSettings
-from tests.e2e.conftest import System
+from tests.support.e2e_system import System
 from tests.support.infra import consume_all
 
 pytestmark = pytest.mark.e2e

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import System
 from tests.e2e.test_browser_journey import add_task, row_titled
+from tests.support.e2e_system import System
 
 pytestmark = pytest.mark.e2e
 PUSHED_WITHIN_MS = 5_000  # the push itself takes milliseconds; the rest is a loaded CI machine

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from runtime.settings import DatabaseSettings
-from tests.support.chaos import KILLED, ChaosConfig, ChaosRun
+from tests.support.chaos import KILLED, ChaosRun
+from tests.support.chaos_config import ChaosConfig
 from tests.support.read_side import migrate
 
 pytestmark = pytest.mark.integration

@@ -4,8 +4,9 @@ SIGKILLed and restarted, the (private) Kafka broker is stopped for a while and d
 then everything observable is checked against a model of the acknowledged commands.
 
 Shared by tests/integration/test_fault_injection.py (CI size) and `make chaos`
-(`python -m tests.support.chaos`, CHAOS_COMMANDS=20000 and the other CHAOS_* below). Every other
-environment variable reaches the services unchanged, e.g. to raise auth throttling limits.
+(`python -m tests.support.chaos`, CHAOS_COMMANDS=20000 and the other CHAOS_* of
+tests/support/chaos_config.py). Every other environment variable reaches the services unchanged,
+e.g. to raise auth throttling limits.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,14 @@ import psycopg
 from tqdm import tqdm
 
 from runtime.settings import DatabaseSettings, KafkaSettings
-from tests.support.chaos_checks import judge_kafka, judge_mail, judge_store, wait_for_tables
+from tests.support.chaos_checks import (
+    ChaosReport,
+    judge_kafka,
+    judge_mail,
+    judge_store,
+    wait_for_tables,
+)
+from tests.support.chaos_config import ChaosConfig
 from tests.support.chaos_workload import Client, Gate, Tally
 from tests.support.infra import process_env
 from tests.support.private_cluster import PrivateKafkaCluster, private_kafka_cluster
@@ -42,46 +49,6 @@ FIRST_DIGEST_DATE = date(2026, 11, 1)
 KILLED = ("relay", "projector", "mailer", "command_api")
 HEALTH_PORTS = {"relay": 24011, "projector": 24012, "mailer": 24014}
 Broker = PrivateKafka | PrivateKafkaCluster
-
-
-@dataclass(frozen=True)
-class ChaosConfig:
-    commands: int = 2000  # task commands (registrations and logins come on top)
-    users: int = 8
-    kills: int = 3  # SIGKILL + restart, per killed service
-    outage_seconds: float = 15.0  # the broker is stopped this long, once
-    digest_dates: int = 3  # `scheduler run --date D` during the load, one date each
-    kafka_port: int = 24094  # private broker (+1: its controller)
-    # 3: a private 3-node cluster instead, whose "outage" SIGKILLs one node (the others go on)
-    kafka_brokers: int = 1
-    cluster_port: int = 25292  # its nodes: 25292-25297
-    api_port: int = 24081
-
-    @classmethod
-    def from_env(cls, **defaults: Any) -> ChaosConfig:
-        base = cls(**defaults)
-        return cls(
-            commands=int(os.environ.get("CHAOS_COMMANDS", base.commands)),
-            users=int(os.environ.get("CHAOS_USERS", base.users)),
-            kills=int(os.environ.get("CHAOS_KILLS", base.kills)),
-            outage_seconds=float(os.environ.get("CHAOS_OUTAGE_SECONDS", base.outage_seconds)),
-            digest_dates=int(os.environ.get("CHAOS_DIGEST_DATES", base.digest_dates)),
-            kafka_port=base.kafka_port,
-            kafka_brokers=int(os.environ.get("CHAOS_KAFKA_BROKERS", base.kafka_brokers)),
-            cluster_port=base.cluster_port,
-            api_port=base.api_port,
-        )
-
-
-@dataclass
-class ChaosReport:
-    figures: dict[str, Any] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-
-    def text(self) -> str:
-        lines = [f"  {k:<28} {v}" for k, v in self.figures.items()]
-        verdict = "OK" if not self.problems else f"{len(self.problems)} PROBLEM(S)"
-        return "\n".join(["chaos run:", *lines, f"verdict: {verdict}", *self.problems])
 
 
 class ChaosRun:

@@ -182,3 +182,16 @@ def judge_mail(events: list[PublicEvent], received: list[Received]) -> MailVerdi
         else:
             verdict.resent_identical += len(mails) - 1
     return verdict
+
+
+@dataclass
+class ChaosReport:
+    """A run's answer: its figures, and every problem found (none: the verdict is OK)."""
+
+    figures: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        lines = [f"  {k:<28} {v}" for k, v in self.figures.items()]
+        verdict = "OK" if not self.problems else f"{len(self.problems)} PROBLEM(S)"
+        return "\n".join(["chaos run:", *lines, f"verdict: {verdict}", *self.problems])

@@ -1,17 +1,16 @@
-"""Read-side test helpers: the schema via the real migrations, fakes for the projector's ports, the
-projector in a thread or in a subprocess, and snapshots of the read tables to compare."""
+"""Read-side test helpers: the schema via the real migrations, the projector in a thread or in a
+subprocess, and snapshots of the read tables to compare (the fakes of the projector's ports are in
+tests.support.consumer_fakes)."""
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,7 @@ from alembic import command
 from alembic.config import Config
 from psycopg import sql
 
-from consuming import parking
-from consuming.batch import BatchResult, Delivered
 from consuming.loop import ConsumerLoop
-from consuming.poison import TransientError
-from contracts.dead_letters import DeadLetter
 from contracts.events import PublicEvent
 from event_store.application import TodoStore
 from event_store.domain.model import Task, User
@@ -36,7 +31,6 @@ from projector.db import LIVE, TableNames
 from projector.handlers import apply_event
 from projector.rows import Rows, TaskEventRow
 from projector.settings import ProjectorSettings
-from projector.sink import sort_out
 from runtime.settings import DatabaseSettings, KafkaSettings
 from tests.support.infra import process_env
 from tests.support.threads import loop_in_thread
@@ -56,123 +50,6 @@ def alembic_config(db: DatabaseSettings) -> Config:
 def migrate(db: DatabaseSettings, revision: str = "head") -> None:
     """`alembic upgrade <revision>` against this database, exactly as an operator runs it."""
     command.upgrade(alembic_config(db), revision)
-
-
-# --- fakes for unit tests ------------------------------------------------------------------------
-
-
-@dataclass
-class FakeMessage:
-    _value: bytes | None
-    _offset: int
-    _partition: int = 0
-    _topic: str = "events"
-    _key: bytes | None = None
-    _headers: list[tuple[str, bytes | None]] | None = None
-
-    def headers(self) -> list[tuple[str, bytes | None]] | None:
-        return self._headers
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def key(self) -> bytes | None:
-        return self._key
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-
-@dataclass
-class FakeSource:
-    """Hands out the queued messages in batches; records commits."""
-
-    messages: list[FakeMessage] = field(default_factory=list)
-    commits: list[dict[tuple[str, int], int]] = field(default_factory=list)
-    seeks: list[dict[tuple[str, int], int]] = field(default_factory=list)
-    closed: bool = False
-
-    def poll(self, max_messages: int, timeout: float) -> Sequence[FakeMessage]:
-        batch, self.messages = self.messages[:max_messages], self.messages[max_messages:]
-        return batch
-
-    def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
-        self.commits.append(dict(offsets))
-
-    def seek(self, offsets: Mapping[tuple[str, int], int]) -> None:
-        self.seeks.append(dict(offsets))
-
-    def close(self) -> None:
-        self.closed = True
-
-    @property
-    def committed(self) -> dict[tuple[str, int], int]:
-        merged: dict[tuple[str, int], int] = {}
-        for c in self.commits:
-            merged.update(c)
-        return merged
-
-
-class InMemoryProjection:
-    """The projection port over a dict-based read model and parking table, with the real handlers
-    and the real parking decisions (sort_out); a batch is all or nothing. `fail_with` lets a test
-    make the next `apply` calls raise."""
-
-    def __init__(self, consumer: str = "projector") -> None:
-        self.consumer = consumer
-        self.rows = Rows()
-        self.parked: dict[tuple[str, int, int], DeadLetter] = {}
-        self.fail_with: list[BaseException] = []
-        self.refuse: Callable[[PublicEvent], BaseException | None] = lambda _e: None
-        self.calls = 0
-
-    def apply(self, batch: Sequence[Delivered], poison: Sequence[DeadLetter] = ()) -> BatchResult:
-        self.calls += 1
-        if self.fail_with:
-            raise self.fail_with.pop(0)
-        held = parking.Blockers({})
-        for letter in self.parked.values():
-            held.add(letter.aggregate_id, letter.where)
-        to_apply, to_park = sort_out(self.consumer, batch, poison, held)
-        work = copy.deepcopy(self.rows)
-        work.gaps = work.duplicates = 0
-        for d in to_apply:
-            if (error := self.refuse(d.event)) is not None:
-                raise error
-            apply_event(work, d.event)
-        stored = [self.parked.get(p.where, p) for p in to_park]
-        result = BatchResult(
-            len(to_apply) - work.duplicates - work.gaps, work.duplicates, work.gaps, stored
-        )
-        work.changed_users.clear()
-        work.changed_tasks.clear()
-        self.rows = work
-        self.parked.update((p.where, p) for p in stored)
-        return result
-
-    def close(self) -> None:
-        pass
-
-
-@dataclass
-class FakeDeadLetters:
-    sent: list[DeadLetter] = field(default_factory=list)
-    fail_times: int = 0
-
-    def send(self, letters: Sequence[DeadLetter]) -> None:
-        if self.fail_times:
-            self.fail_times -= 1
-            raise TransientError("broker unavailable")
-        self.sent.extend(letters)
-
-    def close(self) -> None:
-        pass
 
 
 # --- expected state and snapshots ---------------------------------------------------------------

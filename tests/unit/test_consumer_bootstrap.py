@@ -11,8 +11,8 @@ import pytest
 from projector.bootstrap import bootstrap
 from projector.settings import ProjectorSettings
 from runtime.settings import DatabaseSettings, HealthSettings, KafkaSettings
+from tests.support.consumer_fakes import FakeDeadLetters, FakeSource, InMemoryProjection
 from tests.support.http_server import free_port
-from tests.support.read_side import FakeDeadLetters, FakeSource, InMemoryProjection
 
 
 def test_the_projector_process_serves_its_loops_health_until_stopped() -> None:

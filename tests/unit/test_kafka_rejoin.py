@@ -25,7 +25,7 @@ from projector.settings import ProjectorSettings
 from runtime import metrics
 from runtime.kafka import REJOIN_DEADLINE_SECONDS
 from runtime.settings import DatabaseSettings, KafkaSettings
-from tests.support.read_side import FakeDeadLetters
+from tests.support.consumer_fakes import FakeDeadLetters
 from tests.unit.test_kafka_fatal_errors import FakeConsumer
 
 Callback = Callable[[Any, list[TopicPartition]], None]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from email import message_from_bytes, policy
-from email.message import EmailMessage, Message
+from email.message import EmailMessage
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from contracts.events import DailyDigestRequested, DigestStats
 from mailer.compose import DigestComposer, InvalidRecipientError, message_id_for
+from mailer.envelope import Email
 from mailer.settings import MailerSettings
 
 EVENT_ID = UUID("11111111-2222-3333-4444-555555555555")
@@ -39,15 +40,15 @@ def composer(**settings: Any) -> DigestComposer:
     return DigestComposer(MailerSettings(**settings))
 
 
-def received(message: Message) -> EmailMessage:
-    """The message as a receiving mail client parses it."""
-    parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
+def received(email: Email) -> EmailMessage:
+    """The message as a receiving mail client parses it (with its own line ends)."""
+    parsed = message_from_bytes(email.data.replace(b"\r\n", b"\n"), policy=policy.default)
     assert isinstance(parsed, EmailMessage)
     return parsed
 
 
-def body(message: Message, subtype: str) -> str:
-    part = received(message).get_body(preferencelist=(subtype,))
+def body(email: Email, subtype: str) -> str:
+    part = received(email).get_body(preferencelist=(subtype,))
     assert part is not None
     return str(part.get_content())
 
@@ -73,7 +74,7 @@ def test_the_email_shows_the_stats_the_undone_titles_and_how_many_more_are_not_l
     assert "  - a\n  - b\n  ... and 23 more\n" in text
     assert 'id="stat-total">30<' in html and 'id="stat-undone">25<' in html
     assert "&hellip; and 23 more" in html
-    assert message["Subject"] == "Your TODO digest for Mon 23 Nov 2026: 25 to do"
+    assert received(message)["Subject"] == "Your TODO digest for Mon 23 Nov 2026: 25 to do"
 
 
 def test_a_user_with_everything_done_is_congratulated_instead_of_listing_nothing() -> None:
@@ -86,8 +87,8 @@ def test_a_user_with_everything_done_is_congratulated_instead_of_listing_nothing
 
 
 def test_the_same_event_always_gives_the_same_bytes_with_a_message_id_from_the_event_id() -> None:
-    first = composer().compose(digest()).as_bytes()
-    second = composer().compose(digest()).as_bytes()
+    first = composer().compose(digest()).data
+    second = composer().compose(digest()).data
 
     parsed = message_from_bytes(first, policy=policy.default)
     assert first == second
@@ -102,7 +103,7 @@ def test_the_same_event_always_gives_the_same_bytes_with_a_message_id_from_the_e
 def test_the_message_id_uses_the_sender_domain() -> None:
     message = composer(SMTP_SENDER="Digest <digest@mail.example.org>").compose(digest())
 
-    assert message["Message-ID"] == f"<digest-{EVENT_ID}@mail.example.org>"
+    assert received(message)["Message-ID"] == f"<digest-{EVENT_ID}@mail.example.org>"
 
 
 def test_non_ascii_names_and_addresses_are_encoded_so_mail_clients_read_them_back() -> None:
@@ -168,3 +169,20 @@ def test_the_smtp_password_never_appears_when_settings_are_printed_or_dumped() -
     assert "api-secret" not in repr(settings)
     assert "api-secret" not in str(settings.model_dump())
     assert "api-secret" not in settings.model_dump_json()
+
+
+def test_the_envelope_has_the_bare_addresses_and_asks_for_smtputf8_only_for_a_non_ascii_one() -> (
+    None
+):
+    accented = composer(SMTP_SENDER="Tâches à faire <todo@example.org>")
+
+    named = accented.compose(digest(email="Ada Lovelace <ada@example.com>"))
+    international = accented.compose(digest(email="josé@exämple.com"))
+
+    assert (named.sender, named.recipients, named.utf8) == (
+        "todo@example.org",
+        ("ada@example.com",),
+        False,
+    )
+    assert received(named)["To"] == "Ada Lovelace <ada@example.com>"
+    assert (international.recipients, international.utf8) == (("josé@exämple.com",), True)

@@ -1,12 +1,12 @@
 """The mailer's email counters, through the same process_batch the live loop runs (fakes for SMTP
-and the database, as in test_mailer_handler)."""
+and the database, as in tests.support.mailer_fakes)."""
 
 from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
 from mailer.smtp import Permanent, SendOutcome, Transient
-from tests.unit.test_mailer_handler import FakeSender, Log, digest, mailer, process
+from tests.support.mailer_fakes import FakeSender, Log, digest, mailer, process
 
 
 def counts() -> dict[str, float]:

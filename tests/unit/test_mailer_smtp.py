@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
+from email.policy import SMTP
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from aiosmtplib import (
     SMTPServerDisconnected,
 )
 
+from mailer.envelope import Email
 from mailer.settings import MailerSettings
 from mailer.smtp import Permanent, Sent, SmtpSender, Transient, classify
 from tests.support.smtp import SmtpServer, free_port, running_smtp_server
@@ -59,13 +61,13 @@ def smtp() -> Iterator[SmtpServer]:
         yield server
 
 
-def message(to: str) -> EmailMessage:
+def message(to: str) -> Email:
     msg = EmailMessage()
     msg["From"] = "TODO <no-reply@todo.localhost>"
     msg["To"] = to
     msg["Subject"] = "hello"
     msg.set_content("body")
-    return msg
+    return Email("no-reply@todo.localhost", (to,), msg.as_bytes(policy=SMTP))
 
 
 def settings_for(port: int, **overrides: Any) -> MailerSettings:
@@ -80,7 +82,7 @@ def settings_for(port: int, **overrides: Any) -> MailerSettings:
     return MailerSettings(**values)
 
 
-def send_all(sender: SmtpSender, *messages: EmailMessage) -> list[Any]:
+def send_all(sender: SmtpSender, *messages: Email) -> list[Any]:
     async def go() -> list[Any]:
         try:
             return [await sender.send(m) for m in messages]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from consuming.metrics import count_dead_letters, observe_consumer
 from runtime import metrics
 from runtime.health import serve_health
 
@@ -43,7 +44,7 @@ def test_a_consumer_reports_offset_position_and_lag_per_partition() -> None:
     metrics.register(*metrics.CONSUMER)
     old = datetime.now(UTC) - timedelta(seconds=30)
     highs = {("events", 0): 110, ("events", 1): 7}
-    metrics.observe_consumer(
+    observe_consumer(
         "unit",
         {("events", 0): 100, ("events", 1): 7},
         [(("events", 0), 5, old), (("events", 0), 9, old), (("events", 1), 8, old)],
@@ -62,13 +63,13 @@ def test_a_consumer_reports_offset_position_and_lag_per_partition() -> None:
 def test_dead_letters_are_counted_by_reason_class_not_by_free_text() -> None:
     metrics.register(metrics.DEAD_LETTERS)
     before = sample("dead_letters_total", service="unit", kind="poison", reason="undecodable")
-    metrics.count_dead_letters(
+    count_dead_letters(
         "unit",
         [("poison", "undecodable: bad json at 1"), ("poison", "undecodable: bad json at 2")],
     )
     after = sample("dead_letters_total", service="unit", kind="poison", reason="undecodable")
     assert (after or 0) - (before or 0) == 2
-    metrics.count_dead_letters(
+    count_dead_letters(
         "unit",
         [("parked", "parked behind events/0/12 of aggregate 5d0c"), ("poison", "550 5.1.1: no")],
     )

@@ -1,9 +1,8 @@
-"""The query API over fake adapters: contract of each endpoint, auth, paging, read-your-writes."""
+"""The query API over fake adapters: contract of each endpoint, auth, paging, errors (its
+read-your-writes: test_query_read_your_writes.py)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -11,107 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from contracts.task_schema import TaskPublic
-from http_api.auth import issue_token
-from query_api.bootstrap import create_app
 from query_api.cursor import TaskPageCursor, decode_cursor, encode_cursor
-from query_api.repository import ActivityRow, TaskPageRow
 from query_api.schemas import MePublic, TaskPage
-from query_api.settings import QueryApiSettings
 from runtime.settings import AuthSettings, auth_settings
+from tests.support.query_fakes import T0, FakeReadModel, bearer
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class FakeReadModel:
-    def __init__(self) -> None:
-        self.tasks: dict[UUID, list[dict[str, object]]] = {}
-        self.users: dict[UUID, dict[str, object]] = {}
-        self.fail: Exception | None = None
-
-    def add_task(self, user: UUID, seconds: int, done: bool = False) -> dict[str, object]:
-        task = {
-            "id": str(uuid4()),
-            "title": f"task at {seconds}",
-            "done": done,
-            "created_at": (T0 + timedelta(seconds=seconds)).isoformat(),
-            "done_at": None,
-            "version": 1,
-        }
-        self.tasks.setdefault(user, []).append(task)
-        return task
-
-    async def list_tasks(
-        self, user_id: UUID, done: bool | None, after: TaskPageCursor | None, limit: int
-    ) -> Sequence[TaskPageRow]:
-        if self.fail:
-            raise self.fail
-        rows = [
-            (json.dumps(t), datetime.fromisoformat(str(t["created_at"])), UUID(str(t["id"])))
-            for t in self.tasks.get(user_id, [])
-            if done is None or t["done"] == done
-        ]
-        rows.sort(key=lambda r: (r[1], r[2]), reverse=True)
-        if after is not None:
-            rows = [r for r in rows if (r[1], r[2]) < (after.created_at, after.id)]
-        return rows[:limit]
-
-    async def get_task(self, user_id: UUID, task_id: UUID) -> str | None:
-        for t in self.tasks.get(user_id, []):
-            if t["id"] == str(task_id):
-                return json.dumps(t)
-        return None
-
-    async def get_me(self, user_id: UUID) -> str | None:
-        user = self.users.get(user_id)
-        return None if user is None else json.dumps(user)
-
-    async def task_history(self, user_id: UUID, task_id: UUID) -> str | None:
-        return None  # the history's SQL is tested against PostgreSQL (test_query_history.py)
-
-    async def activity(
-        self, user_id: UUID, before_position: int | None, limit: int
-    ) -> Sequence[ActivityRow]:
-        return []
-
-    async def positions(self, user_ids: Sequence[UUID]) -> dict[UUID, int]:
-        return {}
-
-    async def changes_since(
-        self, user_id: UUID, after: int, limit: int
-    ) -> tuple[int, list[dict[str, object]]]:
-        return 0, []  # the stream has its own tests (test_query_stream.py)
-
-
-class FakeWaiter:
-    def __init__(self, reached: bool = True) -> None:
-        self.reached = reached
-        self.calls: list[tuple[UUID, int, float]] = []
-
-    async def wait_for(self, user_id: UUID, position: int, max_wait: float) -> bool:
-        self.calls.append((user_id, position, max_wait))
-        return self.reached
-
-
-@pytest.fixture
-def reads() -> FakeReadModel:
-    return FakeReadModel()
-
-
-@pytest.fixture
-def waiter() -> FakeWaiter:
-    return FakeWaiter()
-
-
-@pytest.fixture
-def client(reads: FakeReadModel, waiter: FakeWaiter) -> Iterator[TestClient]:
-    settings = QueryApiSettings(READ_YOUR_WRITES_TIMEOUT_SECONDS=1.5)
-    with TestClient(create_app(reads, waiter, settings=settings)) as c:
-        yield c
-
-
-def bearer(user: UUID, settings: AuthSettings | None = None) -> dict[str, str]:
-    token, _ = issue_token(user, settings or auth_settings())
-    return {"Authorization": f"Bearer {token}"}
+pytest_plugins = ["tests.support.query_fixtures"]  # reads, waiter, client
 
 
 def test_listing_tasks_returns_the_users_tasks_newest_first_in_the_documented_shape(
@@ -244,46 +148,6 @@ def test_an_expired_token_is_refused(client: TestClient) -> None:
     assert (response.status_code, response.json()["detail"]) == (401, "token expired")
 
 
-def test_without_x_min_position_the_query_answers_at_once(
-    client: TestClient, waiter: FakeWaiter
-) -> None:
-    client.get("/tasks", headers=bearer(uuid4()))
-    assert waiter.calls == []
-
-
-def test_x_min_position_waits_for_that_users_position_within_the_configured_bound(
-    client: TestClient, waiter: FakeWaiter
-) -> None:
-    user = uuid4()
-    response = client.get("/tasks", headers={**bearer(user), "X-Min-Position": "42"})
-    assert response.status_code == 200
-    assert waiter.calls == [(user, 42, 1.5)]
-    assert "X-Stale" not in response.headers
-
-
-@pytest.mark.parametrize("path", ["/tasks", "/me", f"/tasks/{uuid4()}"])
-def test_when_the_position_is_not_reached_in_time_the_answer_is_marked_stale(
-    client: TestClient, waiter: FakeWaiter, reads: FakeReadModel, path: str
-) -> None:
-    waiter.reached = False
-    user = uuid4()
-    response = client.get(path, headers={**bearer(user), "X-Min-Position": "7"})
-    assert response.headers["X-Stale"] == "true"
-
-
-@pytest.mark.parametrize(
-    "value", [b"soon", b"-1", b"+7", b"7_0", b"1e3", b"3.0", b"\xb2", "\u0663".encode()]
-)
-def test_a_malformed_x_min_position_is_refused_with_400(
-    client: TestClient, waiter: FakeWaiter, value: bytes
-) -> None:
-    headers: dict[str, str | bytes] = {**bearer(uuid4()), "X-Min-Position": value}
-    response = client.get("/tasks", headers=headers)
-    assert response.status_code == 400
-    assert response.json() == {"detail": "X-Min-Position must be a store position (ASCII digits)"}
-    assert waiter.calls == []
-
-
 def test_a_database_failure_is_a_json_503_never_a_500(
     client: TestClient, reads: FakeReadModel
 ) -> None:
@@ -335,25 +199,3 @@ def test_the_openapi_document_describes_the_bodies_and_the_bearer_scheme(
         "cursor",
         "X-Min-Position",
     }
-
-
-def test_each_read_with_x_min_position_is_one_wait_observation_and_other_reads_none(
-    client: TestClient,
-) -> None:
-    from runtime import metrics
-
-    def waits() -> float:
-        metrics.EVENT_HOP_SECONDS.labels("wait")  # the series exists from the first look
-        (family,) = metrics.EVENT_HOP_SECONDS.collect()
-        return next(
-            x.value
-            for x in family.samples
-            if x.name.endswith("_count") and x.labels["hop"] == "wait"
-        )
-
-    user = uuid4()
-    before = waits()
-    client.get("/tasks", headers=bearer(user))
-    assert waits() == before, "no X-Min-Position: no wait"
-    client.get("/tasks", headers={**bearer(user), "X-Min-Position": "7"})
-    assert waits() == before + 1

@@ -11,10 +11,9 @@ import pytest
 
 from consuming.poison import Kind, classify
 from contracts.events import UnknownEventTypeError, decode_event, encode_event
+from tests.support.consumer_fakes import FakeMessage, FakeSource, fake_messages, projector_on_fakes
 from tests.support.events import History
-from tests.support.read_side import FakeMessage, FakeSource
-from tests.unit.test_mailer_handler import TOPIC, mailer, process
-from tests.unit.test_projector_consumer import make, messages
+from tests.support.mailer_fakes import TOPIC, mailer, process
 
 
 def future_event(task_id: str, **fields: object) -> bytes:
@@ -35,10 +34,10 @@ def test_an_unknown_type_is_told_apart_from_a_broken_message_of_a_known_type() -
 def test_the_projector_skips_an_unknown_type_and_applies_the_aggregates_later_events() -> None:
     h, user, task = History(), uuid4(), uuid4()
     created, renamed = h.create(user, task, "v1"), h.rename(user, task, "v2")
-    source = FakeSource(messages([created]))
+    source = FakeSource(fake_messages([created]))
     source.messages.append(FakeMessage(future_event(str(task)), 1, _key=str(user).encode()))
-    source.messages += messages([renamed], start=2)
-    projector, projection, dead = make(source)
+    source.messages += fake_messages([renamed], start=2)
+    projector, projection, dead = projector_on_fakes(source)
 
     assert projector.step() == 3
 
@@ -51,7 +50,7 @@ def test_the_projector_skips_an_unknown_type_and_applies_the_aggregates_later_ev
 
 def test_a_batch_of_unknown_types_only_is_committed_with_nothing_applied_or_parked() -> None:
     source = FakeSource([FakeMessage(future_event(str(uuid4())), i) for i in range(3)])
-    projector, projection, dead = make(source)
+    projector, projection, dead = projector_on_fakes(source)
 
     assert projector.step() == 3
 
