@@ -13,9 +13,10 @@ bench/bench_freshness.py: an honest one needs a native open-model load generator
 (tools/loadgen), which the httpx client that used to measure it here was not.
 
     .venv/bin/python bench/bench_read_side.py [--events 1000000] [--rounds 3] [--only rebuild|query]
+        [--database NAME]
 
-Uses its own scratch database (bench_read_side; the events are generated once and reused while
-their count matches).
+Uses its own scratch database (bench_read_side, or --database for the rebuild; the events are
+generated once and reused while their count matches).
 """
 
 from __future__ import annotations
@@ -53,17 +54,17 @@ BASELINE_APP = "bench.bench_read_side:create_baseline_app"
 # --- 1. rebuild --------------------------------------------------------------------------------
 
 
-def bench_rebuild(events: int, rounds: int, workers: int | None) -> list[str]:
+def bench_rebuild(events: int, rounds: int, workers: int | None, database: str) -> list[str]:
     from event_store.application import TodoStore, store_env
     from event_store.public import PUBLIC_TOPICS, to_public
     from projector.rebuild import Rebuild
     from projector.settings import ProjectorSettings
 
-    db = scratch_database(SCRATCH_DB, recreate=False)
+    db = scratch_database(database, recreate=False)
     have = public_count(db)
     if abs(have - events) > 1000:
         print(f"scratch database has {have:,} events, generating {events:,}")
-        db = scratch_database(SCRATCH_DB, recreate=True)
+        db = scratch_database(database, recreate=True)
         generate(db, events)
     vacuum_analyse(db)
     store = TodoStore(env=store_env(db))
@@ -241,6 +242,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=None, help="rebuild workers (default: auto)")
+    parser.add_argument(
+        "--database", default=SCRATCH_DB, help="the rebuild's scratch database (its own store)"
+    )
     parser.add_argument("--seconds", type=int, default=8, help="per wrk run")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections")
     parser.add_argument("--only", choices=["rebuild", "query"], action="append", default=None)
@@ -248,7 +252,7 @@ def main() -> None:
     only = set(args.only or ["rebuild", "query"])
     report: list[str] = []
     if "rebuild" in only:
-        report += bench_rebuild(args.events, args.rounds, args.workers)
+        report += bench_rebuild(args.events, args.rounds, args.workers, args.database)
     if "query" in only:
         report += bench_queries(args.rounds, args.seconds, args.connections)
     print(f"\nmachine: {os.cpu_count()} CPU cores")

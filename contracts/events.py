@@ -58,6 +58,40 @@ def public_event_id(aggregate_id: UUID, aggregate_version: int) -> UUID:
     return event_id
 
 
+class _DeferredEventId(UUID):
+    """public_event_id(aggregate, version), computed the first time it is looked at. A bulk replay
+    of the store builds a million events whose ids nothing reads (the read model stores none):
+    the hash is a fifth of building such an event. UUID keeps its value in the slot `int`; left
+    unset, reading it falls through to __getattr__, which computes and sets it, so everything
+    UUID does (==, hash, str, bytes, pickling, pydantic's JSON) sees the same value as
+    uuid.uuid5 gives."""
+
+    __slots__ = ("_name",)
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute != "int":
+            raise AttributeError(attribute)
+        aggregate_id, aggregate_version = self._name
+        value = public_event_id(aggregate_id, aggregate_version).int
+        _set_uuid_int(self, value)
+        _set_uuid_safe(self, SafeUUID.unknown)
+        return value
+
+    def __repr__(self) -> str:
+        return f"UUID({str(self)!r})"
+
+
+_set_deferred_name = vars(_DeferredEventId)["_name"].__set__
+
+
+def deferred_event_id(aggregate_id: UUID, aggregate_version: int) -> UUID:
+    """The event id public_event_id gives, computed only when first used (see _DeferredEventId):
+    for events built trusted from the store."""
+    event_id = object.__new__(_DeferredEventId)
+    _set_deferred_name(event_id, (aggregate_id, aggregate_version))
+    return event_id
+
+
 class _Envelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Protocol
+from uuid import UUID
 
 from eventsourcing.persistence import Mapper, Notification
 from pydantic import BaseModel
@@ -28,90 +29,82 @@ class Make(Protocol):
     def __call__[M: BaseModel](self, model: type[M], values: dict[str, Any], /) -> M: ...
 
 
+# translate(domain event, position, event id, make) -> the public event
+Translator = Callable[[Any, int, UUID, Make], PublicEvent]
+
+
 def _validated[M: BaseModel](model: type[M], values: dict[str, Any]) -> M:
     return model(**values)
 
 
-def _fields(event: Any, position: int, user_id: Any, **fields: Any) -> dict[str, Any]:
-    """The envelope's fields and the type's own, in one dict (a rebuild builds a million)."""
+def _envelope(e: Any, position: int, event_id: UUID, user_id: Any) -> dict[str, Any]:
+    """The envelope's fields, in a dict the translator adds the type's own to (a rebuild builds a
+    million: one dict per event, no keyword packing)."""
     return {
-        "event_id": contract.public_event_id(event.originator_id, event.originator_version),
-        "occurred_at": event.timestamp,
+        "event_id": event_id,
+        "occurred_at": e.timestamp,
         "user_id": user_id,
         "position": position,
-        "aggregate_version": event.originator_version,
-        **fields,
+        "aggregate_version": e.originator_version,
     }
 
 
-def _user_registered(e: Any, pos: int, make: Make) -> PublicEvent:
-    return make(contract.UserRegistered, _fields(e, pos, e.originator_id, email=e.email))
+def _task_envelope(e: Any, position: int, event_id: UUID) -> dict[str, Any]:
+    fields = _envelope(e, position, event_id, e.user_id)
+    fields["task_id"] = e.originator_id  # every task event names its task
+    return fields
 
 
-def _user_preferences_changed(e: Any, pos: int, make: Make) -> PublicEvent:
-    fields = _fields(e, pos, e.originator_id, timezone=e.timezone, digest_enabled=e.digest_enabled)
+def _user_registered(e: Any, pos: int, event_id: UUID, make: Make) -> PublicEvent:
+    fields = _envelope(e, pos, event_id, e.originator_id)
+    fields["email"] = e.email
+    return make(contract.UserRegistered, fields)
+
+
+def _user_preferences_changed(e: Any, pos: int, event_id: UUID, make: Make) -> PublicEvent:
+    fields = _envelope(e, pos, event_id, e.originator_id)
+    fields["timezone"] = e.timezone
+    fields["digest_enabled"] = e.digest_enabled
     return make(contract.UserPreferencesChanged, fields)
 
 
-def _task(
-    model: type[contract.TaskEvent], e: Any, pos: int, make: Make, **fields: Any
-) -> PublicEvent:
-    return make(model, _fields(e, pos, e.user_id, task_id=e.originator_id, **fields))
+def _task_event(model: type[contract.TaskEvent], *own: str) -> Translator:
+    """A task event's translator: the envelope, the task id, and the type's own fields, each the
+    domain event's attribute of the same name."""
+
+    def translate(e: Any, pos: int, event_id: UUID, make: Make) -> PublicEvent:
+        fields = _task_envelope(e, pos, event_id)
+        for name in own:
+            fields[name] = getattr(e, name)
+        return make(model, fields)
+
+    return translate
 
 
-def _task_created(e: Any, pos: int, make: Make) -> PublicEvent:
-    return _task(contract.TaskCreated, e, pos, make, title=e.title)
-
-
-def _task_renamed(e: Any, pos: int, make: Make) -> PublicEvent:
-    return _task(contract.TaskRenamed, e, pos, make, title=e.title)
-
-
-def _task_completed(e: Any, pos: int, make: Make) -> PublicEvent:
-    return _task(contract.TaskCompleted, e, pos, make, done_at=e.done_at)
-
-
-def _task_reopened(e: Any, pos: int, make: Make) -> PublicEvent:
-    return _task(contract.TaskReopened, e, pos, make)
-
-
-def _task_deleted(e: Any, pos: int, make: Make) -> PublicEvent:
-    return _task(contract.TaskDeleted, e, pos, make)
-
-
-def _task_restored(e: Any, pos: int, make: Make) -> PublicEvent:
-    return _task(contract.TaskRestored, e, pos, make)
-
-
-def _digest_requested(e: Any, pos: int, make: Make) -> PublicEvent:
-    stats = make(
+def _digest_requested(e: Any, pos: int, event_id: UUID, make: Make) -> PublicEvent:
+    fields = _envelope(e, pos, event_id, e.user_id)
+    fields["digest_id"] = e.originator_id
+    fields["digest_date"] = e.digest_date
+    fields["email"] = e.email
+    fields["stats"] = make(
         contract.DigestStats, {"total": e.total, "done": e.done, "undone": e.total - e.done}
     )
-    fields = _fields(
-        e,
-        pos,
-        e.user_id,
-        digest_id=e.originator_id,
-        digest_date=e.digest_date,
-        email=e.email,
-        stats=stats,
-        # A list of its own, as validation would copy it (never shared with the domain event).
-        undone_titles=list(e.undone_titles),
-        # Digests recorded before timezones were in UTC (their stored events lack the field).
-        timezone=getattr(e, "timezone", DEFAULT_TIMEZONE),
-    )
+    # A list of its own, as validation would copy it (never shared with the domain event).
+    fields["undone_titles"] = list(e.undone_titles)
+    # Digests recorded before timezones were in UTC (their stored events lack the field).
+    fields["timezone"] = getattr(e, "timezone", DEFAULT_TIMEZONE)
     return make(contract.DailyDigestRequested, fields)
 
 
-_TRANSLATORS: dict[type, Callable[[Any, int, Make], PublicEvent]] = {
+_TRANSLATORS: dict[type, Translator] = {
     User.Registered: _user_registered,
     User.PreferencesChanged: _user_preferences_changed,
-    Task.Created: _task_created,
-    Task.Renamed: _task_renamed,
-    Task.Completed: _task_completed,
-    Task.Reopened: _task_reopened,
-    Task.Deleted: _task_deleted,
-    Task.Restored: _task_restored,
+    Task.Created: _task_event(contract.TaskCreated, "title"),
+    Task.Renamed: _task_event(contract.TaskRenamed, "title"),
+    Task.Completed: _task_event(contract.TaskCompleted, "done_at"),
+    Task.Reopened: _task_event(contract.TaskReopened),
+    Task.Deleted: _task_event(contract.TaskDeleted),
+    Task.Restored: _task_event(contract.TaskRestored),
     DailyDigest.Requested: _digest_requested,
 }
 
@@ -128,8 +121,13 @@ def to_public(mapper: Mapper[Any], notification: Notification) -> PublicEvent | 
 
 def public_event_of(event: Any, position: int, *, trusted: bool = False) -> PublicEvent | None:
     """The public event for an already mapped domain event, or None if it is internal. `trusted`:
-    built without validation (contracts.events.trusted), for events read back from the store."""
+    built without validation (contracts.events.trusted) and with its id computed when first read
+    (contracts.events.deferred_event_id), for events read back from the store in bulk."""
     translate = _TRANSLATORS.get(type(event))
     if translate is None:
         return None
-    return translate(event, position, contract.trusted if trusted else _validated)
+    if trusted:
+        event_id = contract.deferred_event_id(event.originator_id, event.originator_version)
+        return translate(event, position, event_id, contract.trusted)
+    event_id = contract.public_event_id(event.originator_id, event.originator_version)
+    return translate(event, position, event_id, _validated)

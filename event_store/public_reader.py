@@ -23,11 +23,13 @@ trusted construction.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import (
+    DatetimeAsISO,
     JSONTranscoder,
     Notification,
     Transcoder,
@@ -39,10 +41,11 @@ from eventsourcing.utils import resolve_topic
 from contracts.events import PublicEvent
 from event_store.application import TodoStore
 from event_store.public import PUBLIC_TOPICS, public_event_of
-from event_store.store_queries import Shard
+from event_store.store_queries import EventRow, Shard
 from event_store.trace_metadata import TRACE_KEY
 
-Decode = Callable[[int, UUID, int, str, bytes], PublicEvent | None]
+# The public events of a window of stored rows, in their order (internal events left out).
+Decode = Callable[[list[EventRow]], list[PublicEvent]]
 
 
 class PublicEventReader:
@@ -56,32 +59,27 @@ class PublicEventReader:
 
     def read(self, after: int, until: int, shard: Shard | None = None) -> list[PublicEvent]:
         """The public events after `after` up to and including `until` (of `shard` only)."""
-        decode = self._decode
-        events: list[PublicEvent] = []
-        for position, originator_id, version, topic, state in self._queries.event_rows(
-            after, until, self._topics, shard
-        ):
-            event = decode(position, originator_id, version, topic, state)
-            if event is not None:
-                events.append(event)
-        return events
+        return self._decode(self._queries.event_rows(after, until, self._topics, shard))
 
 
 def _mapper_decoder(store: TodoStore) -> Decode:
     """The general path: exactly what the relay does."""
     mapper = store.mapper
 
-    def decode(
-        position: int, originator_id: UUID, version: int, topic: str, state: bytes
-    ) -> PublicEvent | None:
-        notification = Notification(
-            id=position,
-            originator_id=originator_id,
-            originator_version=version,
-            topic=topic,
-            state=bytes(state),
-        )
-        return public_event_of(mapper.to_domain_event(notification), position)
+    def decode(rows: list[EventRow]) -> list[PublicEvent]:
+        events = []
+        for position, originator_id, version, topic, state in rows:
+            notification = Notification(
+                id=position,
+                originator_id=originator_id,
+                originator_version=version,
+                topic=topic,
+                state=bytes(state),
+            )
+            event = public_event_of(mapper.to_domain_event(notification), position)
+            if event is not None:
+                events.append(event)
+        return events
 
     return decode
 
@@ -99,17 +97,20 @@ def _fast_decoder(store: TodoStore) -> Decode | None:
     new = object.__new__
     set_dict = object.__setattr__
 
-    def decode(
-        position: int, originator_id: UUID, version: int, topic: str, state: bytes
-    ) -> PublicEvent | None:
-        attributes: dict[str, Any] = transcode(state)
-        attributes.pop(TRACE_KEY, None)
-        attributes.pop("class_version", None)
-        attributes["originator_id"] = originator_id
-        attributes["originator_version"] = version
-        event = new(classes[topic])
-        set_dict(event, "__dict__", attributes)
-        return public_event_of(event, position, trusted=True)
+    def decode(rows: list[EventRow]) -> list[PublicEvent]:
+        events = []
+        for position, originator_id, version, topic, state in rows:
+            attributes: dict[str, Any] = transcode(state)
+            attributes.pop(TRACE_KEY, None)
+            attributes.pop("class_version", None)
+            attributes["originator_id"] = originator_id
+            attributes["originator_version"] = version
+            event = new(classes[topic])
+            set_dict(event, "__dict__", attributes)
+            public = public_event_of(event, position, trusted=True)
+            if public is not None:
+                events.append(public)
+        return events
 
     return decode
 
@@ -140,7 +141,17 @@ def state_decoder(transcoder: Transcoder) -> Callable[[bytes], dict[str, Any]]:
     if type(uuid_hex) is not UUIDAsHex:
         return transcoder.decode
     uuids: dict[str, UUID] = {}
+    # The store's own datetime transcoding is datetime.fromisoformat: called directly.
+    iso_datetimes = type(names.get("datetime_iso")) is DatetimeAsISO
+    from_iso = datetime.fromisoformat
     loads, decode_error, strict = orjson.loads, orjson.JSONDecodeError, transcoder.decode
+
+    def new_uuid(data: str) -> UUID:
+        """A uuid_hex value not remembered yet (a UUID is never falsy: `get(...) or` this)."""
+        if len(uuids) >= _UUID_CACHE_SIZE:
+            uuids.clear()
+        uuid = uuids[data] = UUID(data)
+        return uuid
 
     def revive(value: Any) -> Any:
         if type(value) is list:
@@ -154,19 +165,36 @@ def state_decoder(transcoder: Transcoder) -> Callable[[bytes], dict[str, Any]]:
             return value
         name, data = value["_type_"], value["_data_"]
         if name == "uuid_hex":
-            uuid = uuids.get(data)
-            if uuid is None:
-                if len(uuids) >= _UUID_CACHE_SIZE:
-                    uuids.clear()
-                uuid = uuids[data] = UUID(data)
-            return uuid
+            return uuids.get(data) or new_uuid(data)
         if name not in names:
             raise TranscodingNotRegisteredError(f"no transcoding registered for {name!r}")
         return names[name].decode(data)
 
     def decode(state: bytes) -> dict[str, Any]:
         try:
-            return revive(loads(state))  # type: ignore[no-any-return]
+            value = loads(state)
+            if type(value) is not dict or (len(value) == 2 and "_type_" in value):
+                return revive(value)  # type: ignore[no-any-return]
+            # An event's state is a dict of plain values and transcoded ones: those revived here,
+            # without a call of revive per value (what revive would do; anything else goes to it).
+            for key, item in value.items():
+                if type(item) in _PLAIN:
+                    continue
+                if (
+                    type(item) is dict
+                    and len(item) == 2
+                    and type(data := item.get("_data_")) is str
+                    and (name := item.get("_type_")) is not None
+                ):
+                    if name == "uuid_hex":
+                        value[key] = uuids.get(data) or new_uuid(data)
+                    elif name == "datetime_iso" and iso_datetimes:
+                        value[key] = from_iso(data)
+                    else:
+                        value[key] = revive(item)
+                else:
+                    value[key] = revive(item)
+            return value
         except (decode_error, _NotForOrjsonError):
             return strict(bytes(state))  # type: ignore[no-any-return]
 

@@ -130,55 +130,72 @@ def on_task_created(rows: Rows, e: TaskCreated) -> Outcome:
 
 def on_task_renamed(rows: Rows, e: TaskRenamed) -> Outcome:
     title = _storable(e.title)
-    return _change_task(rows, e, lambda t: setattr(t, "title", title), {"title": title})
+    task, order = _task_in_order(rows, e)
+    if task is None:
+        return order
+    task.title = title
+    _changed(rows, task, e, {"title": title})
+    return order
 
 
 def on_task_completed(rows: Rows, e: TaskCompleted) -> Outcome:
-    def complete(t: TaskRow) -> None:
-        t.done = True
-        t.done_at = e.done_at
-
-    return _change_task(rows, e, complete, {"done_at": e.done_at.isoformat()})
+    task, order = _task_in_order(rows, e)
+    if task is None:
+        return order
+    task.done = True
+    task.done_at = e.done_at
+    _changed(rows, task, e, {"done_at": e.done_at.isoformat()})
+    return order
 
 
 def on_task_reopened(rows: Rows, e: TaskReopened) -> Outcome:
-    def reopen(t: TaskRow) -> None:
-        t.done = False
-        t.done_at = None
-
-    return _change_task(rows, e, reopen)
+    task, order = _task_in_order(rows, e)
+    if task is None:
+        return order
+    task.done = False
+    task.done_at = None
+    _changed(rows, task, e, {})
+    return order
 
 
 def on_task_deleted(rows: Rows, e: TaskDeleted) -> Outcome:
-    return _change_task(rows, e, lambda t: setattr(t, "deleted", True))
+    return _mark_deleted(rows, e, deleted=True)
 
 
 def on_task_restored(rows: Rows, e: TaskRestored) -> Outcome:
-    return _change_task(rows, e, lambda t: setattr(t, "deleted", False))
+    return _mark_deleted(rows, e, deleted=False)
 
 
 def on_digest_requested(rows: Rows, e: DailyDigestRequested) -> Outcome:
     return Outcome.APPLIED  # not part of the read model; only the user's position moves
 
 
-def _change_task(
-    rows: Rows,
-    e: TaskEvent,
-    change: Callable[[TaskRow], None],
-    changes: dict[str, Any] | None = None,
-) -> Outcome:
+def _mark_deleted(rows: Rows, e: TaskDeleted | TaskRestored, *, deleted: bool) -> Outcome:
+    task, order = _task_in_order(rows, e)
+    if task is not None:
+        task.deleted = deleted
+        _changed(rows, task, e, {})
+    return order
+
+
+def _task_in_order(rows: Rows, e: TaskEvent) -> tuple[TaskRow | None, Outcome]:
+    """(the task, APPLIED) if the event is its next one, else (None, why not). The handlers
+    change the row themselves (no closure per event: the rebuild applies a million)."""
     task = rows.tasks.get(e.task_id)
     if (order := _in_order(task, e.aggregate_version)) is not Outcome.APPLIED:
-        return order
+        return None, order
     assert task is not None  # _in_order checked it
     if e.user_id != task.user_id:
         raise ProjectionError(f"task {e.task_id} belongs to another user than the event's")
-    change(task)
+    return task, order
+
+
+def _changed(rows: Rows, task: TaskRow, e: TaskEvent, changes: dict[str, Any]) -> None:
+    """After a handler changed the task: its version, position, and the history row."""
     task.version = e.aggregate_version
     task.position = e.position
     rows.changed_tasks.add(task.id)
-    rows.record(e, changes or {})
-    return Outcome.APPLIED
+    rows.record(e, changes)
 
 
 Handler = Callable[[Rows, Any], Outcome]

@@ -7,8 +7,9 @@
    (event_store.public_reader: the same translation as the relay's) and folded by the live
    projector's handlers. Worker processes split the aggregates between them (an aggregate's events
    stay in order within one worker; each reads only its own aggregates' events); rows are folded
-   in memory and written with COPY, in bounded batches.
-3. Secondary indexes are built and the tables analysed.
+   in memory and written with COPY, in bounded batches (the history rows as they pile up, the
+   users and tasks at the end unless they outgrow the budget).
+3. Secondary indexes are built (on one connection per worker) and the tables analysed.
 4. Catch-up from H1 to the current head, still while the live projector and the queries run.
 5. Swap, in one transaction: take the projection lock exclusively (waits for the live projector's
    batch in flight, pauses the next), catch up to the head H3 read under the lock, then drop the
@@ -39,7 +40,12 @@ from projector.db import PROJECTION_LOCK_KEY, REBUILD_LOCK_KEY, notify_progress
 from projector.rebuild_fold import Replayer, ReplayStats, gc_paused
 from projector.rebuild_progress import progress
 from projector.rebuild_reading import store_pages
-from projector.rebuild_tables import check_schema, create_indexes, create_tables, rename_into_place
+from projector.rebuild_tables import (
+    check_schema,
+    create_indexes,
+    create_tables,
+    rename_into_place,
+)
 from projector.rebuild_workers import replay_in_processes
 from projector.settings import ProjectorSettings
 from runtime.settings import DatabaseSettings
@@ -128,7 +134,7 @@ class Rebuild:
                 t = phase("prepare", started)
                 bulk = self._bulk(head, workers)
                 t = phase("replay", t)
-                create_indexes(conn)
+                create_indexes(self._db.conninfo, workers)
                 t = phase("index", t)
                 replayer = self._catch_up_replayer(conn)
                 for _ in range(_CATCH_UP_PASSES):

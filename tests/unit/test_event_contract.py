@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID, uuid4, uuid5
 
@@ -14,6 +15,7 @@ from contracts.events import (
     EVENT_ID_NAMESPACE,
     TaskCreated,
     decode_event,
+    deferred_event_id,
     encode_event,
     json_schema,
     public_event_id,
@@ -51,11 +53,12 @@ def test_event_ids_are_stable_per_aggregate_version() -> None:
     assert public_event_id(aggregate, 3) != public_event_id(aggregate, 4)
 
 
-@given(st.uuids(), st.integers(min_value=1, max_value=2**63 - 1))
+@pytest.mark.parametrize("make_id", [public_event_id, deferred_event_id])
+@given(aggregate=st.uuids(), version=st.integers(min_value=1, max_value=2**63 - 1))
 def test_event_ids_are_the_rfc_4122_name_based_uuids_of_aggregate_and_version(
-    aggregate: UUID, version: int
+    make_id: Callable[[UUID, int], UUID], aggregate: UUID, version: int
 ) -> None:
-    event_id = public_event_id(aggregate, version)
+    event_id = make_id(aggregate, version)
     expected = uuid5(EVENT_ID_NAMESPACE, f"{aggregate}/{version}")
     assert event_id == expected
     assert (str(event_id), event_id.version, event_id.variant) == (
@@ -65,3 +68,33 @@ def test_event_ids_are_the_rfc_4122_name_based_uuids_of_aggregate_and_version(
     )
     assert hash(event_id) == hash(expected)
     assert pickle.loads(pickle.dumps(event_id)) == expected
+
+
+_ENVELOPE = envelope_fields(position=1)
+
+
+def _created_with_id(event_id: UUID) -> TaskCreated:
+    return TaskCreated(**{**_ENVELOPE, "event_id": event_id}, task_id=event_id, title="t")
+
+
+@pytest.mark.parametrize(
+    "first_use",
+    [
+        str,
+        hash,
+        repr,
+        lambda i: i.bytes,
+        lambda i: pickle.loads(pickle.dumps(i)),
+        _created_with_id,
+        lambda i: encode_event(_created_with_id(i)),
+    ],
+    ids=["str", "hash", "repr", "bytes", "pickle", "validated", "json"],
+)
+def test_a_deferred_event_id_is_the_same_id_whatever_first_reads_it(
+    first_use: Callable[[UUID], object],
+) -> None:
+    aggregate = uuid4()
+    deferred, eager = deferred_event_id(aggregate, 2), public_event_id(aggregate, 2)
+
+    assert first_use(deferred) == first_use(eager)
+    assert deferred == eager and str(deferred) == str(eager) and hash(deferred) == hash(eager)
