@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -139,23 +140,11 @@ def on_task_renamed(rows: Rows, e: TaskRenamed) -> Outcome:
 
 
 def on_task_completed(rows: Rows, e: TaskCompleted) -> Outcome:
-    task, order = _task_in_order(rows, e)
-    if task is None:
-        return order
-    task.done = True
-    task.done_at = e.done_at
-    _changed(rows, task, e, {"done_at": e.done_at.isoformat()})
-    return order
+    return _mark_done(rows, e, e.done_at)
 
 
 def on_task_reopened(rows: Rows, e: TaskReopened) -> Outcome:
-    task, order = _task_in_order(rows, e)
-    if task is None:
-        return order
-    task.done = False
-    task.done_at = None
-    _changed(rows, task, e, {})
-    return order
+    return _mark_done(rows, e, None)
 
 
 def on_task_deleted(rows: Rows, e: TaskDeleted) -> Outcome:
@@ -168,6 +157,16 @@ def on_task_restored(rows: Rows, e: TaskRestored) -> Outcome:
 
 def on_digest_requested(rows: Rows, e: DailyDigestRequested) -> Outcome:
     return Outcome.APPLIED  # not part of the read model; only the user's position moves
+
+
+def _mark_done(rows: Rows, e: TaskCompleted | TaskReopened, done_at: datetime | None) -> Outcome:
+    """Completed (done_at set) or reopened (None); the history keeps when it was done."""
+    task, order = _task_in_order(rows, e)
+    if task is not None:
+        task.done = done_at is not None
+        task.done_at = done_at
+        _changed(rows, task, e, {} if done_at is None else {"done_at": done_at.isoformat()})
+    return order
 
 
 def _mark_deleted(rows: Rows, e: TaskDeleted | TaskRestored, *, deleted: bool) -> Outcome:
