@@ -121,6 +121,24 @@ def test_a_rebuild_split_across_worker_processes_builds_the_same_tables(
         assert snapshot(read_db) == expected_tables(store)
 
 
+def test_workers_whose_caches_overflow_add_the_primary_keys_early_and_build_the_same_tables(
+    read_db: DatabaseSettings,
+) -> None:
+    """Both workers flush their users and tasks mid-replay, so both need the primary keys the bulk
+    phase otherwise leaves to the index phase (the first adds them, the other finds them)."""
+    with store_for(read_db) as store:
+        seed(store, users=6, tasks_per_user=50)
+        summary = rebuild(
+            store,
+            read_db,
+            workers=2,
+            PROJECTOR_REBUILD_PAGE_SIZE=31,
+            PROJECTOR_REBUILD_CACHE_ROWS=60,
+        )
+        assert summary.workers == 2
+        assert snapshot(read_db) == expected_tables(store)
+
+
 def test_a_small_cache_that_flushes_mid_replay_builds_the_same_tables(
     read_db: DatabaseSettings,
 ) -> None:
