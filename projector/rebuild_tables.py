@@ -65,17 +65,20 @@ def add_keys(conn: psycopg.Connection[Any]) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_KEYS_LOCK,))
         for table in _keys_after_load():
             if not _has_key(conn, table):
-                conn.execute(
-                    sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
-                        sql.Identifier(table.name + SUFFIX),
-                        sql.Identifier(_key_name(table)),
-                        _key_columns(table),
-                    )
-                )
+                _add_key(conn, table, sql.SQL("({})").format(_key_columns(table)))
 
 
 def _keys_after_load() -> list[Table]:
     return [t for t in REBUILT_TABLES if t.name in _KEYS_AFTER_LOAD]
+
+
+def _add_key(conn: psycopg.Connection[Any], table: Table, source: sql.Composable) -> None:
+    """`source`: the key's columns, or the unique index built on them."""
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY {}").format(
+            sql.Identifier(table.name + SUFFIX), sql.Identifier(_key_name(table)), source
+        )
+    )
 
 
 def _has_key(conn: psycopg.Connection[Any], table: Table) -> bool:
@@ -117,13 +120,8 @@ def create_indexes(conninfo: str, connections: int) -> None:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         for table in _keys_after_load():
             if not _has_key(conn, table):
-                conn.execute(
-                    sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY USING INDEX {}").format(
-                        sql.Identifier(table.name + SUFFIX),
-                        sql.Identifier(_key_name(table)),
-                        sql.Identifier(_key_name(table)),
-                    )
-                )
+                unique_index = sql.Identifier(_key_name(table))
+                _add_key(conn, table, sql.SQL("USING INDEX {}").format(unique_index))
     analyse = [
         sql.SQL("ANALYZE {}").format(sql.Identifier(t.name + SUFFIX)).as_bytes(None)
         for t in REBUILT_TABLES
