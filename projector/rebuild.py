@@ -1,7 +1,7 @@
 """Rebuild the read model by replaying the event store, without downtime.
 
 1. Fresh tables `users_rebuild`, `tasks_rebuild`, `task_events_rebuild`, `user_positions_rebuild`
-   (primary keys only).
+   (no indexes; of the primary keys only `user_positions`', which the workers upsert into).
 2. Bulk replay of the store up to its head H1 at the start: the public events are read in big
    windows of positions in store order through the event store's public API
    (event_store.public_reader: the same translation as the relay's) and folded by the live
@@ -9,7 +9,8 @@
    stay in order within one worker; each reads only its own aggregates' events); rows are folded
    in memory and written with COPY, in bounded batches (the history rows as they pile up, the
    users and tasks at the end unless they outgrow the budget).
-3. Secondary indexes are built (on one connection per worker) and the tables analysed.
+3. Primary keys and secondary indexes are built (on one connection per worker) and the tables
+   analysed.
 4. Catch-up from H1 to the current head, still while the live projector and the queries run.
 5. Swap, in one transaction: take the projection lock exclusively (waits for the live projector's
    batch in flight, pauses the next), catch up to the head H3 read under the lock, then drop the

@@ -20,6 +20,7 @@ from psycopg.pq import Format
 from contracts.events import PublicEvent
 from projector.db import REBUILD, TableNames, copy_rows, load_rows, save_positions, save_rows
 from projector.handlers import ProjectionError, apply_event, referenced_ids
+from projector.rebuild_tables import add_keys
 from projector.rows import Rows
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,11 @@ class Replayer:
         unless they alone fill more than half the budget."""
         cache = self._cache
         if len(cache.users) + len(cache.tasks) > self.cache_rows // 2:
+            if not self._flushed:
+                # From now on rows come back from the tables (loads, upserts): they need the
+                # primary keys the bulk phase otherwise leaves to the index phase.
+                self.conn.commit()
+                add_keys(self.conn)
             self.flush()
             return
         with self.conn.cursor() as cur:

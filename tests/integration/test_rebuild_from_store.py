@@ -104,8 +104,15 @@ def test_tables_built_live_from_kafka_equal_the_tables_rebuilt_from_the_store(
         live_equals_rebuilt()
 
 
+@pytest.mark.parametrize(
+    "cache_rows",
+    # 60: both workers outgrow their caches mid-replay, so both need the primary keys the bulk
+    # phase otherwise leaves to the index phase (the first adds them, the other finds them).
+    [1000, 60],
+    ids=["caches-that-hold-everything", "caches-that-overflow"],
+)
 def test_a_rebuild_split_across_worker_processes_builds_the_same_tables(
-    read_db: DatabaseSettings,
+    read_db: DatabaseSettings, cache_rows: int
 ) -> None:
     with store_for(read_db) as store:
         seed(store, users=6, tasks_per_user=50)
@@ -114,7 +121,7 @@ def test_a_rebuild_split_across_worker_processes_builds_the_same_tables(
             read_db,
             workers=2,
             PROJECTOR_REBUILD_PAGE_SIZE=97,
-            PROJECTOR_REBUILD_CACHE_ROWS=1000,
+            PROJECTOR_REBUILD_CACHE_ROWS=cache_rows,
         )
         assert summary.workers == 2
         assert summary.events == len(store_events(store))
