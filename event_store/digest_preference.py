@@ -16,10 +16,10 @@ from uuid import UUID
 import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
-from psycopg import sql
 
 from event_store.application import PREFERENCES_TOPIC, TodoStore
 from event_store.domain.model import User
+from event_store.postgres_queries import events_table, latest_event_statement
 
 
 class DigestPreferenceReader:
@@ -27,11 +27,7 @@ class DigestPreferenceReader:
         recorder = store.recorder
         if not isinstance(recorder, PostgresApplicationRecorder):
             raise TypeError("the digest preference is read from PostgreSQL only")
-        table = sql.Identifier(recorder.datastore.schema, recorder.events_table_name)
-        self._latest = sql.SQL(
-            "SELECT originator_id, originator_version, state FROM {}"
-            " WHERE originator_id = %s AND topic = %s ORDER BY originator_version DESC LIMIT 1"
-        ).format(table)
+        self._latest = latest_event_statement(events_table(recorder))
         self._mapper = store.mapper
 
     async def digest_enabled(self, conn: psycopg.AsyncConnection[Any], user_id: UUID) -> bool:
@@ -40,8 +36,8 @@ class DigestPreferenceReader:
         row = await cursor.fetchone()
         if row is None:
             return True
-        originator_id, version, state = row
-        stored = StoredEvent(originator_id, version, PREFERENCES_TOPIC, bytes(state))
+        originator_id, version, topic, state = row
+        stored = StoredEvent(originator_id, version, topic, bytes(state))
         event = self._mapper.to_domain_event(stored)
         assert isinstance(event, User.PreferencesChanged)
         return event.digest_enabled

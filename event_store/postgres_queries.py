@@ -1,5 +1,7 @@
-"""The store's queries (event_store.store_queries) on eventsourcing's PostgreSQL recorder: the
-only SQL on the recorder's tables written in this project, each statement built once."""
+"""The store's queries (event_store.store_queries) on eventsourcing's PostgreSQL recorder, each
+statement built once. The events table's name and the latest-event statement are defined here once,
+also for the two reads that run on connections of their own (event_store.relay_reader,
+event_store.digest_preference): together the only SQL on the recorder's tables in this project."""
 
 from __future__ import annotations
 
@@ -14,19 +16,30 @@ from psycopg.rows import tuple_row
 from event_store.store_queries import EventRow, Shard
 
 
+def events_table(recorder: PostgresApplicationRecorder) -> sql.Identifier:
+    """The recorder's events table, qualified by its schema."""
+    return sql.Identifier(recorder.datastore.schema, recorder.events_table_name)
+
+
+def latest_event_statement(table: sql.Identifier) -> sql.Composed:
+    """(originator_id, originator_version, topic, state) of an aggregate's latest event of a topic
+    (parameters: the aggregate id, the topic); one indexed row."""
+    return sql.SQL(
+        "SELECT originator_id, originator_version, topic, state FROM {}"
+        " WHERE originator_id = %s AND topic = %s"
+        " ORDER BY originator_version DESC LIMIT 1"
+    ).format(table)
+
+
 class PostgresQueries:
     def __init__(self, recorder: PostgresApplicationRecorder) -> None:
         self._recorder = recorder
         self._datastore = recorder.datastore
-        table = sql.Identifier(self._datastore.schema, recorder.events_table_name)
+        table = events_table(recorder)
         self._existing = sql.SQL(
             "SELECT DISTINCT originator_id FROM {} WHERE originator_id = ANY(%s)"
         ).format(table)
-        self._latest = sql.SQL(
-            "SELECT originator_id, originator_version, topic, state FROM {}"
-            " WHERE originator_id = %s AND topic = %s"
-            " ORDER BY originator_version DESC LIMIT 1"
-        ).format(table)
+        self._latest = latest_event_statement(table)
         self._rows = sql.SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state FROM {}"
             " WHERE notification_id > %s AND notification_id <= %s AND topic = ANY(%s){}"

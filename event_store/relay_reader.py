@@ -14,18 +14,19 @@ from typing import Any
 
 import psycopg
 from eventsourcing.persistence import Notification
+from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import sql
 
 from event_store.application import TodoStore
+from event_store.postgres_queries import events_table
 from event_store.public import PUBLIC_TOPICS
 
 
 class NotificationReader:
     def __init__(self, conn: psycopg.Connection[Any], store: TodoStore) -> None:
-        recorder: Any = store.recorder
-        table = sql.Identifier(recorder.events_table_name)
-        schema = recorder.datastore.schema
-        where = sql.SQL("{}.{}").format(sql.Identifier(schema), table) if schema else table
+        recorder = store.recorder
+        if not isinstance(recorder, PostgresApplicationRecorder):
+            raise TypeError("the relay reads the store from PostgreSQL only")
         self._conn = conn
         self._topics = list(PUBLIC_TOPICS)
         self._statement = (
@@ -34,7 +35,7 @@ class NotificationReader:
                 " WHERE notification_id > %s AND topic = ANY(%s)"
                 " ORDER BY notification_id LIMIT %s"
             )
-            .format(where)
+            .format(events_table(recorder))
             .as_bytes(conn)
         )
 
