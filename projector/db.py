@@ -56,15 +56,20 @@ def load_rows(
     for_update: bool,
     into: Rows | None = None,
 ) -> Rows:
-    """Rows with these ids (sorted, so concurrent writers lock in the same order)."""
+    """Rows with these ids (sorted, so concurrent writers lock in the same order). Both selects
+    go out before either is read: in pipeline mode one round trip, together with whatever the
+    caller sent before on the same connection and has not read yet."""
     rows = into if into is not None else Rows()
     composed = statements(tables)
-    if wanted := sorted(user_ids):
-        cur.execute(composed.select_users[for_update], (wanted,))
-        rows.users.update((r[0], UserRow(*r)) for r in cur)
-    if wanted := sorted(task_ids):
-        cur.execute(composed.select_tasks[for_update], (wanted,))
-        rows.tasks.update((r[0], TaskRow(*r)) for r in cur)
+    with cur.connection.cursor() as tasks:
+        if wanted_users := sorted(user_ids):
+            cur.execute(composed.select_users[for_update], (wanted_users,))
+        if wanted_tasks := sorted(task_ids):
+            tasks.execute(composed.select_tasks[for_update], (wanted_tasks,))
+        if wanted_users:
+            rows.users.update((r[0], UserRow(*r)) for r in cur)
+        if wanted_tasks:
+            rows.tasks.update((r[0], TaskRow(*r)) for r in tasks)
     return rows
 
 

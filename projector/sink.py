@@ -22,8 +22,7 @@ from projector.db import (
     save_batch,
 )
 from projector.handlers import apply_event, referenced_ids
-from projector.rows import Rows, TaskRow, UserRow
-from projector.statements import statements as composed
+from projector.rows import Rows
 
 log = logging.getLogger(__name__)
 
@@ -89,28 +88,19 @@ class PostgresProjection:
         waited for any dead-letter row, so no lock-order inversion with `dlq replay`); the caller
         then takes the careful path, and speculates again only after SPECULATION_PAUSE_SECONDS."""
         conn = self._connection()
-        statements = composed(self._tables)
         user_ids, task_ids = referenced_ids(d.event for d in batch)
         try:
-            with conn.pipeline(), conn.transaction():
-                lock, probe, users, tasks = (conn.cursor() for _ in range(4))
-                lock.execute(LOCK_SHARED, (PROJECTION_LOCK_KEY,))
+            with conn.pipeline(), conn.transaction(), conn.cursor() as cur, conn.cursor() as probe:
+                cur.execute(LOCK_SHARED, (PROJECTION_LOCK_KEY,))
                 probe.execute(parking.ANY_PARKED, (self._consumer,))
-                if user_ids:
-                    users.execute(statements.select_users[True], (sorted(user_ids),))
-                if task_ids:
-                    tasks.execute(statements.select_tasks[True], (sorted(task_ids),))
+                # The loads are read first: the lock, the probe and the loads in one round trip.
+                rows = load_rows(cur, self._tables, user_ids, task_ids, for_update=True)
                 found = probe.fetchone()
                 if found is None or found[0]:
                     raise _SomethingParkedError
-                rows = Rows()
-                if user_ids:
-                    rows.users.update((r[0], UserRow(*r)) for r in users)
-                if task_ids:
-                    rows.tasks.update((r[0], TaskRow(*r)) for r in tasks)
                 for delivered in sorted(batch, key=lambda d: d.where):  # as sort_out orders them
                     apply_event(rows, delivered.event)
-                save_batch(lock, self._tables, rows, _progress(batch, ()))
+                save_batch(cur, self._tables, rows, _progress(batch, ()))
         except _SomethingParkedError:
             return None
         return _result(rows, len(batch), [])
