@@ -51,10 +51,10 @@ class Delivery:
         self._subscribed_ahead.clear()
         self._next_after = {a.event_id: b for a, b in itertools.pairwise(events)}
 
-    async def deliver(self, event: DailyDigestRequested) -> None:
-        """Compose, send and record one digest. Raises PoisonError for a permanent refusal,
-        TransientError-like failures otherwise. A digest of a user who has turned the digest off
-        since it was recorded is not sent, only recorded as handled."""
+    async def deliver(self, event: DailyDigestRequested) -> bool:
+        """Compose, send and record one digest: True once sent. Raises PoisonError for a
+        permanent refusal, TransientError-like failures otherwise. A digest of a user who has
+        turned the digest off since it was recorded is not sent, only recorded as handled: False."""
         if (following := self._next_after.pop(event.event_id, None)) is not None:
             # Composed at the loop's next idle moment: while this email waits on the servers.
             asyncio.get_running_loop().call_soon(self._compose_ahead, following)
@@ -63,7 +63,7 @@ class Delivery:
                 "digest not sent: the user unsubscribed", extra={"event_id": str(event.event_id)}
             )
             await self.processed.record(event.event_id)
-            return
+            return False
         email = self._composed.pop(event.event_id, None)
         if email is None:
             try:
@@ -85,6 +85,7 @@ class Delivery:
         if following is not None:
             # Still while the next envelope goes out, and right before the next email's DATA.
             await self._check_ahead(following)
+        return True
 
     async def replay(self, value: bytes | None) -> bool:
         """`dlq replay`: deliver a parked digest message the live way; False if it had already

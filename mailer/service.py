@@ -130,9 +130,10 @@ class Mailer:
             result.duplicates += 1
             log.info("duplicate digest skipped", extra={"event_id": str(event.event_id)})
         else:
-            if await self._handle_digest(item, event, held, result, retries):
+            sent = await self._handle_digest(item, event, held, result, retries)
+            if sent is not None:  # sent, or recorded unsent (its user unsubscribed since)
                 result.handled += 1
-                metrics.EMAILS_SENT.inc()
+                (metrics.EMAILS_SENT if sent else metrics.EMAILS_SKIPPED).inc()
             seen.add(event.event_id)
 
     async def _park(
@@ -174,11 +175,12 @@ class Mailer:
         held: parking.Blockers,
         result: BatchResult,
         retries: Retries,
-    ) -> bool:
-        """True once sent and recorded; False once parked (POISON); RetryLaterError otherwise."""
+    ) -> bool | None:
+        """True once sent and recorded, False once recorded unsent (its user unsubscribed since),
+        None once parked (POISON); RetryLaterError otherwise."""
         ids = {"event_id": str(event.event_id), "digest_id": str(event.digest_id)}
         try:
-            await self.deliver(event)
+            sent = await self.deliver(event)
         except Exception as e:
             if classify(e) is not Kind.POISON:
                 metrics.EMAILS_RETRIED.inc()
@@ -187,16 +189,17 @@ class Mailer:
                 raise RetryLaterError from e
             await self._park(item.letter(self._group, "mailer", describe(e)), held, result, retries)
             metrics.EMAILS_FAILED.inc()
-            return False
+            return None
         retries.succeeded()
-        log.info("digest sent", extra=ids)
-        return True
+        if sent:
+            log.info("digest sent", extra=ids)
+        return sent
 
     async def replay(self, value: bytes | None) -> bool:
         """`dlq replay`: deliver a parked digest message the live way (mailer.delivery)."""
         return await self._delivery.replay(value)
 
-    async def deliver(self, event: DailyDigestRequested) -> None:
-        """Compose, send and record one digest (also `dlq replay`'s way to send); see
-        mailer.delivery."""
-        await self._delivery.deliver(event)
+    async def deliver(self, event: DailyDigestRequested) -> bool:
+        """Compose, send and record one digest (also `dlq replay`'s way to send): True once
+        sent, False if its user unsubscribed since; see mailer.delivery."""
+        return await self._delivery.deliver(event)

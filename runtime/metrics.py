@@ -146,6 +146,12 @@ DEAD_LETTERS = Counter(
 EMAILS_SENT = Counter(
     "emails_sent", "Digest emails accepted by the SMTP server and recorded.", registry=None
 )
+EMAILS_SKIPPED = Counter(
+    "emails_skipped",
+    "Digests not sent because their user turned the digest off after it was recorded (recorded "
+    "as handled, so a redelivery sends nothing either).",
+    registry=None,
+)
 EMAILS_RETRIED = Counter(
     "emails_retried",
     "Digest sends that failed transiently (SMTP unavailable...): the batch is rewound and the "
@@ -205,7 +211,7 @@ CONSUMER = (
 )
 PROJECTOR = (*CONSUMER, DEAD_LETTERS, EVENT_HOP_SECONDS)
 REBUILD = (REBUILD_POSITION, REBUILD_TARGET)  # the `projector rebuild` CLI process
-MAILER = (*CONSUMER, DEAD_LETTERS, EMAILS_SENT, EMAILS_RETRIED, EMAILS_FAILED)
+MAILER = (*CONSUMER, DEAD_LETTERS, EMAILS_SENT, EMAILS_SKIPPED, EMAILS_RETRIED, EMAILS_FAILED)
 SCHEDULER = (DIGEST_BATCH_DURATION, DIGEST_BATCH_SIZE)
 
 # Each collector once (several processes expose the same one, e.g. event_hop_seconds).

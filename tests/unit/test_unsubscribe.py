@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 
 import jwt
 import pytest
+from prometheus_client import REGISTRY
 
 from contracts.unsubscribe import (
     InvalidUnsubscribeTokenError,
@@ -111,6 +112,25 @@ def test_the_mailer_skips_the_digest_of_a_user_who_unsubscribed_since_and_record
 
     assert sender.sent_to == ["bob@example.com"]
     assert processed.ids == {ada.event_id, bob.event_id}, "handled: a redelivery sends nothing"
+
+
+def test_a_digest_skipped_for_an_unsubscribed_user_is_counted_as_skipped_not_as_sent() -> None:
+    ada, bob = digest("ada@example.com"), digest("bob@example.com")
+    mailer = mailer_with(FakeSender(), FakeProcessed(), Unsubscribed(ada.user_id))
+    topic = Log()
+    before = email_counts()
+
+    process(mailer, [topic.message(ada), topic.message(bob)])
+
+    after = email_counts()
+    assert {k: after[k] - before[k] for k in after} == {"sent": 1, "skipped": 1}
+
+
+def email_counts() -> dict[str, float]:
+    return {
+        name: REGISTRY.get_sample_value(f"emails_{name}_total") or 0.0
+        for name in ("sent", "skipped")
+    }
 
 
 def test_a_check_made_once_the_previous_email_is_recorded_skips_an_unsubscribed_user() -> None:
