@@ -21,7 +21,7 @@ from confluent_kafka import KafkaError, Producer
 
 from consuming.poison import MAX_REASON, TransientError
 from contracts.events import DailyDigestRequested, PublicEvent, TaskEvent
-from runtime.kafka import producer_config
+from runtime.kafka import close_producer, producer_config
 from runtime.settings import KafkaSettings
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -162,4 +162,4 @@ class KafkaDeadLetters:
             )
 
     def close(self) -> None:
-        self._producer.flush(5)
+        close_producer(self._producer, 5)

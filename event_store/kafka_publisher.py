@@ -13,7 +13,7 @@ from confluent_kafka import KafkaError, Producer
 from consuming.poison import TransientError
 from contracts.events import PublicEvent, encode_event
 from runtime import tracing
-from runtime.kafka import is_fatal, producer_config
+from runtime.kafka import close_producer, is_fatal, producer_config
 from runtime.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,12 @@ class KafkaPublisher:
 
     def _reset_producer(self) -> None:
         log.warning("producer hit a fatal error; creating a new one")
-        self._producer = Producer(producer_config(self._settings, **self._overrides))
+        failed, self._producer = (
+            self._producer,
+            Producer(producer_config(self._settings, **self._overrides)),
+        )
+        close_producer(failed, 0)  # its batch failed: the relay publishes it again
 
     def close(self) -> None:
-        self._producer.flush(5.0)
+        if dropped := close_producer(self._producer, 5.0):
+            log.warning("closed with events not acknowledged", extra={"dropped": dropped})

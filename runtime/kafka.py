@@ -48,7 +48,7 @@ import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from runtime.settings import KafkaSettings
 
@@ -125,6 +125,19 @@ def close_consumer(consumer: Consumer, grace: float = LEAVE_GRACE_SECONDS) -> No
     while time.monotonic() < deadline:
         consumer.poll(0.05)
     consumer.close()
+
+
+def close_producer(producer: Producer, grace: float) -> int:
+    """Wait up to `grace` seconds for what is queued to be acknowledged, drop the rest, then free
+    the client: returns how many messages were dropped. (librdkafka otherwise keeps retrying a
+    broker that is gone for as long as the object lives, and `close()` alone waits for the queue
+    with no timeout.) Every producer here can drop them: its caller publishes again whatever
+    was not acknowledged (the relay from its checkpoint, a dead letter with its batch)."""
+    left = producer.flush(grace)
+    if left:
+        producer.purge()
+    producer.close()
+    return left
 
 
 def topic_has_partitions(consumer: Any, topic: str) -> bool:
