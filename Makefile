@@ -58,6 +58,8 @@ stop:
 	-infra/postgres.sh stop
 
 bench: infra
+	infra/go-tools.sh install
+	infra/bench-tools.sh install
 	$(PY) bench/bench_commands.py
 	$(PY) bench/bench_read_side.py
 	$(PY) bench/bench_freshness.py
