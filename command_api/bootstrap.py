@@ -24,7 +24,7 @@ from event_store.store_errors import STORE_UNAVAILABLE
 from http_api.auth import TokenVerifier
 from http_api.errors import health_router, install_error_handlers
 from http_api.load_shedding import InFlightLimit
-from http_api.metrics import install_http_metrics
+from http_api.metrics import FASTAPI_TELEMETRY_OFF, install_http_metrics
 from http_api.openapi import install_openapi
 from runtime import metrics
 from runtime.process import freeze_startup_heap
@@ -81,7 +81,12 @@ def bootstrap(
             if store is None:
                 app.state.store.close()
 
-    app = FastAPI(title="TODO command API", version="1.0.0", lifespan=lifespan)
+    app = FastAPI(
+        title="TODO command API",
+        version="1.0.0",
+        lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY_OFF,
+    )
     install_error_handlers(
         app,
         unavailable=(*STORE_UNAVAILABLE, psycopg.OperationalError, CommandTimeoutError),

@@ -17,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from http_api.auth import TokenVerifier
 from http_api.errors import health_router, install_error_handlers
-from http_api.metrics import install_http_metrics
+from http_api.metrics import FASTAPI_TELEMETRY_OFF, install_http_metrics
 from http_api.openapi import install_openapi
 from query_api.deps import Waiter
 from query_api.freshness import PositionWaiter, ReplicaPositionWaiter
@@ -109,7 +109,9 @@ def create_app(
             yield
 
     doctor = _PoolDoctor()
-    app = FastAPI(title="TODO query API", version="1.0.0", lifespan=lifespan)
+    app = FastAPI(
+        title="TODO query API", version="1.0.0", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY_OFF
+    )
     # psycopg_pool's PoolTimeout is an OperationalError too.
     install_error_handlers(
         app, unavailable=(psycopg.OperationalError,), on_unavailable=doctor.on_unavailable
