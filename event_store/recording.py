@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     ApplicationRecorder,
@@ -54,7 +54,10 @@ class RecordingApplication(Application[UUID]):
         self._trace_tags = TraceTags()  # before super(): construct_mapper() needs it
         super().__init__(env=env)
         self._committer = GroupCommitter(
-            self.save, max_batch=batch_max, timeout=command_timeout, unavailable=STORE_UNAVAILABLE
+            self._save_events,
+            max_batch=batch_max,
+            timeout=command_timeout,
+            unavailable=STORE_UNAVAILABLE,
         )
         self._checking_pool = threading.Lock()
         self.queries: StoreQueries = queries_for(self.recorder)
@@ -121,6 +124,20 @@ class RecordingApplication(Application[UUID]):
     def _commit_events(self, events: Sequence[Any]) -> list[Recording[Any]]:
         with self._trace_tags.tag(events):  # in the caller's context, not the writer thread's
             return self._committer.commit(events)
+
+    def _save_events(self, *events: Any) -> list[Recording[UUID]]:
+        """What Application.save does with domain events, the group committer's one use of it:
+        the same steps (tests/unit/test_recording_save.py holds them to the library's), with the
+        events taken as they are. save() first asks of each object whether it is a domain event
+        through the library's runtime-checkable Protocol, which typing answers attribute by
+        attribute (~8 µs per event on Python 3.12: a few % of the command API's CPU)."""
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        processing_event.events.extend(events)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)  # deprecated by the library, called as save() does
+        return recordings
 
     def _exists(self, aggregate_id: UUID) -> bool:
         return bool(self.recorder.select_events(aggregate_id, limit=1))
