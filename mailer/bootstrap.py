@@ -67,7 +67,11 @@ def build_mailer_handler(
         parking=PostgresParking(db.conninfo, settings.MAILER_GROUP_ID),
         composer=DigestComposer(settings),
         group=settings.MAILER_GROUP_ID,
-        subscriptions=StoreSubscriptions(TodoStore(env=store_env(db)), connection),
+        # The store for its mapper and events table only (the check runs on `connection`): one
+        # pooled connection, not a pool of POSTGRES_POOL_SIZE idle ones per mailer process.
+        subscriptions=StoreSubscriptions(
+            TodoStore(env=store_env(db.model_copy(update={"POSTGRES_POOL_SIZE": 1}))), connection
+        ),
     )
 
 
