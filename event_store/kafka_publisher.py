@@ -92,10 +92,8 @@ class KafkaPublisher:
 
     def _reset_producer(self) -> None:
         log.warning("producer hit a fatal error; creating a new one")
-        failed, self._producer = (
-            self._producer,
-            Producer(producer_config(self._settings, **self._overrides)),
-        )
+        failed = self._producer
+        self._producer = Producer(producer_config(self._settings, **self._overrides))
         close_producer(failed, 0)  # its batch failed: the relay publishes it again
 
     def close(self) -> None:

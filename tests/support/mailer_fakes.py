@@ -9,6 +9,8 @@ from datetime import date
 from typing import Any
 from uuid import UUID, uuid4
 
+from prometheus_client import REGISTRY
+
 from consuming import parking
 from consuming.loop import ConsumerLoop
 from contracts.dead_letters import DeadLetter
@@ -105,6 +107,11 @@ class FakeParking:
 
     async def close(self) -> None:
         pass
+
+
+def email_counts(*names: str) -> dict[str, float]:
+    """The mailer's `emails_<name>_total` counters now (0 before their first increment)."""
+    return {name: REGISTRY.get_sample_value(f"emails_{name}_total") or 0.0 for name in names}
 
 
 def digest(email: str) -> DailyDigestRequested:

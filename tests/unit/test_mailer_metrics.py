@@ -6,14 +6,7 @@ from __future__ import annotations
 from prometheus_client import REGISTRY
 
 from mailer.smtp import Permanent, SendOutcome, Transient
-from tests.support.mailer_fakes import FakeSender, Log, digest, mailer, process
-
-
-def counts() -> dict[str, float]:
-    return {
-        name: REGISTRY.get_sample_value(f"emails_{name}_total") or 0.0
-        for name in ("sent", "retried", "failed")
-    }
+from tests.support.mailer_fakes import FakeSender, Log, digest, email_counts, mailer, process
 
 
 def test_emails_sent_refused_and_retried_are_counted_once_each() -> None:
@@ -24,11 +17,11 @@ def test_emails_sent_refused_and_retried_are_counted_once_each() -> None:
         "carol@example.com": Transient("connection refused"),
     }
     instance, _, _, _ = mailer(FakeSender(outcomes))  # registers the mailer's families
-    before = counts()
+    before = email_counts("sent", "retried", "failed")
 
     process(instance, [log.message(ada, 0), log.message(bob, 1), log.message(carol, 2)])
 
-    after = counts()
+    after = email_counts("sent", "retried", "failed")
     assert {k: after[k] - before[k] for k in after} == {"sent": 1, "failed": 1, "retried": 1}
     poison = REGISTRY.get_sample_value(
         "dead_letters_total", {"service": "mailer", "kind": "poison", "reason": "PoisonError"}

@@ -10,7 +10,6 @@ from uuid import UUID, uuid4
 
 import jwt
 import pytest
-from prometheus_client import REGISTRY
 
 from contracts.unsubscribe import (
     InvalidUnsubscribeTokenError,
@@ -27,6 +26,7 @@ from tests.support.mailer_fakes import (
     Harness,
     Log,
     digest,
+    email_counts,
     mailer,
     process,
 )
@@ -118,19 +118,12 @@ def test_a_digest_skipped_for_an_unsubscribed_user_is_counted_as_skipped_not_as_
     ada, bob = digest("ada@example.com"), digest("bob@example.com")
     mailer = mailer_with(FakeSender(), FakeProcessed(), Unsubscribed(ada.user_id))
     topic = Log()
-    before = email_counts()
+    before = email_counts("sent", "skipped")
 
     process(mailer, [topic.message(ada), topic.message(bob)])
 
-    after = email_counts()
+    after = email_counts("sent", "skipped")
     assert {k: after[k] - before[k] for k in after} == {"sent": 1, "skipped": 1}
-
-
-def email_counts() -> dict[str, float]:
-    return {
-        name: REGISTRY.get_sample_value(f"emails_{name}_total") or 0.0
-        for name in ("sent", "skipped")
-    }
 
 
 def test_a_check_made_once_the_previous_email_is_recorded_skips_an_unsubscribed_user() -> None:
